@@ -1,0 +1,1 @@
+"""Pure feature functions: ingest/validate, RFM, behavioural windows, labels, segments."""

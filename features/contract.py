@@ -1,0 +1,65 @@
+"""The canonical tables (DESIGN.md "Data contract"): column names, types and which are required."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+TRANSACTIONS = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("ts", TS),
+        ("amount", pa.float64()),
+        ("order_id", pa.string()),
+        ("quantity", pa.float64()),
+        ("channel", pa.string()),
+        ("category", pa.string()),
+    ]
+)
+EVENTS = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("ts", TS),
+        ("event_type", pa.string()),
+        ("channel", pa.string()),
+        ("session_id", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+CUSTOMERS = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("signup_ts", TS),
+        ("region", pa.string()),
+        ("gender", pa.string()),
+        ("age_band", pa.string()),
+        ("acquisition_channel", pa.string()),
+    ]
+)
+
+SCHEMAS = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+REQUIRED = {
+    "transactions": ("customer_id", "ts", "amount"),
+    "events": ("customer_id", "ts", "event_type"),
+    "customers": ("customer_id",),
+}
+
+EVENT_TYPES = (
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "checkout_start",
+    "email_sent",
+    "email_open",
+    "email_click",
+    "support_ticket",
+    "review",
+    "app_open",
+    "search",
+)
+
+
+def empty_table(name: str) -> pa.Table:
+    """A zero-row table with the canonical schema of `name`."""
+    return SCHEMAS[name].empty_table()

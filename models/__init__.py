@@ -1,0 +1,1 @@
+"""Pure model code: churn (LightGBM + baselines), clv (BTYD via lifetimes), evaluation."""

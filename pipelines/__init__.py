@@ -1,0 +1,1 @@
+"""Thin DVC stages: read params, load inputs, call pure functions, write outputs."""
