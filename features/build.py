@@ -1,0 +1,185 @@
+"""Point-in-time customer features at a cutoff, built with DuckDB SQL (features/sql/*.sql)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import duckdb
+
+from features import contract
+from features.segments import segment_table
+from features.timeline import Cutoff
+
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+STEP_TABLES = ("_rfm", "_orders", "_mix", "_gaps", "_events", "_labels")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """The `features:` block of params.yaml."""
+
+    freq: str = "D"
+    freq_multiplier: float = 1.0
+    segment_locale: str = "en"
+    rfm_high_score: int = 3
+    trend_windows_days: tuple[int, ...] = (30, 90)
+    event_windows_days: tuple[int, ...] = (7, 30, 90)
+    event_types: tuple[str, ...] = field(default=contract.EVENT_TYPES)
+
+    def __post_init__(self) -> None:
+        if self.freq not in ("D", "W"):
+            raise ValueError(f"features.freq must be D or W, got {self.freq!r}")
+        if self.freq_multiplier <= 0:
+            raise ValueError(f"features.freq_multiplier must be > 0, got {self.freq_multiplier}")
+        bad = [t for t in self.event_types if not _IDENT.match(t)]
+        if bad:
+            raise ValueError(f"features.event_types must be lower_snake_case names, got {bad}")
+        windows = (*self.trend_windows_days, *self.event_windows_days)
+        if not windows or any(int(w) != w or w < 1 for w in windows):
+            raise ValueError(f"feature windows must be positive whole days, got {list(windows)}")
+
+    @classmethod
+    def from_params(cls, block: dict[str, Any]) -> FeatureConfig:
+        """Build from the `features:` dict of params.yaml."""
+        tuples = ("trend_windows_days", "event_windows_days", "event_types")
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in block.items()})
+
+    @property
+    def period_days(self) -> float:
+        """Length of one lifetimes period in days."""
+        return 7.0 if self.freq == "W" else 1.0
+
+
+@cache
+def sql_text(name: str) -> str:
+    """The text of features/sql/<name>.sql."""
+    return resources.files("features").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _trend_windows(cfg: FeatureConfig) -> list[int]:
+    """Order-count windows: the trend windows plus the widest event window (for cart abandonment)."""
+    return sorted({*cfg.trend_windows_days, max(cfg.event_windows_days)})
+
+
+def _trend_columns(cfg: FeatureConfig) -> str:
+    """Last-N-days and previous-N-days order and revenue columns for orders.sql."""
+    cols = []
+    for w in _trend_windows(cfg):
+        last = f"amount >= 0 AND day > $cutoff - {w}"
+        prev = f"amount >= 0 AND day > $cutoff - {2 * w} AND day <= $cutoff - {w}"
+        cols += [
+            f"COUNT(*) FILTER (WHERE {last}) AS orders_last_{w}d",
+            f"COUNT(*) FILTER (WHERE {prev}) AS orders_prev_{w}d",
+            f"COALESCE(SUM(amount) FILTER (WHERE {last}), 0.0) AS revenue_last_{w}d",
+            f"COALESCE(SUM(amount) FILTER (WHERE {prev}), 0.0) AS revenue_prev_{w}d",
+        ]
+    return ",\n    ".join(cols)
+
+
+def event_count_names(cfg: FeatureConfig) -> list[str]:
+    """Names of the per-event-type window counts, e.g. page_view_7d."""
+    return [f"{t}_{w}d" for t in cfg.event_types for w in cfg.event_windows_days]
+
+
+def _event_columns(cfg: FeatureConfig) -> str:
+    """Per event type and window count columns for events.sql."""
+    return ",\n    ".join(
+        f"COUNT(*) FILTER (WHERE event_type = '{t}' AND day > $cutoff - {w}) AS {t}_{w}d"
+        for t in cfg.event_types
+        for w in cfg.event_windows_days
+    )
+
+
+def _rate_columns(cfg: FeatureConfig) -> str:
+    """Cart-abandonment and email rates over the widest event window, when their inputs exist."""
+    w, types = max(cfg.event_windows_days), set(cfg.event_types)
+    rates = []
+    if "add_to_cart" in types:
+        rates.append(
+            f"CASE WHEN s.add_to_cart_{w}d > 0 THEN GREATEST(0.0, 1.0 - CAST(s.orders_last_{w}d AS DOUBLE)"
+            f" / s.add_to_cart_{w}d) END AS cart_abandonment_rate_{w}d"
+        )
+    if {"email_sent", "email_open"} <= types:
+        rates.append(
+            f"CAST(s.email_open_{w}d AS DOUBLE) / NULLIF(s.email_sent_{w}d, 0) AS email_open_rate_{w}d"
+        )
+    if {"email_open", "email_click"} <= types:
+        rates.append(
+            f"CAST(s.email_click_{w}d AS DOUBLE) / NULLIF(s.email_open_{w}d, 0) AS email_click_rate_{w}d"
+        )
+    return ",\n    ".join(rates) if rates else "NULL AS no_event_rates"
+
+
+def _final_sql(cfg: FeatureConfig) -> str:
+    """customer_features.sql with its event-dependent column lists filled in."""
+    counts = [*event_count_names(cfg), "support_tickets_total"]
+    return sql_text("customer_features").format(
+        event_count_columns_csv=", ".join(counts),
+        event_count_coalesced=",\n    ".join(f"COALESCE(s.{c}, 0) AS {c}" for c in counts),
+        event_rate_columns=_rate_columns(cfg),
+    )
+
+
+def ensure_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    """Create empty contract-shaped `events` / `customers` views when the connection lacks them."""
+    con.execute("SET TimeZone = 'UTC'")
+    present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "transactions" not in present:
+        raise ValueError("the connection has no `transactions` table or view")
+    for name in ("events", "customers"):
+        if name not in present:
+            con.register(f"_empty_{name}", contract.empty_table(name))
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM _empty_{name}")
+
+
+def rfm(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: FeatureConfig) -> duckdb.DuckDBPyRelation:
+    """Lifetimes-compatible frequency, recency, T, monetary_value per customer at cutoff."""
+    ensure_inputs(con)
+    params = {"cutoff": cutoff, "weekly": cfg.freq == "W", "period_days": cfg.period_days,
+              "freq_multiplier": float(cfg.freq_multiplier)}
+    return con.sql(sql_text("rfm"), params=params)
+
+
+def _materialise_steps(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig) -> None:
+    """Run each per-cutoff step query into a temp table."""
+    weekly = cfg.freq == "W"
+    steps = {
+        "_rfm": (sql_text("rfm"), {"weekly": weekly, "period_days": cfg.period_days,
+                                  "freq_multiplier": float(cfg.freq_multiplier)}),
+        "_orders": (sql_text("orders").format(trend_columns=_trend_columns(cfg)), {}),
+        "_mix": (sql_text("mix"), {}),
+        "_gaps": (sql_text("gaps"), {}),
+        "_events": (sql_text("events").format(event_columns=_event_columns(cfg)), {}),
+    }
+    for table, (query, extra) in steps.items():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}", {"cutoff": cut.cutoff, **extra})
+    if cut.label_end is None:
+        con.execute("CREATE OR REPLACE TEMP TABLE _labels "
+                    "(customer_id VARCHAR, future_purchases BIGINT, future_revenue DOUBLE)")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _labels AS {sql_text('labels')}",
+                    {"cutoff": cut.cutoff, "label_end": cut.label_end, "weekly": weekly})
+
+
+def build_features(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig) -> duckdb.DuckDBPyRelation:
+    """One row per customer with a purchase on or before cut.cutoff: features, segment, labels."""
+    ensure_inputs(con)
+    con.register("_segments", segment_table(cfg.segment_locale))
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW _profile AS SELECT customer_id, signup_ts, region, gender, "
+        "age_band, acquisition_channel FROM customers"
+    )
+    _materialise_steps(con, cut, cfg)
+    params = {"cutoff": cut.cutoff, "label_end": cut.label_end, "rfm_high": int(cfg.rfm_high_score)}
+    return con.sql(_final_sql(cfg), params=params)
+
+
+def drop_steps(con: duckdb.DuckDBPyConnection) -> None:
+    """Free the per-cutoff temp tables."""
+    for table in STEP_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -1,0 +1,56 @@
+-- One row per customer in the population at $cutoff (a purchase on or before it): RFM, order history,
+-- gaps, mix, behaviour, profile, RFM scores and segment, and labels when $label_end is set.
+-- Reads the per-cutoff step tables _rfm, _orders, _gaps, _mix, _events, _labels, _segments.
+-- Params: $cutoff DATE, $label_end DATE (NULL at the scoring cutoff), $rfm_high INTEGER.
+WITH base AS (
+    SELECT
+        o.customer_id,
+        CAST($cutoff AS DATE) AS cutoff,
+        r.frequency, r.recency, r."T", r.monetary_value,
+        date_diff('day', o.first_purchase_date, o.last_purchase_date) AS recency_days,
+        date_diff('day', o.first_purchase_date, CAST($cutoff AS DATE)) AS tenure_days,
+        date_diff('day', o.last_purchase_date, CAST($cutoff AS DATE)) AS days_since_last_purchase,
+        o.* EXCLUDE (customer_id),
+        CAST(o.returns_total AS DOUBLE) / o.orders_total AS return_rate,
+        g.mean_gap_days,
+        g.std_gap_days,
+        date_diff('day', o.last_purchase_date, CAST($cutoff AS DATE)) / g.mean_gap_days
+            AS days_since_last_over_mean_gap,
+        m.* EXCLUDE (customer_id),
+        e.* EXCLUDE (customer_id),
+        c.region, c.gender, c.age_band, c.acquisition_channel,
+        date_diff('day', CAST(c.signup_ts AS DATE), CAST($cutoff AS DATE)) AS days_since_signup
+    FROM _orders AS o
+    JOIN _rfm AS r USING (customer_id)
+    LEFT JOIN _gaps AS g USING (customer_id)
+    LEFT JOIN _mix AS m USING (customer_id)
+    LEFT JOIN _events AS e USING (customer_id)
+    LEFT JOIN _profile AS c USING (customer_id)
+),
+scored AS (
+    SELECT
+        *,
+        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY days_since_last_purchase DESC)) AS INTEGER))
+            AS rfm_r,
+        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY frequency)) AS INTEGER)) AS rfm_f,
+        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY revenue_net_total)) AS INTEGER)) AS rfm_m
+    FROM base
+)
+SELECT
+    s.* EXCLUDE ({event_count_columns_csv}),
+    {event_count_coalesced},
+    {event_rate_columns},
+    CAST(s.rfm_r AS VARCHAR) || CAST(s.rfm_f AS VARCHAR) || CAST(s.rfm_m AS VARCHAR) AS rfm_score,
+    seg.slug AS rfm_segment,
+    seg.label AS rfm_segment_label,
+    CASE WHEN $label_end IS NULL THEN NULL ELSE COALESCE(l.future_purchases, 0) END AS future_purchases,
+    CASE WHEN $label_end IS NULL THEN NULL ELSE COALESCE(l.future_revenue, 0.0) END AS future_revenue,
+    CASE WHEN $label_end IS NULL THEN NULL
+         ELSE CAST(COALESCE(l.future_purchases, 0) = 0 AS INTEGER) END AS churned
+FROM scored AS s
+JOIN _segments AS seg
+  ON seg.r_high = (s.rfm_r >= $rfm_high)
+ AND seg.f_high = (s.rfm_f >= $rfm_high)
+ AND seg.m_high = (s.rfm_m >= $rfm_high)
+LEFT JOIN _labels AS l USING (customer_id)
+ORDER BY s.customer_id

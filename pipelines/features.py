@@ -1,0 +1,116 @@
+"""Stage `features`: point-in-time feature tables per cutoff role (train / eval / score)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from features.build import FeatureConfig, build_features, drop_steps
+from features.timeline import Cutoff, check_history, cutoffs
+from pipelines import paths
+from pipelines.config import load_params
+from pipelines.io import write_json
+
+
+def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection in UTC with bounded memory (spills to a temp directory)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit or os.environ.get('CHURN_CLV_DUCKDB_MEMORY', '6GB')}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def open_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    """Expose the canonical interim tables as views named transactions, events, customers."""
+    for name, path in (("transactions", paths.TRANSACTIONS), ("events", paths.EVENTS),
+                       ("customers", paths.CUSTOMERS)):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing; run the ingest stage first (dvc repro ingest)")
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path.as_posix()}')")
+
+
+def observed_days(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
+    """First and last transaction day in the data."""
+    first, last = con.execute("SELECT MIN(CAST(ts AS DATE)), MAX(CAST(ts AS DATE)) FROM transactions").fetchone()
+    if first is None:
+        raise ValueError(f"{paths.TRANSACTIONS}: no transactions to build features from")
+    return first, last
+
+
+def resolve_as_of(windows: dict[str, Any], last_day: date) -> date:
+    """windows.as_of as a date, defaulting to the last observed transaction day."""
+    value = windows.get("as_of")
+    return last_day if value in (None, "") else date.fromisoformat(str(value))
+
+
+def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureConfig, target: Path) -> list[dict]:
+    """Build every cutoff of one role and write them, stacked, to one Parquet file atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stats = []
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".features-") as tmp:
+        parts = []
+        for cut in cuts:
+            part = Path(tmp) / f"{cut.cutoff}.parquet"
+            build_features(con, cut, cfg).write_parquet(part.as_posix())
+            drop_steps(con)
+            parts.append(part.as_posix())
+            stats.append(cutoff_stats(con, part, cut))
+        staged = Path(tmp) / "all.parquet"
+        con.execute(f"COPY (SELECT * FROM read_parquet({parts!r})) TO '{staged.as_posix()}' (FORMAT parquet)")
+        os.replace(staged, target)
+    return stats
+
+
+def cutoff_stats(con: duckdb.DuckDBPyConnection, part: Path, cut: Cutoff) -> dict[str, Any]:
+    """Row count and label summary of one written cutoff."""
+    rows, churn_rate, revenue = con.execute(
+        f"SELECT COUNT(*), AVG(churned), SUM(future_revenue) FROM read_parquet('{part.as_posix()}')"
+    ).fetchone()
+    return {"role": cut.role, "cutoff": str(cut.cutoff), "label_end": str(cut.label_end or ""),
+            "customers": rows, "churn_rate": churn_rate, "future_revenue": revenue}
+
+
+def run(params: dict[str, Any]) -> dict[str, Any]:
+    """Build and write the train / eval / score feature tables and reports/features.json."""
+    started = time.perf_counter()
+    cfg = FeatureConfig.from_params(params["features"])
+    windows = params["windows"]
+    con = connect()
+    open_inputs(con)
+    first_day, last_day = observed_days(con)
+    as_of = resolve_as_of(windows, last_day)
+    cuts = cutoffs(as_of, int(windows["horizon_days"]), int(windows["n_train_cutoffs"]))
+    check_history(cuts, first_day)
+    report: dict[str, Any] = {"as_of": str(as_of), "horizon_days": int(windows["horizon_days"]), "cutoffs": []}
+    for role, target in paths.FEATURE_FILES.items():
+        role_cuts = [c for c in cuts if c.role == role]
+        report["cutoffs"] += write_role(con, role_cuts, cfg, target)
+        print(f"features: {role}: {', '.join(str(c.cutoff) for c in role_cuts)} -> {target}", flush=True)
+    report["n_columns"] = len(con.execute(f"DESCRIBE SELECT * FROM '{paths.FEATURE_FILES['score']}'").fetchall())
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    write_json(report, paths.FEATURES_REPORT)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `python -m pipelines.features [hydra overrides]`."""
+    try:
+        report = run(load_params(argv))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"features: error: {exc}", file=sys.stderr)
+        return 2
+    for row in report["cutoffs"]:
+        print(f"  {row['role']:5s} {row['cutoff']}  customers={row['customers']:>9,}  churn_rate={row['churn_rate']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
