@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup repro test lint lock bench clean
+.PHONY: setup repro test lint lock params bench clean
 
 setup: $(STAMP)
 
@@ -16,11 +16,14 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 repro: $(STAMP)
-	$(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+
+params: $(STAMP)
+	$(PY) -m pipelines.config
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -28,3 +28,13 @@ def load_params(argv: list[str] | None = None) -> dict[str, Any]:
         return compose(overrides)
     with open(paths.PARAMS, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+def write_params(target: str | None = None) -> None:
+    """Write the composition of conf/ to params.yaml (what `dvc exp run` does before running)."""
+    with open(target or paths.PARAMS, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(compose([]), fh, sort_keys=False, allow_unicode=True)
+
+
+if __name__ == "__main__":
+    write_params()
