@@ -16,11 +16,13 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "churn-clv test", "GIT_AUTHOR_EMAIL": "test@churn-clv.invalid",
+                "GIT_COMMITTER_NAME": "churn-clv test", "GIT_COMMITTER_EMAIL": "test@churn-clv.invalid"}
 
 
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """Run a command with the test interpreter's bin/ first on PATH; fail with its output."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **GIT_IDENTITY}
     env.pop("DVC_ROOT", None)
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
@@ -38,8 +40,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
     run(["git", "init", "-q"], dest)
-    run(["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "add", "-A"], dest)
-    run(["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "copy"], dest)
+    run(["git", "config", "user.email", GIT_IDENTITY["GIT_AUTHOR_EMAIL"]], dest)
+    run(["git", "config", "user.name", GIT_IDENTITY["GIT_AUTHOR_NAME"]], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "copy"], dest)
     return dest
 
 
