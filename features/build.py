@@ -137,20 +137,40 @@ def ensure_inputs(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM _empty_{name}")
 
 
+def _day_number(day: date) -> int:
+    """Days since 1970-01-01."""
+    return (day - date(1970, 1, 1)).days
+
+
+def _period_start(day_number: int, weekly: bool) -> int:
+    """The day number of the period holding day_number (itself, or the Monday of its week)."""
+    return day_number - ((day_number + 3) % 7) if weekly else day_number
+
+
+def rfm_params(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: FeatureConfig) -> dict[str, Any]:
+    """Query parameters of rfm.sql: the cutoff, period settings and the period-slot range."""
+    weekly = cfg.freq == "W"
+    first = con.execute(
+        "SELECT MIN(CAST(epoch_us(ts) // 86400000000 AS INTEGER)) FROM transactions WHERE amount >= 0"
+    ).fetchall()[0][0]
+    end = _period_start(_day_number(cutoff), weekly)
+    origin = _period_start(end if first is None else min(int(first), end), weekly)
+    return {"cutoff": cutoff, "weekly": weekly, "period_days": int(cfg.period_days),
+            "freq_multiplier": float(cfg.freq_multiplier), "origin_day": origin,
+            "n_slots": (end - origin) // int(cfg.period_days)}
+
+
 def rfm(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: FeatureConfig) -> duckdb.DuckDBPyRelation:
     """Lifetimes-compatible frequency, recency, T, monetary_value per customer at cutoff."""
     ensure_inputs(con)
-    params = {"cutoff": cutoff, "weekly": cfg.freq == "W", "period_days": cfg.period_days,
-              "freq_multiplier": float(cfg.freq_multiplier)}
-    return con.sql(sql_text("rfm"), params=params)
+    return con.sql(sql_text("rfm"), params=rfm_params(con, cutoff, cfg))
 
 
 def _materialise_steps(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig) -> None:
     """Run each per-cutoff step query into a temp table."""
     weekly = cfg.freq == "W"
     steps = {
-        "_rfm": (sql_text("rfm"), {"weekly": weekly, "period_days": cfg.period_days,
-                                  "freq_multiplier": float(cfg.freq_multiplier)}),
+        "_rfm": (sql_text("rfm"), rfm_params(con, cut.cutoff, cfg)),
         "_orders": (sql_text("orders").format(trend_columns=_trend_columns(cfg)), {}),
         "_mix": (sql_text("mix"), {}),
         "_gaps": (sql_text("gaps"), {}),

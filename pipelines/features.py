@@ -39,7 +39,7 @@ def open_inputs(con: duckdb.DuckDBPyConnection) -> None:
 
 def observed_days(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
     """First and last transaction day in the data."""
-    first, last = con.execute("SELECT MIN(CAST(ts AS DATE)), MAX(CAST(ts AS DATE)) FROM transactions").fetchone()
+    first, last = con.execute("SELECT MIN(CAST(ts AS DATE)), MAX(CAST(ts AS DATE)) FROM transactions").fetchall()[0]
     if first is None:
         raise ValueError(f"{paths.TRANSACTIONS}: no transactions to build features from")
     return first, last
@@ -73,7 +73,7 @@ def cutoff_stats(con: duckdb.DuckDBPyConnection, part: Path, cut: Cutoff) -> dic
     """Row count and label summary of one written cutoff."""
     rows, churn_rate, revenue = con.execute(
         f"SELECT COUNT(*), AVG(churned), SUM(future_revenue) FROM read_parquet('{part.as_posix()}')"
-    ).fetchone()
+    ).fetchall()[0]
     return {"role": cut.role, "cutoff": str(cut.cutoff), "label_end": str(cut.label_end or ""),
             "customers": rows, "churn_rate": churn_rate, "future_revenue": revenue}
 

@@ -1,40 +1,46 @@
 -- Lifetimes-compatible RFM at one cutoff, exactly as lifetimes.utils.summary_data_from_transaction_data:
--- purchases (amount >= 0) up to the end of day $cutoff are merged per customer and period (a day,
+-- purchases (amount >= 0) up to the end of day $cutoff are merged per customer and period (a UTC day,
 -- or a Monday-start week when $weekly); frequency = periods - 1; recency and T in periods / $freq_multiplier;
 -- monetary_value = mean value of the repeat periods (0 for one-period customers).
--- Params: $cutoff DATE, $weekly BOOLEAN, $period_days DOUBLE, $freq_multiplier DOUBLE.
-WITH purchase_periods AS (
-    SELECT
-        customer_id,
-        CASE WHEN $weekly THEN CAST(date_trunc('week', CAST(ts AS DATE)) AS DATE)
-             ELSE CAST(ts AS DATE) END AS period,
-        SUM(amount) AS period_value
-    FROM transactions
-    WHERE CAST(ts AS DATE) <= $cutoff AND amount >= 0
-    GROUP BY 1, 2
+-- Distinct periods are counted with a per-customer bitmap of period slots from $origin_day (the first
+-- purchase day in the data) over $n_slots slots: one aggregation instead of a (customer, period) one,
+-- which is several times faster on tens of millions of rows. (Spark SQL: COUNT(DISTINCT period).)
+-- Params: $cutoff DATE, $weekly BOOLEAN, $period_days INTEGER, $freq_multiplier DOUBLE,
+--         $origin_day INTEGER (days since 1970-01-01, a period start), $n_slots INTEGER.
+WITH purchases AS (
+    SELECT customer_id, day - CASE WHEN $weekly THEN ((day + 3) % 7 + 7) % 7 ELSE 0 END AS period, amount
+    FROM (
+        SELECT customer_id, CAST(epoch_us(ts) // 86400000000 AS INTEGER) AS day, amount
+        FROM transactions
+        WHERE amount >= 0
+    )
+    WHERE day <= date_diff('day', DATE '1970-01-01', CAST($cutoff AS DATE))
+),
+firsts AS (
+    SELECT customer_id, MIN(period) AS first_period FROM purchases GROUP BY 1
 ),
 per_customer AS (
     SELECT
-        customer_id,
-        MIN(period) AS first_period,
-        MAX(period) AS last_period,
-        COUNT(*) AS n_periods,
-        SUM(period_value) AS total_value,
-        arg_min(period_value, period) AS first_period_value
-    FROM purchase_periods
-    GROUP BY 1
+        p.customer_id,
+        f.first_period,
+        MAX(p.period) AS last_period,
+        bit_count(bitstring_agg((p.period - $origin_day) // $period_days, 0, $n_slots)) AS n_periods,
+        SUM(p.amount) AS total_value,
+        SUM(p.amount) FILTER (WHERE p.period = f.first_period) AS first_period_value
+    FROM purchases AS p
+    JOIN firsts AS f USING (customer_id)
+    GROUP BY p.customer_id, f.first_period
 ),
 observation AS (
-    SELECT CASE WHEN $weekly THEN CAST(date_trunc('week', CAST($cutoff AS DATE)) AS DATE)
-                ELSE CAST($cutoff AS DATE) END AS period_end
+    SELECT date_diff('day', DATE '1970-01-01', CAST($cutoff AS DATE)) AS cutoff_day
 )
 SELECT
-    p.customer_id,
-    CAST(p.n_periods - 1 AS DOUBLE) AS frequency,
-    date_diff('day', p.first_period, p.last_period) / $period_days / $freq_multiplier AS recency,
-    date_diff('day', p.first_period, o.period_end) / $period_days / $freq_multiplier AS "T",
-    CASE WHEN p.n_periods > 1
-         THEN (p.total_value - p.first_period_value) / (p.n_periods - 1)
-         ELSE 0.0 END AS monetary_value
-FROM per_customer AS p
-CROSS JOIN observation AS o
+    customer_id,
+    CAST(n_periods - 1 AS DOUBLE) AS frequency,
+    (last_period - first_period) / $period_days / $freq_multiplier AS recency,
+    ((cutoff_day - CASE WHEN $weekly THEN ((cutoff_day + 3) % 7 + 7) % 7 ELSE 0 END) - first_period)
+        / $period_days / $freq_multiplier AS "T",
+    CASE WHEN n_periods > 1 THEN (total_value - first_period_value) / (n_periods - 1) ELSE 0.0 END
+        AS monetary_value
+FROM per_customer
+CROSS JOIN observation
