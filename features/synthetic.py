@@ -62,6 +62,11 @@ TRUTH = pa.schema(
 )
 TABLE_SCHEMAS = {**contract.SCHEMAS, "truth": TRUTH}
 TABLE_NAMES = ("transactions", "events", "customers", "truth")
+# Tables are built with large_string (what pandas' Arrow-backed str dtype holds, so to_pandas does not copy
+# every string); iter_tables and to_arrow cast them to the canonical string schemas.
+_STR = pa.large_string()
+_BUILD_SCHEMAS = {name: pa.schema([pa.field(f.name, _STR if pa.types.is_string(f.type) else f.type)
+                                   for f in schema]) for name, schema in TABLE_SCHEMAS.items()}
 
 
 @dataclass(frozen=True)
@@ -234,18 +239,19 @@ def _ts_array(window: _Window, days: np.ndarray) -> pa.Array:
 
 def _vocab_take(vocab: tuple[str, ...], codes: np.ndarray) -> pa.Array:
     """The strings of vocab at codes, as an Arrow string array."""
-    return pa.array(list(vocab), type=pa.string()).take(pa.array(codes))
+    return pa.array(list(vocab), type=_STR).take(pa.array(codes))
 
 
 def _join(*parts: Any) -> pa.Array:
     """Element-wise concatenation of string arrays/scalars."""
-    return pc.binary_join_element_wise(*parts, "")
+    typed = [pa.scalar(part, _STR) if isinstance(part, str) else part for part in parts]
+    return pc.binary_join_element_wise(*typed, pa.scalar("", _STR))
 
 
 def _int_strings(values: np.ndarray) -> pa.Array:
     """Decimal strings of small non-negative integers such as sequence numbers (Arrow's int cast is slow)."""
     top = int(values.max()) if len(values) else 0
-    return pa.array([str(value) for value in range(top + 1)], type=pa.string()).take(pa.array(values))
+    return pa.array([str(value) for value in range(top + 1)], type=_STR).take(pa.array(values))
 
 
 def _fixed_width_strings(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -256,8 +262,8 @@ def _fixed_width_strings(prefix: str, numbers: np.ndarray, width: int) -> pa.Arr
     digits = (numbers[:, None] // powers) % 10 + ord("0")
     head = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
     chars = np.hstack((np.broadcast_to(head, (len(numbers), len(head))), digits.astype(np.uint8)))
-    offsets = np.arange(len(numbers) + 1, dtype=np.int32) * chars.shape[1]
-    return pa.Array.from_buffers(pa.string(), len(numbers),
+    offsets = np.arange(len(numbers) + 1, dtype=np.int64) * chars.shape[1]
+    return pa.Array.from_buffers(_STR, len(numbers),
                                  [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(chars))])
 
 
@@ -373,7 +379,7 @@ def _transactions_table(buys: dict[str, np.ndarray], rets: dict[str, np.ndarray]
             "channel": _vocab_take(params.channels, both("channel")),
             "category": _vocab_take(params.categories, both("category")),
         },
-        schema=contract.TRANSACTIONS,
+        schema=_BUILD_SCHEMAS["transactions"],
     )
 
 
@@ -513,7 +519,7 @@ def _email_events(rng: np.random.Generator, latent: dict[str, np.ndarray], dropo
     etype = np.concatenate([np.full(k, code) for k, code in zip(sizes, codes, strict=True)])
     return _EventPart(cust=cust_all, days=np.concatenate((sent, opened_at[opened], clicked_at[clicked])),
                       etype=etype, channel=np.full(len(cust_all), EVENT_CHANNELS.index("email")),
-                      session_ref=np.full(len(cust_all), -1), sessions=pa.array([], pa.string()),
+                      session_ref=np.full(len(cust_all), -1), sessions=pa.array([], _STR),
                       value=np.full(len(cust_all), np.nan))
 
 
@@ -541,7 +547,7 @@ def _events_table(parts: list[_EventPart], ids: pa.Array, window: _Window) -> pa
             "session_id": _session_ids(parts, order),
             "value": pa.array(np.concatenate([part.value for part in parts])[order], from_pandas=True),
         },
-        schema=contract.EVENTS,
+        schema=_BUILD_SCHEMAS["events"],
     )
 
 
@@ -554,7 +560,7 @@ def _customers_table(rng: np.random.Generator, latent: dict[str, np.ndarray], id
                                    ("age_band", params.age_bands),
                                    ("acquisition_channel", params.acquisition_channels))}
     return pa.table({"customer_id": ids, "signup_ts": _ts_array(window, latent["signup"]), **profile},
-                    schema=contract.CUSTOMERS)
+                    schema=_BUILD_SCHEMAS["customers"])
 
 
 def _truth_table(latent: dict[str, np.ndarray], dropout: np.ndarray, ids: pa.Array,
@@ -571,7 +577,7 @@ def _truth_table(latent: dict[str, np.ndarray], dropout: np.ndarray, ids: pa.Arr
             "alive_at_end": dropout >= window.days,
             "engagement": latent["engagement"],
         },
-        schema=TRUTH,
+        schema=_BUILD_SCHEMAS["truth"],
     )
 
 
@@ -585,7 +591,7 @@ def _block(seed: int, block: int, first: int, n: int, width: int, window: _Windo
     """Generate customers first+1 .. first+n with the RNG of `block`."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block,)))
     numbers = _customer_numbers(first, n, width)
-    ids = _join("C", numbers)
+    ids = _fixed_width_strings("C", np.arange(first + 1, first + n + 1, dtype=np.int64), width)
     latent = _latent(rng, n, window, params)
     rep_cust, rep_days, dropout = _repeats(rng, latent, window)
     buys = _purchases(rng, latent, rep_cust, rep_days, params)
@@ -648,7 +654,13 @@ def iter_tables(n_customers: int, seed: int, start: str, end: str, chunk_size: i
                 params: TrueParams = DEFAULT_PARAMS, first_index: int = 0) -> Iterator[dict[str, pa.Table]]:
     """{table name: Arrow table in its schema} for consecutive chunks of chunk_size customers (lazy)."""
     window = _validate(n_customers, seed, start, end, first_index, chunk_size)
-    return _chunked(_iter_blocks(n_customers, seed, window, params, first_index), chunk_size // BLOCK_SIZE)
+    chunks = _chunked(_iter_blocks(n_customers, seed, window, params, first_index), chunk_size // BLOCK_SIZE)
+    return map(_canonical, chunks)
+
+
+def _canonical(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """The tables cast to their canonical schemas (contract.SCHEMAS and TRUTH)."""
+    return {name: tables[name].cast(TABLE_SCHEMAS[name]) for name in TABLE_NAMES}
 
 
 def from_arrow(tables: dict[str, pa.Table]) -> SyntheticData:
@@ -659,7 +671,9 @@ def from_arrow(tables: dict[str, pa.Table]) -> SyntheticData:
 def iter_chunks(n_customers: int, seed: int, start: str, end: str, chunk_size: int = 250_000,
                 params: TrueParams = DEFAULT_PARAMS, first_index: int = 0) -> Iterator[SyntheticData]:
     """SyntheticData for consecutive chunks of chunk_size customers (a multiple of BLOCK_SIZE; lazy)."""
-    return map(from_arrow, iter_tables(n_customers, seed, start, end, chunk_size, params, first_index))
+    window = _validate(n_customers, seed, start, end, first_index, chunk_size)
+    chunks = _chunked(_iter_blocks(n_customers, seed, window, params, first_index), chunk_size // BLOCK_SIZE)
+    return map(from_arrow, chunks)
 
 
 def generate(n_customers: int, seed: int, start: str, end: str, params: TrueParams = DEFAULT_PARAMS,
