@@ -34,12 +34,12 @@ def _mib(kib: int) -> float:
 
 def bench_generate(n_customers: int, seed: int) -> dict[str, str]:
     """Time generate() in this process; report rows and peak RSS."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     data = generate(n_customers, seed, START, END)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     rows = f"{len(data.transactions):,} tx / {len(data.events):,} ev"
     peak = _mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return {"case": f"generate({n_customers:,})", "seconds": f"{seconds:.1f}", "rows": rows,
+    return {"case": f"generate({n_customers:,})", "seconds": f"{seconds:.1f}", "cpu_s": f"{cpu:.1f}", "rows": rows,
             "peak_rss_mib": f"{peak:,.0f}"}
 
 
@@ -63,14 +63,16 @@ def bench_stream(n_customers: int, seed: int, out: Path | None, chunk_size: int,
     finally:
         if not keep and folder.exists():
             shutil.rmtree(folder)
-    peak = _mib(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak, cpu = _mib(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
     return {"case": f"CLI stream {n_customers:,} (chunk {chunk_size:,})", "seconds": f"{seconds:.1f}",
+            "cpu_s": f"{cpu:.1f}",
             "rows": f"{size:,.0f} MiB parquet", "peak_rss_mib": f"{peak:,.0f}"}
 
 
 def _print_table(results: list[dict[str, str]]) -> None:
     """Print the results as an aligned text table."""
-    columns = ["case", "seconds", "rows", "peak_rss_mib"]
+    columns = ["case", "seconds", "cpu_s", "rows", "peak_rss_mib"]
     widths = {c: max(len(c), *(len(r[c]) for r in results)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     print("  ".join("-" * widths[c] for c in columns))

@@ -12,9 +12,16 @@ Generative story (all vectorised NumPy, no loop per customer):
   is returned later (negative amount, order_id "<original>-R") when the return falls while alive.
 * Behavioural events: sessions arrive at rate session_rate_per_day * engagement_i while alive (signup to
   min(dropout, end)), thinned by 0.15 + 0.85 * min(1, (dropout - t) / ramp_days), so activity fades before
-  dropout (also when the latent dropout lies just after `end`). Each session holds Poisson counts of each
-  event type; web/app purchases add a product_view/add_to_cart/checkout_start session; opted-in customers
-  receive emails until `end` whether alive or not, opening/clicking only while alive.
+  dropout (also when the latent dropout lies just after `end`). engagement_i ~ Gamma (mean 1) times a
+  mean-one power of lambda_i, so browsing and buying are correlated. Each session holds Poisson counts of
+  each event type (support tickets grow and ratings fall near dropout); web/app purchases add a
+  product_view/add_to_cart/checkout_start session (thinned by the same ramp). Opted-in customers receive
+  email_sent events until `end` whether alive or not (the sender cannot see the latent dropout, so sends
+  leak nothing); opens/clicks happen only while alive. email_sent is the only event type after dropout.
+
+Time: `start` and `end` are calendar days; the window runs from start 00:00 UTC to the end of day `end`.
+Timestamps are continuous (random time of day), floored to the microsecond. Tables are sorted by customer
+then time.
 
 Customers are generated in blocks of BLOCK_SIZE, each with its own RNG
 `np.random.SeedSequence(seed).spawn(k)[block]` (built directly as `SeedSequence(seed, spawn_key=(block,))`),
@@ -238,7 +245,7 @@ def _ts_array(window: _Window, days: np.ndarray) -> pa.Array:
 
 
 def _vocab_take(vocab: tuple[str, ...], codes: np.ndarray) -> pa.Array:
-    """The strings of vocab at codes, as an Arrow string array."""
+    """The strings of vocab at codes, as an Arrow large_string array."""
     return pa.array(list(vocab), type=_STR).take(pa.array(codes))
 
 
@@ -268,8 +275,9 @@ def _fixed_width_strings(prefix: str, numbers: np.ndarray, width: int) -> pa.Arr
 
 
 def _order(window: _Window, cust: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """Row order by customer then time (days within [0, window.days]); stable sort uses existing runs."""
-    return np.argsort(cust * (window.days + 1.0) + days, kind="stable")
+    """Row order by customer then microsecond (days within [0, window.days]); stable sort reuses runs."""
+    span_us = int(window.days * DAY_US) + 1
+    return np.argsort(cust * span_us + (_to_us(window, days) - window.start_us), kind="stable")
 
 
 def _ramp(params: TrueParams, dropout: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -90,6 +90,14 @@ def test_contract_schemas_are_the_canonical_ones() -> None:
         assert synthetic.TABLE_SCHEMAS[name] is contract.SCHEMAS[name]
 
 
+@pytest.mark.parametrize("name", ["transactions", "events"])
+def test_rows_are_sorted_by_customer_then_time(data: SyntheticData, name: str) -> None:
+    frame = getattr(data, name)
+    same_customer = frame["customer_id"].to_numpy()[1:] == frame["customer_id"].to_numpy()[:-1]
+    assert (frame["customer_id"].to_numpy()[1:] >= frame["customer_id"].to_numpy()[:-1]).all()
+    assert (np.diff(frame["ts"].to_numpy())[same_customer] >= np.timedelta64(0)).all()
+
+
 def test_transactions_lie_between_birth_dropout_and_end(data: SyntheticData) -> None:
     rows = data.transactions.merge(data.truth, on="customer_id", validate="many_to_one")
     assert (rows["ts"] >= rows["birth_ts"]).all()
