@@ -1,0 +1,8 @@
+"""CLV: BG/NBD, Pareto/NBD or MBG/NBD purchases and Gamma-Gamma spend, lifetimes behind our own API."""
+
+from models.clv.fitting import DEFAULT_PENALIZER_GRID, FitError
+from models.clv.inputs import MODELS
+from models.clv.model import ClvModel, fit_clv
+from models.clv.report import Attempt, FitReport
+
+__all__ = ["DEFAULT_PENALIZER_GRID", "MODELS", "Attempt", "ClvModel", "FitError", "FitReport", "fit_clv"]
