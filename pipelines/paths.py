@@ -39,3 +39,31 @@ PLOTS = REPORTS / "plots"
 OUTPUTS = ROOT / "outputs"
 ARTIFACTS = ROOT / "artifacts"
 MLFLOW_DB = ROOT / "mlflow.db"
+
+# Ingest (pipelines/ingest.py): the canonical tables and their rejected rows, by table name.
+TABLES = ("transactions", "events", "customers")
+INTERIM_FILES = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+REJECTED_FILES = {name: REJECTED / f"{name}.parquet" for name in TABLES}
+CDNOW_RESOURCE = ("lifetimes", "datasets/CDNOW_master.txt")  # package, file inside it (never downloaded)
+
+
+def rebase(path: Path, root: Path) -> Path:
+    """The location of `path` (a constant above, under ROOT) under another repository root."""
+    return Path(root) / Path(path).relative_to(ROOT)
+
+
+def input_file(value: str | os.PathLike[str], root: Path = ROOT) -> Path:
+    """A configured input path (data.transactions, ...): relative paths are taken from the repo root."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(root) / path
+
+
+def cdnow_file() -> Path:
+    """CDNOW_master.txt inside the installed lifetimes package (located without importing it)."""
+    from importlib.util import find_spec
+
+    package, name = CDNOW_RESOURCE
+    spec = find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return Path(package) / name
+    return Path(next(iter(spec.submodule_search_locations))) / name

@@ -1,0 +1,144 @@
+"""Stage `ingest`: the configured source -> canonical Parquet tables, rejected rows and reports/ingest.json.
+
+    python -m pipelines.ingest [hydra overrides, e.g. data=files data.transactions=PATH windows.as_of=...]
+
+Fatal input problems (missing file or required column, empty file, no usable row) end the stage with
+one line `ingest: error: <file>: column '<column>': expected ...` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features import contract
+from features.errors import DataError
+from features.ingest import REJECTED_SCHEMA, Checked, check_table, empty_stats
+from pipelines import paths, sources
+from pipelines.config import load_params
+from pipelines.io import atomic_path, write_json, write_parquet
+
+COMPRESSION = "zstd"
+BATCH_ROWS = 1_000_000  # rows per Arrow batch = per Parquet row group
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def output_schema(columns: pa.Schema, canonical: pa.Schema | None = None) -> pa.Schema:
+    """The schema written: canonical types where the contract has the column, every field nullable."""
+    known = {f.name: f.type for f in canonical} if canonical is not None else {}
+    return pa.schema([pa.field(f.name, known.get(f.name, f.type), nullable=True) for f in columns])
+
+
+def write_relation(relation: duckdb.DuckDBPyRelation, target: Path,
+                   canonical: pa.Schema | None = None) -> None:
+    """Stream a DuckDB relation to Parquet atomically, cast to the canonical (nullable) schema."""
+    reader = relation.to_arrow_reader(BATCH_ROWS)
+    schema = output_schema(reader.schema, canonical)
+    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as writer:
+        for batch in reader:
+            writer.write_batch(batch.cast(schema))
+
+
+def empty_truth() -> pa.Table:
+    """A zero-row truth table (the synthetic generator's schema)."""
+    from features import synthetic
+
+    return synthetic.TRUTH.empty_table()
+
+
+def truth_table(frame: Any) -> pa.Table:
+    """The synthetic truth frame as Arrow, in the generator's truth schema."""
+    from features import synthetic
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    schema = synthetic.TRUTH
+    return table.select(schema.names).cast(schema).replace_schema_metadata(None)
+
+
+def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
+    """Ingest the configured source with every output under `root`; returns the ingest report."""
+    root = Path(root)
+    data = params["data"]
+    as_of = (params.get("windows") or {}).get("as_of")
+    with sources.connect() as con, ThreadPoolExecutor(max_workers=1) as pool:
+        loaded = sources.load(con, data, root)
+        hashes: dict[str, Future[str]] = {name: pool.submit(file_sha256, src.path)
+                                          for name, src in loaded.tables.items() if src.path is not None}
+        checked: dict[str, Checked] = {name: check_table(con, src.relation, src.spec, as_of, src.malformed)
+                                       for name, src in loaded.tables.items()}
+        report: dict[str, Any] = {"source": loaded.source,
+                                  "as_of": None if as_of in (None, "") else str(as_of)}
+        for name in paths.TABLES:
+            target = paths.rebase(paths.INTERIM_FILES[name], root)
+            rejected = paths.rebase(paths.REJECTED_FILES[name], root)
+            if name in checked:
+                write_relation(checked[name].kept, target, contract.SCHEMAS[name])
+                write_relation(checked[name].rejected, rejected, REJECTED_SCHEMA)
+                stats = dict(checked[name].stats)
+            else:
+                write_parquet(contract.empty_table(name), target)
+                write_parquet(REJECTED_SCHEMA.empty_table(), rejected)
+                stats = empty_stats(name)
+            src = loaded.tables.get(name)
+            stats["file"] = src.spec.file if src else None
+            stats["input_sha256"] = hashes[name].result() if name in hashes else None
+            stats["fingerprint"] = file_sha256(target)
+            report[name] = stats
+    truth = empty_truth() if loaded.truth is None else truth_table(loaded.truth)
+    write_parquet(truth, paths.rebase(paths.TRUTH, root))
+    report["truth_rows"] = truth.num_rows
+    report["fingerprint"] = hashlib.sha256(
+        "|".join(report[name]["fingerprint"] for name in paths.TABLES).encode()).hexdigest()
+    write_json(report, paths.rebase(paths.INGEST_REPORT, root))
+    return report
+
+
+def summary(report: Mapping[str, Any], seconds: float | None = None) -> str:
+    """A short human summary of the ingest report."""
+    took = f" in {seconds:.1f}s" if seconds is not None else ""
+    lines = [f"ingest: source {report['source']}{took}, fingerprint {report['fingerprint'][:12]}"]
+    for name in paths.TABLES:
+        stats = report[name]
+        if stats["file"] is None:
+            lines.append(f"  {name}: none")
+            continue
+        reasons = ", ".join(f"{r} {n:,}" for r, n in stats["rejected_by_reason"].items() if n) or "none"
+        span = f", {stats['min_ts']} .. {stats['max_ts']}" if stats["min_ts"] else ""
+        lines.append(f"  {name}: {stats['rows_read']:,} read, {stats['rows_kept']:,} kept, "
+                     f"{stats['rows_rejected']:,} rejected ({reasons}); "
+                     f"{stats['customers']:,} customers{span}")
+        nulled = {c: n for c, n in stats["nulled_by_column"].items() if n}
+        if nulled:
+            lines.append(f"    unreadable optional values set to null: {nulled}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, root: Path | None = None) -> int:
+    """Run the stage with Hydra overrides (argv); print a summary, or one error line and return 2."""
+    started = time.perf_counter()
+    try:
+        params = load_params(argv)
+        report = run(params, paths.ROOT if root is None else Path(root))
+    except DataError as err:
+        print(f"ingest: error: {err}", file=sys.stderr)
+        return 2
+    print(summary(report, time.perf_counter() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
