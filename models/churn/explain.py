@@ -1,0 +1,132 @@
+"""Explanations from LightGBM's own TreeSHAP (pred_contrib): reason codes and global importance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.churn.features import PRIOR_COLUMN, value_matrix
+from models.churn.model import ChurnModel
+from models.churn.prior import prior_offset, prior_probability
+
+DIRECTIONS = ("abs", "raises")
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """Per-row SHAP values in log-odds (bias dropped), the explained columns and their values."""
+
+    names: list[str]
+    values: np.ndarray
+    categorical: np.ndarray
+    shap: np.ndarray
+
+
+def contributions(model: ChurnModel, frame: pd.DataFrame) -> Contributions:
+    """TreeSHAP from pred_contrib; with a BTYD prior, its centred log-odds is one more additive column."""
+    inputs = model.inputs(frame)
+    shap = np.asarray(model.booster.predict(inputs, pred_contrib=True))[:, :-1]
+    names, values = list(model.spec.features), value_matrix(inputs)
+    categorical = np.array([f in model.spec.categories for f in names], dtype=bool)
+    offset = prior_offset(frame, model.spec)
+    if offset is not None:
+        names.append(PRIOR_COLUMN)
+        values = np.column_stack([values, prior_probability(frame, model.spec)])
+        shap = np.column_stack([shap, offset - model.spec.prior_center])
+        categorical = np.append(categorical, False)
+    return Contributions(names, values, categorical, shap)
+
+
+def _display_round(values: np.ndarray) -> np.ndarray:
+    """Values rounded for display: whole numbers from 100 up, else 3 significant digits."""
+    out = np.asarray(values, dtype=float).copy()
+    mag = np.abs(out)
+    small = (mag > 0) & (mag < 100) & np.isfinite(mag)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 10.0 ** (2 - np.floor(np.log10(mag[small])))
+    out[small] = np.round(out[small] * scale) / scale
+    big = mag >= 100
+    out[big] = np.round(out[big])
+    return out
+
+
+def _value_text(value: float, categories: list[str] | None) -> str:
+    """One feature value as text: category label, whole number, or short decimal ('missing' for NaN)."""
+    if not np.isfinite(value):
+        return "missing"
+    if categories is not None:
+        return categories[int(value)]
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+def _texts(model: ChurnModel, names: list[str], feat: np.ndarray, value: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Reason texts for flat (column index, shown value, sign) arrays, each distinct one formatted once."""
+    value_codes, value_uniques = pd.factorize(value, use_na_sentinel=False)
+    n_feat = len(names)
+    key = (value_codes.astype(np.int64) * n_feat + feat) * 3 + (sign + 1)
+    codes, uniques = pd.factorize(key)
+    sign_u, rest = uniques % 3 - 1, uniques // 3
+    feat_u, value_u = rest % n_feat, np.asarray(value_uniques)[rest // n_feat]
+    verbs = {1: "raises risk", -1: "lowers risk"}
+    texts = np.array(
+        [
+            "" if s == 0 else f"{names[f]}={_value_text(v, model.spec.categories.get(names[f]))} {verbs[s]}"
+            for f, v, s in zip(feat_u, value_u, sign_u, strict=True)
+        ],
+        dtype=object,
+    )
+    return texts[codes]
+
+
+def top_contributions(contrib: np.ndarray, k: int, direction: str = "abs") -> np.ndarray:
+    """Per row, the column indices of the k largest contributions (by |value|, or largest positive first)."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    key = -np.abs(contrib) if direction == "abs" else -contrib
+    k = min(k, contrib.shape[1])
+    if k < contrib.shape[1]:
+        part = np.argpartition(key, k - 1, axis=1)[:, :k]
+        part.sort(axis=1)  # ties broken by feature order
+        inner = np.argsort(np.take_along_axis(key, part, axis=1), axis=1, kind="stable")
+        return np.take_along_axis(part, inner, axis=1)
+    return np.argsort(key, axis=1, kind="stable")
+
+
+def reason_codes(model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs") -> pd.DataFrame:
+    """Top-k reasons per customer, e.g. 'days_since_last_purchase=143 raises risk' (columns reason_1..k)."""
+    parts = contributions(model, frame)
+    order = top_contributions(parts.shap, k, direction)
+    picked = np.take_along_axis(parts.shap, order, axis=1)
+    values = np.take_along_axis(parts.values, order, axis=1)
+    shown = np.where(parts.categorical[order], values, _display_round(values))
+    sign = np.sign(picked).astype(np.int64)
+    if direction == "raises":
+        sign = np.where(sign > 0, sign, 0)
+    texts = _texts(model, parts.names, order.ravel(), shown.ravel(), sign.ravel()).reshape(order.shape)
+    out = pd.DataFrame(texts, index=frame.index, columns=[f"reason_{i + 1}" for i in range(order.shape[1])])
+    for i in range(order.shape[1], k):
+        out[f"reason_{i + 1}"] = ""
+    return out
+
+
+def global_importance(model: ChurnModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per explained column: total gain, split count and mean |SHAP| over frame, sorted by mean |SHAP|."""
+    parts = contributions(model, frame)
+    gain = model.booster.feature_importance("gain")
+    splits = model.booster.feature_importance("split")
+    extra = len(parts.names) - len(gain)
+    table = pd.DataFrame(
+        {
+            "feature": parts.names,
+            "gain": np.append(gain, [np.nan] * extra),
+            "splits": np.append(splits, [0] * extra),
+            "mean_abs_shap": np.abs(parts.shap).mean(axis=0),
+        }
+    )
+    total = np.nansum(gain)
+    table["gain_share"] = table["gain"] / total if total > 0 else 0.0
+    return table.sort_values(["mean_abs_shap", "gain"], ascending=False, ignore_index=True)

@@ -1,0 +1,141 @@
+"""Which columns the churn model uses, and the model-ready frame with categories fixed from training."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.churn.errors import ChurnInputError, MissingFeaturesError
+
+LABEL = "churned"
+ID_COLUMNS = ("customer_id", "cutoff")
+DATE_COLUMNS = ("first_purchase_date", "last_purchase_date")
+LABEL_COLUMNS = ("churned", "future_purchases", "future_revenue")
+TEXT_COLUMNS = ("rfm_segment_label", "rfm_score")  # display label (locale-dependent) and "RFM" string code
+PRIOR_COLUMN = "btyd_p_no_purchase"  # a BTYD prior is an offset, never a tree feature (models/churn/prior.py)
+EXCLUDED = (*ID_COLUMNS, *DATE_COLUMNS, *LABEL_COLUMNS, *TEXT_COLUMNS, PRIOR_COLUMN)
+CATEGORICAL = (
+    "main_channel",
+    "main_category",
+    "region",
+    "gender",
+    "age_band",
+    "acquisition_channel",
+    "rfm_segment",
+)
+RFM_ONLY = (
+    "days_since_last_purchase",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "tenure_days",
+    "orders_total",
+    "revenue_net_total",
+    "avg_order_value",
+    "rfm_r",
+    "rfm_f",
+    "rfm_m",
+)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    """True for int, float and bool columns."""
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Every numeric column and known categorical column, in frame order, except EXCLUDED."""
+    return [c for c in frame.columns if c not in EXCLUDED and (c in CATEGORICAL or _is_numeric(frame[c]))]
+
+
+def ignored_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns neither excluded by name nor usable as features (text columns not declared categorical)."""
+    used = set(feature_columns(frame))
+    return [c for c in frame.columns if c not in EXCLUDED and c not in used]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The ordered feature list and, per categorical feature, its categories as seen in training."""
+
+    features: tuple[str, ...]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    prior: str = "none"
+    prior_fallback: float = 0.5
+    prior_center: float = 0.0
+
+    @property
+    def categorical(self) -> list[str]:
+        """Categorical features, in feature order."""
+        return [f for f in self.features if f in self.categories]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (features.json)."""
+        return {
+            "features": list(self.features),
+            "categorical": self.categorical,
+            "categories": self.categories,
+            "prior": {
+                "kind": self.prior,
+                "column": PRIOR_COLUMN,
+                "fallback": self.prior_fallback,
+                "center": self.prior_center,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        """Inverse of to_dict."""
+        prior = data.get("prior") or {"kind": "none", "fallback": 0.5, "center": 0.0}
+        categories = {k: list(v) for k, v in data["categories"].items()}
+        return cls(tuple(data["features"]), categories, prior["kind"], float(prior["fallback"]), float(prior["center"]))
+
+
+def fit_spec(frame: pd.DataFrame, features: Sequence[str] | None = None) -> FeatureSpec:
+    """Feature list (default: feature_columns) with categories taken from the training rows, sorted."""
+    chosen = list(features) if features is not None else feature_columns(frame)
+    check_columns(frame, chosen, "training frame")
+    categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in chosen if c in CATEGORICAL}
+    return FeatureSpec(tuple(chosen), categories)
+
+
+def check_columns(frame: pd.DataFrame, features: Sequence[str], where: str = "scoring frame") -> None:
+    """MissingFeaturesError naming every feature column absent from frame."""
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise MissingFeaturesError(missing, where)
+
+
+def model_frame(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring frame") -> pd.DataFrame:
+    """The spec's columns in order: categoricals as pandas category with training categories, others float."""
+    check_columns(frame, spec.features, where)
+    out = {}
+    for col in spec.features:
+        values = frame[col]
+        if col in spec.categories:
+            text = values.astype("string").astype(object).where(values.notna(), None)
+            out[col] = pd.Categorical(text, categories=spec.categories[col])
+        else:
+            try:
+                out[col] = pd.to_numeric(values, errors="raise").astype(float).to_numpy()
+            except (TypeError, ValueError) as exc:
+                raise ChurnInputError(f"{where}: feature {col!r} is not numeric ({values.dtype})") from exc
+    return pd.DataFrame(out, index=frame.index)
+
+
+def value_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """A model frame as a float matrix: numeric values, category codes (NaN when missing) for categoricals."""
+    cols = []
+    for col in frame.columns:
+        values = frame[col]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy().astype(float)
+            cols.append(np.where(codes < 0, np.nan, codes))
+        else:
+            cols.append(values.to_numpy(dtype=float))
+    return np.column_stack(cols) if cols else np.empty((len(frame), 0))

@@ -1,0 +1,162 @@
+"""The churn model: a LightGBM booster, calibrator and feature spec; fitted with a time-ordered holdout."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from models import metrics
+from models.churn.calibration import Calibrator, fit_calibrator
+from models.churn.config import ChurnConfig
+from models.churn.features import LABEL, FeatureSpec, fit_spec, model_frame
+from models.churn.prior import prior_offset, prior_probability
+from models.churn.split import TimeSplit, stratified_cap, time_split
+
+
+@dataclass
+class ChurnModel:
+    """A fitted booster (native text format on disk), its calibrator and the inputs it expects."""
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    spec: FeatureSpec
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model-ready frame (raises MissingFeaturesError naming absent features)."""
+        return model_frame(frame, self.spec)
+
+    def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated log-odds of churn: the trees plus the BTYD prior offset, if any."""
+        offset = prior_offset(frame, self.spec)
+        score = self.booster.predict(self.inputs(frame), raw_score=True)
+        return score if offset is None else score + offset
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated churn probability."""
+        return expit(self.raw_score(frame))
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of no purchase within the horizon."""
+        return self.calibrator.transform(self.predict_raw(frame))
+
+    @classmethod
+    def from_parts(
+        cls, model_text: str, calibrator: dict[str, Any], spec: dict[str, Any], info: dict[str, Any] | None = None
+    ) -> ChurnModel:
+        """Rebuild from the booster's text format and the calibrator / feature-spec dicts."""
+        booster = lgb.Booster(model_str=model_text)
+        return cls(booster, Calibrator.from_dict(calibrator), FeatureSpec.from_dict(spec), dict(info or {}))
+
+
+def _dataset(frame: pd.DataFrame, spec: FeatureSpec, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    """A LightGBM Dataset of the spec's features (native categoricals), churn label and prior offset."""
+    return lgb.Dataset(
+        model_frame(frame, spec, "training frame"),
+        label=frame[LABEL].to_numpy(dtype=float),
+        init_score=prior_offset(frame, spec, "training frame"),
+        categorical_feature=spec.categorical or "auto",
+        reference=reference,
+        free_raw_data=True,
+    )
+
+
+def _class_weight(cfg: ChurnConfig, y: np.ndarray, applied: bool) -> dict[str, Any]:
+    """scale_pos_weight = negatives / positives when balanced weighting applies, else nothing."""
+    if not applied or cfg.class_weight != "balanced" or "scale_pos_weight" in cfg.params:
+        return {}
+    positives = float(y.sum())
+    return {"scale_pos_weight": (y.size - positives) / positives}
+
+
+def _train(cfg: ChurnConfig, split: TimeSplit, spec: FeatureSpec, fit_rows: pd.DataFrame) -> tuple[lgb.Booster, dict]:
+    """Boost on the fit rows; with a holdout, early-stop on it (AUC if reweighted, else log loss)."""
+    holdout = split.mode == "holdout"
+    weight = _class_weight(cfg, fit_rows[LABEL].to_numpy(dtype=float), applied=holdout)
+    reweighted = bool(weight) or "scale_pos_weight" in cfg.params or bool(cfg.params.get("is_unbalance"))
+    stop_metric = "auc" if reweighted else "binary_logloss"
+    params = cfg.lightgbm_params(metric=stop_metric, **weight)
+    train_set = _dataset(fit_rows, spec)
+    if not holdout:
+        booster = lgb.train(params, train_set, num_boost_round=cfg.fixed_num_boost_round)
+        return booster, {
+            "num_boost_round": cfg.fixed_num_boost_round,
+            "best_iteration": None,
+            "early_stopping_metric": None,
+            **weight,
+        }
+    valid = _dataset(split.holdout, spec, reference=train_set)
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=cfg.num_boost_round,
+        valid_sets=[valid],
+        valid_names=["holdout"],
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+    )
+    best = int(booster.best_iteration or booster.current_iteration())
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    return booster, {"num_boost_round": best, "best_iteration": best, "early_stopping_metric": stop_metric, **weight}
+
+
+def _holdout_report(raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray, n_bins: int) -> dict[str, float]:
+    """Log loss and ECE on the holdout before and after calibration (calibration is fitted there)."""
+    return {
+        "log_loss_raw": metrics.log_loss(y, raw),
+        "log_loss_calibrated": metrics.log_loss(y, calibrated),
+        "ece_raw": metrics.ece(y, raw, n_bins),
+        "ece_calibrated": metrics.ece(y, calibrated, n_bins),
+        "roc_auc_raw": metrics.roc_auc(y, raw),
+    }
+
+
+def _with_prior(spec: FeatureSpec, cfg: ChurnConfig, fit_rows: pd.DataFrame) -> FeatureSpec:
+    """The spec with the prior kind, its fallback (training churn rate) and its mean training log-odds."""
+    if cfg.prior == "none":
+        return spec
+    base = dataclasses.replace(spec, prior=cfg.prior, prior_fallback=float(fit_rows[LABEL].mean()))
+    prior_probability(fit_rows, base, "training frame")  # names a missing prior column
+    center = float(np.mean(prior_offset(fit_rows, base, "training frame")))
+    return dataclasses.replace(base, prior_center=center)
+
+
+def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | None = None) -> ChurnModel:
+    """Fit on stacked training cutoffs: early stopping and calibration on the latest one, held out in time."""
+    started = time.perf_counter()
+    split = time_split(train, cfg.min_customers, cfg.min_fit_share)
+    fit_rows = stratified_cap(split.fit, cfg.max_train_rows, cfg.seed)
+    spec = _with_prior(fit_spec(train, features), cfg, fit_rows)
+    booster, loop = _train(cfg, split, spec, fit_rows)
+    model = ChurnModel(booster, Calibrator("none"), spec)
+    info: dict[str, Any] = {
+        "mode": split.mode,
+        "reason": split.reason,
+        "fit_cutoffs": split.fit_cutoffs,
+        "holdout_cutoff": split.holdout_cutoff,
+        "n_fit_rows": len(split.fit),
+        "n_fit_rows_used": len(fit_rows),
+        "n_holdout_rows": 0 if split.holdout is None else len(split.holdout),
+        "n_features": len(spec.features),
+        "prior": spec.prior,
+        "class_weight": cfg.class_weight if "scale_pos_weight" in loop else "none",
+        **loop,
+    }
+    if split.mode == "holdout":
+        y_hold = split.holdout[LABEL].to_numpy(dtype=float)
+        raw = model.predict_raw(split.holdout)
+        model.calibrator = fit_calibrator(cfg.calibration, raw, y_hold)
+        info["holdout"] = _holdout_report(raw, model.calibrator.transform(raw), y_hold, cfg.ece_bins)
+    else:
+        model.calibrator = Calibrator("none", info={"reason": f"fixed mode ({split.reason}): no held-out rows"})
+    info["calibration"] = model.calibrator.kind
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    model.info = info
+    return model

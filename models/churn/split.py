@@ -1,0 +1,114 @@
+"""Time-ordered validation for the churn model: the latest training cutoff is the held-out-in-time set.
+
+Rule (never a random split):
+
+* ``holdout`` mode: rows at the older training cutoffs are the fit set; rows at the latest training cutoff
+  are held out in time for early stopping and calibration. Used when the fit set is usable: it holds both
+  classes, at least ``min_customers`` customers, and at least ``min_fit_share`` times as many customers as
+  the latest cutoff (a much smaller, earlier population -- CDNOW's 1997-01-03 cutoff has 678 customers with
+  at most 2 days of history against 23,570 at 1997-07-03 -- says nothing about the one the model will score).
+* ``fixed`` mode (one training cutoff configured, or the older cutoffs unusable): rows at all training
+  cutoffs are the fit set; there is no later labelled period inside the training window (a customer's label
+  at the latest cutoff already runs to the evaluation cutoff, so no tail of days can be held out without
+  overlapping it), hence no early stopping: ``fixed_num_boost_round`` rounds from config, no calibrator
+  and no class weighting (raw log-loss probabilities, whose calibration the report measures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.churn.errors import ChurnInputError, SingleClassError, TooFewCustomersError
+from models.churn.features import LABEL
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Fit rows, held-out-in-time rows (None in fixed mode), the mode and why it was chosen."""
+
+    fit: pd.DataFrame
+    holdout: pd.DataFrame | None
+    mode: str
+    reason: str
+
+    @property
+    def fit_cutoffs(self) -> list[str]:
+        """Cutoffs of the fit rows, oldest first."""
+        return sorted(str(c) for c in self.fit["cutoff"].unique())
+
+    @property
+    def holdout_cutoff(self) -> str | None:
+        """The held-out cutoff, if any."""
+        return None if self.holdout is None else str(self.holdout["cutoff"].iloc[0])
+
+
+def check_training_frame(frame: pd.DataFrame, min_customers: int, where: str = "training frame") -> None:
+    """Raise a ChurnInputError subclass for a frame without cutoff/labels, too few customers or one class."""
+    missing = [c for c in ("customer_id", "cutoff", LABEL) if c not in frame.columns]
+    if missing:
+        raise ChurnInputError(f"{where} lacks column(s) {missing}")
+    if frame[LABEL].isna().any():
+        raise ChurnInputError(
+            f"{where}: {int(frame[LABEL].isna().sum())} row(s) have no `{LABEL}` label "
+            "(a scoring-cutoff table cannot be trained on)"
+        )
+    n_customers = frame["customer_id"].nunique()
+    if n_customers < min_customers:
+        raise TooFewCustomersError(
+            f"{where} has {n_customers} customer(s); at least {min_customers} are needed (churn.min_customers)"
+        )
+    classes = sorted(frame[LABEL].astype(int).unique().tolist())
+    if len(classes) < 2:
+        raise SingleClassError(
+            f"{where}: every row has {LABEL}={classes[0]}; a classifier needs both churners and non-churners"
+        )
+
+
+def _unusable(fit: pd.DataFrame, holdout: pd.DataFrame, min_customers: int, min_fit_share: float) -> str:
+    """Why the older cutoffs cannot serve as the fit set ('' when they can)."""
+    n_fit, n_hold = fit["customer_id"].nunique(), holdout["customer_id"].nunique()
+    if n_fit < min_customers:
+        return f"older cutoffs hold {n_fit} customers < churn.min_customers={min_customers}"
+    if n_fit < min_fit_share * n_hold:
+        return (
+            f"older cutoffs hold {n_fit} customers < churn.min_fit_share={min_fit_share} x {n_hold} "
+            "at the latest cutoff"
+        )
+    for name, part in (("older cutoffs", fit), ("latest cutoff", holdout)):
+        if part[LABEL].nunique() < 2:
+            return f"{name} hold a single class"
+    return ""
+
+
+def time_split(frame: pd.DataFrame, min_customers: int = 200, min_fit_share: float = 0.2) -> TimeSplit:
+    """Split stacked training cutoffs into fit rows and the latest cutoff held out in time (module doc)."""
+    check_training_frame(frame, min_customers)
+    cutoffs = np.sort(frame["cutoff"].unique())
+    if len(cutoffs) == 1:
+        return TimeSplit(frame, None, "fixed", "one training cutoff: nothing later to hold out")
+    latest = frame["cutoff"] == cutoffs[-1]
+    fit, holdout = frame[~latest], frame[latest]
+    reason = _unusable(fit, holdout, min_customers, min_fit_share)
+    if reason:
+        return TimeSplit(frame, None, "fixed", reason)
+    return TimeSplit(fit, holdout, "holdout", f"fit on {len(cutoffs) - 1} older cutoff(s), hold out {cutoffs[-1]}")
+
+
+def stratified_cap(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most max_rows rows, sampled without replacement in proportion within each (cutoff, label)."""
+    if len(frame) <= max_rows:
+        return frame
+    rng = np.random.default_rng(seed)
+    keys = frame["cutoff"].astype(str) + "|" + frame[LABEL].astype(str)
+    codes, _ = pd.factorize(keys)
+    order = np.lexsort((rng.random(len(frame)), codes))
+    sizes = np.bincount(codes)
+    quota = np.floor(sizes * max_rows / len(frame)).astype(int)
+    quota[np.argsort(-(sizes * max_rows / len(frame) - quota))[: max_rows - quota.sum()]] += 1
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    rank = np.arange(len(frame)) - np.repeat(starts, sizes)
+    keep = order[rank < np.repeat(quota, sizes)]
+    return frame.iloc[np.sort(keep)]
