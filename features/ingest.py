@@ -11,7 +11,7 @@ No file is read or written here.
 
 from __future__ import annotations
 
-import itertools
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -47,7 +47,6 @@ SORT_KEYS = {"transactions": ("customer_id", "ts"), "events": ("customer_id", "t
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 TEMPORAL_TYPES = ("DATE", "TIMESTAMP")
-_counter = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -377,7 +376,7 @@ def _rejected_sql(spec: TableSpec, source: str, types: Mapping[str, str], stage:
 def check_table(con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyRelation, spec: TableSpec,
                 as_of: str | date | None = None, malformed: duckdb.DuckDBPyRelation | None = None) -> Checked:
     """Parse, validate and de-duplicate one source table; DataError when no row is usable."""
-    tag = f"{spec.table}_{next(_counter)}"
+    tag = f"{spec.table}_{uuid.uuid4().hex[:12]}"
     src, stage, bad = f"__ingest_src_{tag}", f"__ingest_stage_{tag}", None
     source.create_view(src, replace=True)
     if malformed is not None:

@@ -254,6 +254,16 @@ def test_malformed_lines_are_rejected_with_their_row_number(tmp_path: Path, file
     assert (stats["rows_read"], stats["rows_kept"], stats["rejected_by_reason"]["malformed_row"]) == (5, 2, 2)
 
 
+def test_row_numbers_stay_exact_around_scattered_malformed_lines(tmp_path: Path, files_params: dict) -> None:
+    write(tmp_path, "tx.csv", "customer_id,ts,amount\na,2024-01-01,1\nbad\nb,2024-01-01,1\nbad,1\nbad\n"
+          "c,2024-01-01,1\n,2024-01-01,1\nd,2024-01-01,1\n")
+    ingest.run(params_for(files_params, transactions="tx.csv"), tmp_path)
+    rejected = read(tmp_path, paths.REJECTED_FILES["transactions"])
+    assert rejected[["source_row", "reason"]].values.tolist() == [
+        [2, "malformed_row"], [4, "malformed_row"], [5, "malformed_row"], [7, "null_customer_id"]]
+    assert read(tmp_path, paths.TRANSACTIONS)["customer_id"].tolist() == ["a", "b", "c", "d"]
+
+
 # ---------------------------------------------------------------- events and customers
 
 
@@ -445,6 +455,23 @@ def test_synthetic_source(tmp_path: Path) -> None:
         assert schema.equals(contract.SCHEMAS[name])
     truth = pq.read_table(paths.rebase(paths.TRUTH, tmp_path))
     assert truth.num_rows == 300 and "customer_id" in truth.schema.names
+
+
+def test_synthetic_frames_go_through_the_same_validation(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    synthetic = pytest.importorskip("features.synthetic")
+    tx = pd.DataFrame({"customer_id": ["0000002", "0000001", "0000001"],
+                       "ts": pd.to_datetime(["2023-01-02", "2023-01-01", "2023-01-03"], utc=True),
+                       "amount": [5.0, 3.0, 3.0], "order_id": ["o2", "o1", "o1"], "quantity": [1.0, 1.0, 1.0],
+                       "channel": ["web"] * 3, "category": ["a"] * 3})
+    data = synthetic.SyntheticData(transactions=tx, events=contract.empty_table("events").to_pandas(),
+                                   customers=contract.empty_table("customers").to_pandas(),
+                                   truth=synthetic.TRUTH.empty_table().to_pandas())
+    monkeypatch.setattr(synthetic, "generate", lambda **kwargs: data)
+    doc = ingest.run(compose_params(["data=synthetic"]), tmp_path)
+    assert doc["transactions"]["rejected_by_reason"]["duplicate_row"] == 1  # data.duplicate_key: [order_id]
+    assert read(tmp_path, paths.TRANSACTIONS)["order_id"].tolist() == ["o1", "o2"]
+    assert doc["events"]["rows_read"] == 0 and read(tmp_path, paths.EVENTS).empty
 
 
 def test_as_of_filters_synthetic_like_any_source(tmp_path: Path) -> None:
