@@ -70,8 +70,8 @@ def _trend_columns(cfg: FeatureConfig) -> str:
     """Last-N-days and previous-N-days order and revenue columns for orders.sql."""
     cols = []
     for w in _trend_windows(cfg):
-        last = f"amount >= 0 AND day > $cutoff - {w}"
-        prev = f"amount >= 0 AND day > $cutoff - {2 * w} AND day <= $cutoff - {w}"
+        last = f"amount >= 0 AND day > $cutoff_day - {w}"
+        prev = f"amount >= 0 AND day > $cutoff_day - {2 * w} AND day <= $cutoff_day - {w}"
         cols += [
             f"COUNT(*) FILTER (WHERE {last}) AS orders_last_{w}d",
             f"COUNT(*) FILTER (WHERE {prev}) AS orders_prev_{w}d",
@@ -89,7 +89,7 @@ def event_count_names(cfg: FeatureConfig) -> list[str]:
 def _event_columns(cfg: FeatureConfig) -> str:
     """Per event type and window count columns for events.sql."""
     return ",\n    ".join(
-        f"COUNT(*) FILTER (WHERE event_type = '{t}' AND day > $cutoff - {w}) AS {t}_{w}d"
+        f"COUNT(*) FILTER (WHERE event_type = '{t}' AND age_days < {w}) AS {t}_{w}d"
         for t in cfg.event_types
         for w in cfg.event_windows_days
     )
@@ -177,13 +177,15 @@ def _materialise_steps(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: Feature
         "_events": (sql_text("events").format(event_columns=_event_columns(cfg)), {}),
     }
     for table, (query, extra) in steps.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}", {"cutoff": cut.cutoff, **extra})
+        params = extra or {"cutoff_day": _day_number(cut.cutoff)}
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}", params)
     if cut.label_end is None:
         con.execute("CREATE OR REPLACE TEMP TABLE _labels "
                     "(customer_id VARCHAR, future_purchases BIGINT, future_revenue DOUBLE)")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _labels AS {sql_text('labels')}",
-                    {"cutoff": cut.cutoff, "label_end": cut.label_end, "weekly": weekly})
+                    {"cutoff_day": _day_number(cut.cutoff), "label_end_day": _day_number(cut.label_end),
+                     "weekly": weekly})
 
 
 def build_features(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig) -> duckdb.DuckDBPyRelation:

@@ -12,11 +12,17 @@ WITH base AS (
         date_diff('day', o.last_purchase_date, CAST($cutoff AS DATE)) AS days_since_last_purchase,
         o.* EXCLUDE (customer_id),
         CAST(o.returns_total AS DOUBLE) / o.orders_total AS return_rate,
+        g.purchase_days_total,
         g.mean_gap_days,
         g.std_gap_days,
         date_diff('day', o.last_purchase_date, CAST($cutoff AS DATE)) / g.mean_gap_days
             AS days_since_last_over_mean_gap,
-        m.* EXCLUDE (customer_id),
+        COALESCE(m.n_channels, 0) AS n_channels,
+        m.main_channel,
+        CAST(m.main_channel_orders AS DOUBLE) / o.orders_total AS main_channel_share,
+        COALESCE(m.n_categories, 0) AS n_categories,
+        m.main_category,
+        CAST(m.main_category_orders AS DOUBLE) / o.orders_total AS main_category_share,
         e.* EXCLUDE (customer_id),
         c.region, c.gender, c.age_band, c.acquisition_channel,
         date_diff('day', CAST(c.signup_ts AS DATE), CAST($cutoff AS DATE)) AS days_since_signup

@@ -1,17 +1,17 @@
 -- Behavioural windows from events up to the end of day $cutoff: counts per event type over the last
--- N days (event_columns), days since the last event, and ticket / review ratings.
--- Params: $cutoff DATE.
+-- N days (event_columns expands to one count per configured type and window), days since the last
+-- event, and ticket / review ratings. Params: $cutoff_day INTEGER (days since 1970-01-01).
 WITH ev AS (
-    SELECT customer_id, CAST(ts AS DATE) AS day, event_type, value
+    SELECT customer_id, $cutoff_day - CAST(epoch_us(ts) // 86400000000 AS INTEGER) AS age_days, event_type, value
     FROM events
-    WHERE CAST(ts AS DATE) <= $cutoff
 )
 SELECT
     customer_id,
-    date_diff('day', MAX(day), CAST($cutoff AS DATE)) AS days_since_last_event,
+    MIN(age_days) FILTER (WHERE event_type <> 'email_sent') AS days_since_last_event,  -- sends are ours, not theirs
     COUNT(*) FILTER (WHERE event_type = 'support_ticket') AS support_tickets_total,
     AVG(value) FILTER (WHERE event_type = 'support_ticket') AS support_ticket_rating_mean,
     AVG(value) FILTER (WHERE event_type = 'review') AS review_rating_mean,
     {event_columns}
 FROM ev
+WHERE age_days >= 0
 GROUP BY customer_id

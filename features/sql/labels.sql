@@ -1,14 +1,13 @@
 -- Labels for a cutoff: purchases in ($cutoff, $label_end], merged per period like lifetimes'
 -- calibration_and_holdout_data. churned = 1 when there is no purchase in the horizon.
--- Params: $cutoff DATE, $label_end DATE, $weekly BOOLEAN.
+-- Params: $cutoff_day INTEGER, $label_end_day INTEGER (days since 1970-01-01), $weekly BOOLEAN.
 WITH future AS (
-    SELECT
-        customer_id,
-        CASE WHEN $weekly THEN CAST(date_trunc('week', CAST(ts AS DATE)) AS DATE)
-             ELSE CAST(ts AS DATE) END AS period,
-        amount
-    FROM transactions
-    WHERE CAST(ts AS DATE) > $cutoff AND CAST(ts AS DATE) <= $label_end
+    SELECT customer_id, day - CASE WHEN $weekly THEN ((day + 3) % 7 + 7) % 7 ELSE 0 END AS period, amount
+    FROM (
+        SELECT customer_id, CAST(epoch_us(ts) // 86400000000 AS INTEGER) AS day, amount
+        FROM transactions
+    )
+    WHERE day > $cutoff_day AND day <= $label_end_day
 )
 SELECT
     customer_id,

@@ -1,17 +1,16 @@
 -- Order history at one cutoff (rows up to the end of day $cutoff), one row per customer with a purchase
 -- (amount >= 0) on or before $cutoff: totals, order values, returns, and trend windows.
--- Params: $cutoff DATE. trend_columns expands to last-N-days and previous-N-days counts per window.
+-- Days are UTC day numbers (days since 1970-01-01). Params: $cutoff_day INTEGER.
+-- trend_columns expands to last-N-days and previous-N-days counts per configured window.
 WITH tx AS (
-    SELECT customer_id, CAST(ts AS DATE) AS day, amount
+    SELECT customer_id, CAST(epoch_us(ts) // 86400000000 AS INTEGER) AS day, amount
     FROM transactions
-    WHERE CAST(ts AS DATE) <= $cutoff
 )
 SELECT
     customer_id,
-    MIN(day) FILTER (WHERE amount >= 0) AS first_purchase_date,
-    MAX(day) FILTER (WHERE amount >= 0) AS last_purchase_date,
+    DATE '1970-01-01' + MIN(day) FILTER (WHERE amount >= 0) AS first_purchase_date,
+    DATE '1970-01-01' + MAX(day) FILTER (WHERE amount >= 0) AS last_purchase_date,
     COUNT(*) FILTER (WHERE amount >= 0) AS orders_total,
-    COUNT(DISTINCT day) FILTER (WHERE amount >= 0) AS purchase_days_total,
     COALESCE(SUM(amount) FILTER (WHERE amount >= 0), 0.0) AS revenue_gross_total,
     COALESCE(SUM(amount), 0.0) AS revenue_net_total,
     AVG(amount) FILTER (WHERE amount >= 0) AS avg_order_value,
@@ -20,5 +19,6 @@ SELECT
     COALESCE(-SUM(amount) FILTER (WHERE amount < 0), 0.0) AS returned_amount_total,
     {trend_columns}
 FROM tx
+WHERE day <= $cutoff_day
 GROUP BY customer_id
 HAVING COUNT(*) FILTER (WHERE amount >= 0) > 0
