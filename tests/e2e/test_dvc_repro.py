@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+LOCAL_STATE = ("dvc.lock", "reports/", "data/", "outputs/", "artifacts/")  # results of local runs: not copied
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "churn-clv test", "GIT_AUTHOR_EMAIL": "test@churn-clv.invalid",
                 "GIT_COMMITTER_NAME": "churn-clv test", "GIT_COMMITTER_EMAIL": "test@churn-clv.invalid"}
 
@@ -36,7 +37,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, listed):
-        if (ROOT / rel).is_file():
+        if (ROOT / rel).is_file() and not rel.startswith(LOCAL_STATE):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
     run(["git", "init", "-q"], dest)
