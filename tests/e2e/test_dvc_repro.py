@@ -55,7 +55,7 @@ def test_dvc_repro_on_cdnow(repo: Path) -> None:
     score = pd.read_parquet(repo / "data/features/score.parquet")
     assert len(score) == 23_570 and score["customer_id"].is_unique
     evaluation = pd.read_parquet(repo / "data/features/eval.parquet")
-    assert str(evaluation["cutoff"].iloc[0].date()) == "1997-12-31"
+    assert str(evaluation["cutoff"].iloc[0])[:10] == "1997-12-31"
     assert evaluation["churned"].mean() == pytest.approx(0.7720, abs=5e-4)  # majority class, REFERENCE.md
     status = run([str(BIN / "dvc"), "status"], repo).stdout
     assert "up to date" in status.lower()
