@@ -1,0 +1,209 @@
+"""Per-customer CLV intervals: parameter uncertainty (Laplace approximation) and posterior predictive draws.
+
+Parameter uncertainty: the purchase and spend models' log-parameters are drawn from a normal centred on the
+fit with covariance minus the inverse of the numerically computed Hessian of the total log-likelihood (the two
+models are fitted separately, so their draws are independent). Each draw gives a closed-form CLV and expected
+horizon revenue per customer; their quantiles are `clv_low` / `clv_high`. That interval says how well the
+*expected* value is known; it does not cover what one customer will actually spend.
+
+Predictive: for each parameter draw, each customer's own latent state is drawn from its posterior given
+(x, t_x, T, m) -- alive or not, purchase rate, dropout (BG/NBD: p, Pareto/NBD: remaining lifetime), spend
+scale -- then its purchases and spend over the horizon are simulated month by month. Quantiles of those draws
+bound the revenue a customer may actually bring (`*_pred_low` / `*_pred_high`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.clv import formulas
+from models.clv import lifetimes_adapter as lt
+from models.clv.inputs import PURCHASE_PARAMS, SPEND_PARAMS, rfm_arrays, unique_rows
+from models.clv.model import ClvModel
+
+HESSIAN_STEP = 1e-3  # central-difference step on the log-parameter scale
+MAX_CELLS = 4_000_000  # rows x draws held in memory at once
+MIN_USABLE_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class ParameterDraws:
+    """Parameter draws of the purchase and spend models (one row per draw) and how they were made."""
+
+    model: str
+    purchases: np.ndarray
+    spend: np.ndarray
+    std_errors: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_draws(self) -> int:
+        """Number of usable draws."""
+        return int(self.purchases.shape[0])
+
+    def params(self, k: int) -> tuple[dict[str, float], dict[str, float]]:
+        """Purchase and spend parameters of draw k."""
+        purchases = dict(zip(PURCHASE_PARAMS[self.model], map(float, self.purchases[k]), strict=True))
+        return purchases, dict(zip(SPEND_PARAMS, map(float, self.spend[k]), strict=True))
+
+
+def numerical_hessian(f: Callable[[np.ndarray], float], at: np.ndarray, step: float = HESSIAN_STEP) -> np.ndarray:
+    """Central-difference Hessian of a scalar function at a point."""
+    at = np.asarray(at, dtype=float)
+    k, e, f0 = at.size, np.eye(at.size) * step, f(at)
+    out = np.empty((k, k))
+    for i in range(k):
+        out[i, i] = (f(at + e[i]) - 2.0 * f0 + f(at - e[i])) / step**2
+        for j in range(i + 1, k):
+            out[i, j] = out[j, i] = (f(at + e[i] + e[j]) - f(at + e[i] - e[j]) - f(at - e[i] + e[j])
+                                     + f(at - e[i] - e[j])) / (4.0 * step**2)
+    return out
+
+
+def laplace_covariance(hessian: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
+    """Covariance -H^-1 of the log-parameters, with eigenvalues floored when -H is not positive definite."""
+    if not np.isfinite(hessian).all():
+        raise FloatingPointError(f"{name}: non-finite log-likelihood Hessian; no parameter uncertainty")
+    info = -(hessian + hessian.T) / 2.0
+    values, vectors = np.linalg.eigh(info)
+    notes = []
+    floor = max(float(values.max()), 1.0) * 1e-9
+    if values.min() <= floor:
+        notes.append(f"{name}: log-likelihood Hessian not negative definite (eigenvalues {values.tolist()}); "
+                     f"flat directions floored at {floor:.3g}, so their parameter intervals are very wide")
+        values = np.maximum(values, floor)
+    return (vectors / values) @ vectors.T, notes
+
+
+def _log_lik_functions(model: ClvModel, rfm: pd.DataFrame) -> dict[str, Callable[[np.ndarray], float]]:
+    """Total log-likelihood of each sub-model as a function of its log-parameters, on compressed rows."""
+    cols = rfm_arrays(rfm)
+    x, m = cols["frequency"], cols["monetary_value"]
+    (ux, utx, uage), _, n = unique_rows(x, cols["recency"], cols["T"])
+    paying = (x > 0) & (m > 0)
+    (sx, sm), _, ns = unique_rows(x[paying], m[paying])
+    names = PURCHASE_PARAMS[model.model]
+    return {
+        "purchases": lambda u: lt.purchase_loglik(model.model, dict(zip(names, np.exp(u), strict=True)),
+                                                  ux, utx, uage, n.astype(float)),
+        "spend": lambda u: lt.spend_loglik(dict(zip(SPEND_PARAMS, np.exp(u), strict=True)), sx, sm, ns.astype(float)),
+    }
+
+
+def laplace_draws(model: ClvModel, rfm: pd.DataFrame, n_draws: int, seed: int) -> ParameterDraws:
+    """Seeded draws of both sub-models' parameters from the normal approximation of their likelihoods."""
+    if n_draws < 2:
+        raise ValueError(f"n_draws must be >= 2, got {n_draws}")
+    rng = np.random.default_rng([seed, 7])
+    fns = _log_lik_functions(model, rfm)
+    out, errors, notes = {}, {}, []
+    for part, names, params in (("purchases", PURCHASE_PARAMS[model.model], model.purchases.params),
+                                ("spend", SPEND_PARAMS, model.spend.params)):
+        centre = np.log([params[n] for n in names])
+        cov, found = laplace_covariance(numerical_hessian(fns[part], centre), part)
+        notes += found
+        se_log = np.sqrt(np.diag(cov))
+        errors.update({n: float(params[n] * s) for n, s in zip(names, se_log, strict=True)})  # delta method
+        out[part] = np.exp(rng.multivariate_normal(centre, cov, size=n_draws, method="eigh"))
+    usable = np.isfinite(out["purchases"]).all(axis=1) & np.isfinite(out["spend"]).all(axis=1)
+    usable &= out["spend"][:, SPEND_PARAMS.index("q")] > 1.0  # else the mean spend is undefined
+    if usable.sum() < MIN_USABLE_SHARE * n_draws:
+        raise FloatingPointError(f"only {int(usable.sum())} of {n_draws} parameter draws are usable (finite, q > 1)")
+    if not usable.all():
+        notes.append(f"{int((~usable).sum())} of {n_draws} parameter draws dropped (non-finite or q <= 1)")
+    return ParameterDraws(model.model, out["purchases"][usable], out["spend"][usable], errors, notes)
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """What to forecast: the evaluation horizon in days and the discounted CLV horizon in months."""
+
+    horizon_days: int
+    horizon_months: int = 12
+    discount_rate_monthly: float = 0.01
+    days_per_month: float = 30.0
+
+    def edges(self, time_unit_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Simulation segment ends (model time unit), each segment's CLV discount and whether it is in H days."""
+        days = np.union1d(np.arange(1, self.horizon_months + 1) * self.days_per_month, [self.horizon_days])
+        month = np.ceil(days / self.days_per_month - 1e-9)
+        discount = np.where(month <= self.horizon_months, (1.0 + self.discount_rate_monthly) ** -month, 0.0)
+        return days / time_unit_days, discount, days <= self.horizon_days + 1e-9
+
+
+def _simulate_counts(rng: np.random.Generator, model: str, p: dict[str, float], x: np.ndarray, tx: np.ndarray,
+                     age: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Purchases per segment (rows x segments) after T, each customer's latent state drawn from its posterior."""
+    n = x.size
+    alive = rng.random(n) < formulas.p_alive(model, p, x, tx, age)
+    lam = rng.gamma(p["r"] + x, 1.0 / (p["alpha"] + age))
+    widths = np.diff(ends, prepend=0.0)
+    if model == "pareto_nbd":
+        mu = np.maximum(rng.gamma(p["s"], 1.0 / (p["beta"] + age)), 1e-300)
+        tau = rng.exponential(1.0 / mu)  # remaining lifetime
+        active = np.clip(tau[:, None] - (ends - widths)[None, :], 0.0, widths[None, :])
+        counts = rng.poisson(lam[:, None] * active)
+    else:
+        shift = 1.0 if model == "mbgnbd" else 0.0
+        drop = np.clip(rng.beta(p["a"], p["b"] + x + shift), 1e-12, 1.0)  # P(dropout after a purchase) | alive
+        last = rng.geometric(drop)  # the K-th future purchase is the last
+        total = np.minimum(np.cumsum(rng.poisson(lam[:, None] * widths[None, :]), axis=1), last[:, None])
+        counts = np.diff(total, axis=1, prepend=0)
+    return np.where(alive[:, None], counts, 0)
+
+
+def _simulate_spend(rng: np.random.Generator, p: dict[str, float], x: np.ndarray, m: np.ndarray,
+                    counts: np.ndarray) -> np.ndarray:
+    """Spend per segment: Gamma(p * n, nu) with the spend scale nu drawn from its Gamma-Gamma posterior."""
+    nu = rng.gamma(p["q"] + p["p"] * x, 1.0 / (p["gamma"] + x * np.maximum(m, 0.0)))
+    return rng.gamma(p["p"] * counts, 1.0 / nu[:, None])  # shape 0 gives 0
+
+
+def _chunk_draws(model: ClvModel, draws: ParameterDraws, horizon: Horizon, rows: pd.DataFrame,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per (row, draw): closed-form CLV and horizon revenue, and simulated ones, for one chunk of rows."""
+    x, tx, age, m = (rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value"))
+    ends, discount, in_horizon = horizon.edges(model.time_unit_days)
+    h, months = horizon.horizon_days, horizon.horizon_months
+    out = {k: np.empty((len(rows), draws.n_draws)) for k in ("clv", "revenue", "clv_pred", "revenue_pred")}
+    for k in range(draws.n_draws):
+        purchases, spend = draws.params(k)
+        drawn = ClvModel.from_params(model.model, purchases, spend, time_unit_days=model.time_unit_days)
+        point = drawn.predict(rows, h, months, horizon.discount_rate_monthly, days_per_month=horizon.days_per_month)
+        out["clv"][:, k] = point[f"clv_{months}m"].to_numpy()
+        out["revenue"][:, k] = (point[f"expected_purchases_{h}d"] * point["expected_aov"]).to_numpy()
+        value = _simulate_spend(rng, spend, x, m, _simulate_counts(rng, model.model, purchases, x, tx, age, ends))
+        out["clv_pred"][:, k] = value @ discount
+        out["revenue_pred"][:, k] = value @ in_horizon.astype(float)
+    return out
+
+
+def intervals(model: ClvModel, rfm: pd.DataFrame, draws: ParameterDraws, horizon: Horizon, level: float = 0.9,
+              seed: int = 0) -> pd.DataFrame:
+    """Per customer: clv_low/high and revenue_<H>d_low/high (parameter), and their predictive counterparts."""
+    if not 0 < level < 1:
+        raise ValueError(f"interval level must be in (0, 1), got {level}")
+    cols = rfm_arrays(rfm)
+    keys = (cols["frequency"], cols["recency"], cols["T"], cols["monetary_value"])
+    uniq, row, _ = unique_rows(*keys)
+    rows = pd.DataFrame({"customer_id": np.arange(uniq[0].size).astype(str), "frequency": uniq[0],
+                         "recency": uniq[1], "T": uniq[2], "monetary_value": uniq[3]})
+    q = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
+    h, months = horizon.horizon_days, horizon.horizon_months
+    names = {"clv": f"clv_{months}m", "revenue": f"revenue_{h}d", "clv_pred": f"clv_{months}m_pred",
+             "revenue_pred": f"revenue_{h}d_pred"}
+    bounds: dict[str, list[np.ndarray]] = {}
+    size = max(1, MAX_CELLS // draws.n_draws)
+    for i, start in enumerate(range(0, len(rows), size)):
+        chunk = _chunk_draws(model, draws, horizon, rows.iloc[start:start + size], np.random.default_rng([seed, 11, i]))
+        for key, values in chunk.items():
+            lo, hi = np.quantile(values, q, axis=1)
+            bounds.setdefault(f"{names[key]}_low", []).append(np.maximum(lo, 0.0))
+            bounds.setdefault(f"{names[key]}_high", []).append(np.maximum(hi, 0.0))
+    table = {name: np.concatenate(parts)[row] for name, parts in bounds.items()}
+    table["clv_low"], table["clv_high"] = table.pop(f"clv_{months}m_low"), table.pop(f"clv_{months}m_high")
+    return pd.DataFrame({"customer_id": rfm["customer_id"].reset_index(drop=True), **table}, copy=False)
