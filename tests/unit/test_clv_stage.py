@@ -1,0 +1,225 @@
+"""Stage train_clv on a small synthetic tree: outputs, no NaN/inf/negative values, MLflow round trip, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import synthetic
+from features.build import FeatureConfig
+from features.timeline import check_history, cutoffs
+from models.clv import ClvModel
+from pipelines import paths
+from pipelines.features import connect, observed_days, resolve_as_of, write_role
+from pipelines.io import write_parquet
+from pipelines.train_clv import ClvConfig, check_holdout, run, stage_files
+from tests.conftest import compose_params
+
+HORIZON = 90
+POINT_COLUMNS = ("p_alive", f"expected_purchases_{HORIZON}d", f"p_no_purchase_{HORIZON}d", "expected_aov", "clv_12m")
+SIGNED_LABELS = ("future_revenue",)  # actual net revenue: returns may make it negative
+
+
+def build_features_under(root: Path, params: dict[str, Any]) -> None:
+    """train/eval/score feature tables under root from its data/interim tables, as the features stage does."""
+    con = connect("2GB")
+    for name, path in paths.INTERIM_FILES.items():
+        path = paths.rebase(path, root)
+        if path.exists():
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path.as_posix()}')")
+    first, last = observed_days(con)
+    windows = params["windows"]
+    cuts = cutoffs(resolve_as_of(windows, last), int(windows["horizon_days"]), int(windows["n_train_cutoffs"]))
+    check_history(cuts, first)
+    cfg = FeatureConfig.from_params(params["features"])
+    for role, target in paths.FEATURE_FILES.items():
+        write_role(con, [c for c in cuts if c.role == role], cfg, paths.rebase(target, root))
+    con.close()
+
+
+def stage_params(root: Path, *overrides: str) -> dict[str, Any]:
+    """conf/ composed for a quick stage run, tracked in a sqlite store under root."""
+    return compose_params([f"windows.horizon_days={HORIZON}", "clv.n_draws=40",
+                           "clv.challenger.fixed_num_boost_round=50",
+                           f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}", *overrides])
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic transactions (3,000 customers, two years) and their feature tables under a temporary root."""
+    root = tmp_path_factory.mktemp("clv_tree")
+    data = synthetic.generate(3000, 5, "2023-01-01", "2024-12-31")
+    write_parquet(data.transactions, paths.rebase(paths.TRANSACTIONS, root))
+    build_features_under(root, stage_params(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def staged(tree: Path) -> dict[str, Any]:
+    """The stage run once on the tree, with MLflow tracking; the tracking URI is restored afterwards."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    try:
+        report = run(stage_params(tree), tree, track=True)
+    finally:
+        mlflow.set_tracking_uri(before)
+    return {"report": report, "files": stage_files(tree), "root": tree}
+
+
+def copy_tree(tree: Path, dest: Path) -> Path:
+    """A copy of the tree's input data under dest."""
+    shutil.copytree(tree / "data", dest / "data")
+    return dest
+
+
+def test_stage_writes_every_output(staged) -> None:
+    for name, path in staged["files"].items():
+        assert path.exists(), name
+
+
+def test_report_is_strict_json_with_the_headline_sections(staged) -> None:
+    def reject(token: str) -> None:
+        raise AssertionError(f"non-JSON number {token} in clv.json")
+
+    report = json.loads(staged["files"]["report"].read_text(), parse_constant=reject)
+    assert {"btyd", "ml", "comparison", "champion", "conditional_expectation", "coverage", "fit", "challenger",
+            "tracking"} <= set(report)
+    for key in ("revenue_mae", "revenue_rmse", "revenue_spearman", "revenue_gini", "revenue_total_error_pct"):
+        assert set(report["comparison"][key]) == {"btyd", "ml"}
+    assert report["champion"]["chosen"] in ("btyd", "ml") and report["champion"]["metric"] == "revenue_mae"
+    assert list(report["conditional_expectation"])[-1] == "7+"
+
+
+def _numbers(tree: Any) -> list[float]:
+    """Every number in a nested JSON document."""
+    if isinstance(tree, dict):
+        return [n for v in tree.values() for n in _numbers(v)]
+    if isinstance(tree, list):
+        return [n for v in tree for n in _numbers(v)]
+    return [float(tree)] if isinstance(tree, int | float) and not isinstance(tree, bool) else []
+
+
+def test_no_nan_inf_or_negative_value_in_any_output(staged) -> None:
+    files = staged["files"]
+    predictions = pd.read_parquet(files["predictions"])
+    numeric = predictions.select_dtypes("number")
+    assert np.isfinite(numeric.to_numpy()).all()
+    assert (numeric.drop(columns=list(SIGNED_LABELS)).to_numpy() >= 0).all()
+    clv_columns = [c for c in predictions.columns if c.startswith("clv_")]
+    assert len(clv_columns) >= 4 and (predictions[clv_columns].to_numpy() >= 0).all()
+    for name in ("clv_calibration", "clv_tracking", "clv_p_alive", "clv_frequency_recency"):
+        values = pd.read_csv(files[name]).select_dtypes("number").to_numpy()
+        assert np.isfinite(values).all() and (values >= 0).all(), name
+    assert np.isfinite(_numbers(json.loads(files["report"].read_text()))).all()
+    assert np.isfinite(_numbers(json.loads(files["params"].read_text()))).all()
+
+
+def test_predictions_cover_every_eval_customer_once(staged) -> None:
+    predictions = pd.read_parquet(staged["files"]["predictions"])
+    evaluation = pd.read_parquet(staged["files"]["eval"])
+    assert predictions["customer_id"].tolist() == evaluation["customer_id"].tolist()
+    assert (predictions["clv_low"] <= predictions["clv_high"]).all()
+
+
+def test_params_json_rebuilds_the_stage_predictions(staged) -> None:
+    model = ClvModel.from_dict(json.loads(staged["files"]["params"].read_text()))
+    evaluation = pd.read_parquet(staged["files"]["eval"])
+    predictions = pd.read_parquet(staged["files"]["predictions"])
+    again = model.predict(evaluation, HORIZON, 12, 0.01)
+    for col in POINT_COLUMNS:
+        assert again[col].to_numpy() == pytest.approx(predictions[col].to_numpy(), rel=1e-12, abs=1e-300)
+
+
+def test_registered_pyfunc_scores_equal_the_stage_output(staged) -> None:
+    import mlflow
+
+    info = json.loads(staged["files"]["mlflow"].read_text())
+    assert info["registered_model"] == "clv-bgnbd"
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(info["tracking_uri"])
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/clv-bgnbd/{info['registered_version']}")
+    finally:
+        mlflow.set_tracking_uri(before)
+    evaluation = pd.read_parquet(staged["files"]["eval"])
+    scores = loaded.predict(evaluation[["customer_id", "frequency", "recency", "T", "monetary_value"]])
+    predictions = pd.read_parquet(staged["files"]["predictions"])
+    assert scores["customer_id"].tolist() == predictions["customer_id"].tolist()
+    for col in POINT_COLUMNS:
+        assert scores[col].to_numpy() == pytest.approx(predictions[col].to_numpy(), rel=1e-12, abs=1e-300)
+
+
+def test_challenger_never_trains_on_the_evaluation_cutoff(staged) -> None:
+    report = staged["report"]
+    assert all(c < report["eval_cutoff"] for c in report["challenger"]["fit_cutoffs"])
+
+
+def test_tracking_curve_ends_at_the_holdout_labels(staged) -> None:
+    evaluation = pd.read_parquet(staged["files"]["eval"])
+    tracking = pd.read_csv(staged["files"]["clv_tracking"])
+    assert len(tracking) == HORIZON + 1
+    assert tracking["actual"].iloc[-1] == evaluation["future_purchases"].sum()
+
+
+def test_intervals_cover_as_reported(staged) -> None:
+    coverage = staged["report"]["coverage"]
+    assert coverage["revenue_parameter"] < coverage["revenue_predictive"]
+    assert 0.8 <= coverage["revenue_predictive"] <= 1.0
+
+
+def test_fewer_than_30_repeat_customers_is_a_clear_error(tree: Path, tmp_path: Path) -> None:
+    root = copy_tree(tree, tmp_path)
+    target = paths.rebase(paths.FEATURE_FILES["eval"], root)
+    frame = pd.read_parquet(target)
+    repeat = frame.index[frame["frequency"] > 0][20:]
+    frame.loc[repeat, ["frequency", "recency", "monetary_value"]] = 0.0
+    write_parquet(frame, target)
+    with pytest.raises(ValueError, match="only 20 repeat customers"):
+        run(stage_params(root), root, track=False)
+    assert not paths.rebase(paths.REPORTS / "clv.json", root).exists()
+
+
+def test_all_zero_spend_is_a_clear_error(tree: Path, tmp_path: Path) -> None:
+    root = copy_tree(tree, tmp_path)
+    target = paths.rebase(paths.FEATURE_FILES["eval"], root)
+    write_parquet(pd.read_parquet(target).assign(monetary_value=0.0), target)
+    with pytest.raises(ValueError, match="all-zero spend"):
+        run(stage_params(root), root, track=False)
+
+
+def test_horizon_other_than_the_feature_tables_is_a_clear_error(tree: Path) -> None:
+    with pytest.raises(ValueError, match="rerun the features stage"):
+        run(stage_params(tree, "windows.horizon_days=60"), tree, track=False)
+
+
+def test_horizon_longer_than_the_history_is_a_clear_error() -> None:
+    frame = pd.DataFrame({"T": [10.0, 30.0], "future_purchases": [0.0, 1.0], "future_revenue": [0.0, 5.0]})
+    cutoff = pd.Timestamp("2024-01-01").date()
+    with pytest.raises(ValueError, match="longer than the data"):
+        check_holdout(frame, cutoff, cutoff + pd.Timedelta(days=60), 60, time_unit_days=1.0)
+
+
+def test_missing_inputs_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="train.parquet"):
+        run(stage_params(tmp_path), tmp_path, track=False)
+
+
+def test_unknown_clv_model_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown clv model 'foo'"):
+        ClvConfig.from_params({"model": "foo"})
+
+
+@pytest.mark.parametrize("model", ["pareto_nbd", "mbgnbd"])
+def test_other_purchase_models_run_through_the_stage(tree: Path, tmp_path: Path, model: str) -> None:
+    root = copy_tree(tree, tmp_path)
+    report = run(stage_params(root, f"clv.model={model}", "clv.n_draws=10"), root, track=False)
+    assert report["model"] == model and report["fit"]["purchases"]["model"] == model
+    predictions = pd.read_parquet(stage_files(root)["predictions"])
+    assert np.isfinite(predictions.select_dtypes("number").to_numpy()).all()
