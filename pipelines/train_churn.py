@@ -13,6 +13,7 @@ import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +30,37 @@ from pipelines import paths, tracking
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
 
-ART = paths.ARTIFACTS / "churn"
-BACKTEST = ART / "backtest"
-PNG = ART / "plots"
-SCORES = ART / "scores.parquet"
-EVAL_PREDICTIONS = ART / "eval_predictions.parquet"
-PLOT_DATA = paths.PLOTS / "churn"
-REPORT = paths.REPORTS / "churn.json"
-TABLE_MD = paths.REPORTS / "churn.md"
-TABLE_CSV = paths.REPORTS / "churn_table.csv"
+
+@dataclass(frozen=True)
+class Locations:
+    """Inputs and outputs of the stage under one repository root (paths.ROOT unless a test says otherwise)."""
+
+    root: Path
+
+    def features(self, role: str) -> Path:
+        """data/features/<role>.parquet."""
+        return paths.rebase(paths.FEATURE_FILES[role], self.root)
+
+    @property
+    def art(self) -> Path:
+        """artifacts/churn: the refit model (model.txt, calibrator.json, features.json), scores, PNGs."""
+        return paths.rebase(paths.ARTIFACTS, self.root) / "churn"
+
+    @property
+    def backtest(self) -> Path:
+        """artifacts/churn/backtest: the model the report measures."""
+        return self.art / "backtest"
+
+    @property
+    def plot_data(self) -> Path:
+        """reports/plots/churn: DVC plot data."""
+        return paths.rebase(paths.PLOTS, self.root) / "churn"
+
+    def report(self, name: str) -> Path:
+        """reports/<name>."""
+        return paths.rebase(paths.REPORTS, self.root) / name
+
+
 MODEL_NAME = "churn-lightgbm"
 MODEL = "lightgbm"
 BASELINES = ("log_rfm", "recency_rule", *baselines.BTYD_MODELS)
@@ -45,17 +68,18 @@ TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10", 
 SHAP_SAMPLE = 5000
 
 
-def read_frames() -> dict[str, pd.DataFrame]:
+def read_frames(where: Locations) -> dict[str, pd.DataFrame]:
     """train / eval / score feature tables, cutoff as ISO text; a clear error when one is missing."""
     frames = {}
-    for role, path in paths.FEATURE_FILES.items():
+    for role in ("train", "eval", "score"):
+        path = where.features(role)
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing; run the features stage first (dvc repro features)")
         frame = pd.read_parquet(path)
         frame["cutoff"] = frame["cutoff"].astype(str)
         frames[role] = frame
     if frames["eval"][LABEL].isna().any():
-        raise ChurnInputError(f"{paths.FEATURE_FILES['eval']}: evaluation rows without a `{LABEL}` label")
+        raise ChurnInputError(f"{where.features('eval')}: evaluation rows without a `{LABEL}` label")
     return frames
 
 
@@ -92,7 +116,7 @@ def baseline_scores(
     if not baselines.clv_available():
         notes.append("BTYD baselines skipped: models.clv is not available")
         return scores, details
-    for kind in baselines.BTYD_MODELS:
+    for kind in cfg.btyd_baselines:
         if cfg.prior == kind and evaluation[PRIOR_COLUMN].notna().all():
             scores[kind] = evaluation[PRIOR_COLUMN].to_numpy(dtype=float)
             continue
@@ -133,7 +157,12 @@ def write_text(text: str, target: Path) -> None:
 
 
 def write_figures(
-    curves: dict[str, pd.DataFrame], importance: pd.DataFrame, model: ChurnModel, sample: pd.DataFrame, seed: int
+    curves: dict[str, pd.DataFrame],
+    importance: pd.DataFrame,
+    model: ChurnModel,
+    sample: pd.DataFrame,
+    seed: int,
+    folder: Path,
 ) -> list[Path]:
     """The PNG figures (logged to MLflow) under artifacts/churn/plots/."""
     parts = explain.contributions(model, sample)
@@ -145,21 +174,22 @@ def write_figures(
         "importance.png": plots.importance_figure(importance),
         "shap_summary.png": plots.shap_summary_figure(parts.shap, parts.values, parts.names, seed=seed),
     }
-    PNG.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fig in figures.items():
-        with atomic_path(PNG / name) as tmp:
+        with atomic_path(folder / name) as tmp:
             fig.savefig(tmp, format="png", dpi=110)
-        written.append(PNG / name)
+        written.append(folder / name)
     return written
 
 
-def write_plot_data(curves: dict[str, pd.DataFrame], importance: pd.DataFrame) -> None:
+def write_plot_data(curves: dict[str, pd.DataFrame], importance: pd.DataFrame, folder: Path) -> None:
     """DVC plot data: one CSV per curve under reports/plots/churn/ (declared in dvc.yaml `plots:`)."""
     for name, table in curves.items():
         keep = [c for c in table.columns if not c.endswith("_count")]
-        write_csv(table[keep], PLOT_DATA / f"{name}.csv")
-    write_csv(importance[["feature", "mean_abs_shap", "gain_share"]].head(30), PLOT_DATA / "importance.csv")
+        missing = {b: np.nan for b in (MODEL, *BASELINES) if b not in keep}  # dvc.yaml names every column
+        write_csv(table[keep].assign(**missing), folder / f"{name}.csv")
+    write_csv(importance[["feature", "mean_abs_shap", "gain_share"]].head(30), folder / "importance.csv")
 
 
 def backtest(
@@ -293,11 +323,12 @@ def log_training_run(
     files: dict[str, Path],
     score: pd.DataFrame,
     pngs: list[Path],
+    where: Locations,
 ) -> dict[str, Any]:
     """One MLflow run: params, tags, metrics, plots, reports; the refit model logged and registered."""
     import mlflow
 
-    data_hash = tracking.fingerprint([paths.FEATURE_FILES[r] for r in ("train", "eval", "score")])
+    data_hash = tracking.fingerprint([where.features(r) for r in ("train", "eval", "score")])
     tags = tracking.run_tags(
         params,
         data_hash,
@@ -321,10 +352,10 @@ def log_training_run(
         mlflow.log_dict(production.spec.to_dict(), "features.json")
         for png in pngs:
             mlflow.log_artifact(str(png), "plots")
-        for path in (TABLE_MD, TABLE_CSV):
+        for path in (where.report("churn.md"), where.report("churn_table.csv")):
             mlflow.log_artifact(str(path), "reports")
         mlflow.log_dict(report, "reports/churn.json")
-        for path in sorted(BACKTEST.glob("*")):
+        for path in sorted(where.backtest.glob("*")):
             mlflow.log_artifact(str(path), "backtest")
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -346,13 +377,14 @@ def log_training_run(
     }
 
 
-def run(params: dict[str, Any], track: bool = True) -> dict[str, Any]:
+def run(params: dict[str, Any], track: bool = True, root: Path | None = None) -> dict[str, Any]:
     """Backtest, refit, write artifacts / reports / plot data, and log the run to MLflow."""
     started = time.perf_counter()
+    where = Locations(Path(root) if root is not None else paths.ROOT)
     cfg = ChurnConfig.from_params(params.get("churn") or {}, seed=int(params.get("seed", 42)))
     horizon, unit = int(params["windows"]["horizon_days"]), time_unit_days(params["features"])
     notes: list[str] = []
-    frames = read_frames()
+    frames = read_frames(where)
     cfg = add_priors(frames, cfg, horizon, unit, notes)
     result = backtest(frames, cfg, horizon, unit, notes)
     model: ChurnModel = result["model"]
@@ -387,22 +419,22 @@ def run(params: dict[str, Any], track: bool = True) -> dict[str, Any]:
         "top_features": importance.head(10)[["feature", "mean_abs_shap", "gain_share"]].to_dict("records"),
         "notes": notes,
     }
-    files = save_model(production, ART)
-    save_model(model, BACKTEST)
+    files = save_model(production, where.art)
+    save_model(model, where.backtest)
     eval_out = evaluation[["customer_id", "cutoff", LABEL]].assign(
         **{f"p_{name}": p for name, p in result["scores"].items()}, p_lightgbm_uncalibrated=result["uncalibrated"]
     )
-    write_parquet(eval_out, EVAL_PREDICTIONS)
-    write_parquet(scored, SCORES)
-    pngs = write_figures(curves, importance, model, sample, cfg.seed)
-    write_plot_data(curves, importance)
-    write_csv(table, TABLE_CSV)
-    write_text(markdown_report(report, table), TABLE_MD)
+    write_parquet(eval_out, where.art / "eval_predictions.parquet")
+    write_parquet(scored, where.art / "scores.parquet")
+    pngs = write_figures(curves, importance, model, sample, cfg.seed, where.art / "plots")
+    write_plot_data(curves, importance, where.plot_data)
+    write_csv(table, where.report("churn_table.csv"))
+    write_text(markdown_report(report, table), where.report("churn.md"))
     report["seconds"] = round(time.perf_counter() - started, 2)
-    write_json(report, REPORT)
+    write_json(report, where.report("churn.json"))
     if track:
-        report["mlflow"] = log_training_run(params, report, production, files, frames["score"], pngs)
-        write_json(report, REPORT)
+        report["mlflow"] = log_training_run(params, report, production, files, frames["score"], pngs, where)
+        write_json(report["mlflow"], where.art / "mlflow_run.json")
     return report
 
 

@@ -38,6 +38,7 @@ class ChurnConfig:
     reason_codes: int = 3
     ablation: bool = True
     bootstrap: int = 200
+    btyd_baselines: tuple[str, ...] = ("bgnbd", "pareto_nbd")
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -58,6 +59,9 @@ class ChurnConfig:
         ):
             if int(getattr(self, name)) < 1:
                 raise ChurnInputError(f"churn.{name} must be >= 1, got {getattr(self, name)}")
+        unknown = [b for b in self.btyd_baselines if b not in PRIORS[1:]]
+        if unknown:
+            raise ChurnInputError(f"churn.btyd_baselines must be among {PRIORS[1:]}, got {unknown}")
         if not 0 <= self.min_fit_share <= 1:
             raise ChurnInputError(f"churn.min_fit_share must be in [0, 1], got {self.min_fit_share}")
 
@@ -69,6 +73,8 @@ class ChurnConfig:
         stop = next((raw[k] for k in ("early_stopping_rounds", "early_stopping_round") if k in raw), 50)
         lgb_params = {k: v for k, v in raw.items() if k not in LOOP_KEYS}
         extra = {k: v for k, v in block.items() if k in cls.__dataclass_fields__ and k not in ("params", "seed")}
+        if "btyd_baselines" in extra:
+            extra["btyd_baselines"] = tuple(extra["btyd_baselines"] or ())
         if "top_fractions" in extra:
             extra["top_fractions"] = tuple(float(f) for f in extra["top_fractions"])
         return cls(

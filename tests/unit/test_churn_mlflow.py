@@ -1,0 +1,111 @@
+"""The train_churn stage on tiny tables: outputs written, MLflow run logged, registered model reproduces scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import tracking, train_churn
+from tests.conftest import compose_params
+from tests.unit.test_churn_frames import CUTOFFS, churn_frame, stacked
+
+N = 600
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    """A temporary repo root with tiny feature tables, the stage run on it with a temporary sqlite store."""
+    root = tmp_path_factory.mktemp("root")
+    ids = np.char.add("c", np.arange(N).astype(str))
+    tables = {"train": stacked(CUTOFFS[:2], n=N), "eval": churn_frame(N, CUTOFFS[2], seed=7, ids=ids),
+              "score": churn_frame(N, CUTOFFS[3], seed=8, labelled=False, ids=ids)}
+    for role, frame in tables.items():
+        path = root / "data" / "features" / f"{role}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+    params = compose_params([
+        f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}", "churn.params.num_leaves=7",
+        "churn.params.min_child_samples=20", "churn.params.num_boost_round=60", "churn.bootstrap=20",
+        "churn.btyd_baselines=[bgnbd]",
+    ])
+    return root, params, train_churn.run(params, root=root)
+
+
+def test_outputs_are_written(stage) -> None:
+    root, _, report = stage
+    art = root / "artifacts" / "churn"
+    for name in ("model.txt", "calibrator.json", "features.json", "scores.parquet", "eval_predictions.parquet",
+                 "backtest/model.txt", "plots/roc.png", "plots/shap_summary.png", "mlflow_run.json"):
+        assert (art / name).is_file(), name
+    for name in ("roc", "pr", "reliability", "gains", "lift", "importance"):
+        assert (root / "reports" / "plots" / "churn" / f"{name}.csv").is_file()
+    saved = json.loads((root / "reports" / "churn.json").read_text())
+    assert saved["model"]["roc_auc"] == pytest.approx(report["model"]["roc_auc"])
+    assert saved["protocol"]["mode"] == "holdout" and saved["protocol"]["holdout_cutoff"] == CUTOFFS[1]
+    assert saved["refit"]["holdout_cutoff"] == CUTOFFS[2]
+    assert {r["metric"] for r in saved["comparison"]} >= {"roc_auc", "log_loss", "lift_top10"}
+    assert [r["feature_set"] for r in saved["ablation"]] == ["rfm_only", "all"]
+    assert "| lightgbm |" in (root / "reports" / "churn.md").read_text()
+    calibrator = json.loads((art / "calibrator.json").read_text())
+    assert calibrator["kind"] == "isotonic" and len(calibrator["x"]) == len(calibrator["y"])
+
+
+def test_scores_have_probabilities_and_reasons(stage) -> None:
+    root, _, _ = stage
+    scores = pd.read_parquet(root / "artifacts" / "churn" / "scores.parquet")
+    assert len(scores) == N and scores["customer_id"].is_unique
+    assert scores["p_churn"].between(0, 1).all()
+    assert scores["reason_1"].str.contains(" (?:raises|lowers) risk$").all()
+
+
+def test_registered_model_reproduces_the_stage_scores(stage) -> None:
+    import mlflow
+
+    root, params, report = stage
+    info = report["mlflow"]
+    assert info["registered_model"] == "churn-lightgbm" and info["tracking_uri"].endswith("mlflow.db")
+    mlflow.set_tracking_uri(info["tracking_uri"])
+    loaded = mlflow.pyfunc.load_model(f"models:/churn-lightgbm/{info['registered_version']}")
+    score = pd.read_parquet(root / "data" / "features" / "score.parquet")
+    predicted = loaded.predict(score)["p_churn"].to_numpy()
+    stage_scores = pd.read_parquet(root / "artifacts" / "churn" / "scores.parquet")["p_churn"].to_numpy()
+    np.testing.assert_allclose(predicted, stage_scores, rtol=0, atol=1e-12)
+
+
+def test_run_carries_tags_params_metrics_and_plots(stage) -> None:
+    from mlflow.tracking import MlflowClient
+
+    root, params, report = stage
+    client = MlflowClient(report["mlflow"]["tracking_uri"])
+    run = client.get_run(report["mlflow"]["run_id"])
+    tags = run.data.tags
+    assert tags["data_fingerprint"] == report["mlflow"]["data_fingerprint"]
+    assert tags["as_of"] == CUTOFFS[3] and tags["horizon_days"] == str(params["windows"]["horizon_days"])
+    assert tags["git_commit"] and tags["data_source"] == params["data"]["source"]
+    assert run.data.params["churn.params.num_leaves"] == "7"
+    assert "lightgbm.roc_auc" in run.data.metrics and "baseline.log_rfm.roc_auc" in run.data.metrics
+    plots = {f.path for f in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/pr.png", "plots/reliability.png", "plots/gains_lift.png",
+            "plots/shap_summary.png"} <= plots
+    features = json.loads((root / "artifacts" / "churn" / "features.json").read_text())["features"]
+    assert "features.json" in {f.path for f in client.list_artifacts(run.info.run_id)} and len(features) > 10
+
+
+def test_tracking_uri_is_anchored_on_dvc_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert tracking.tracking_uri({}) == f"sqlite:///{(tmp_path / 'mlflow.db').resolve().as_posix()}"
+    assert tracking.tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "sqlite:///x.db"
+    assert tracking.artifact_location(tracking.tracking_uri({})).endswith("/mlartifacts")
+
+
+def test_fingerprint_changes_with_content(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    first = tracking.fingerprint([a, b])
+    b.write_bytes(b"three")
+    assert tracking.fingerprint([a, b]) != first and len(first) == 16

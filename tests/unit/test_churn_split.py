@@ -1,0 +1,76 @@
+"""Time-ordered validation: the latest training cutoff is held out, never a random split; row capping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.churn import ChurnConfig, fit_churn
+from models.churn.split import stratified_cap, time_split
+from tests.unit.test_churn_frames import CUTOFFS, churn_frame, stacked
+
+FAST = {"params": {"num_leaves": 7, "learning_rate": 0.1, "min_child_samples": 20, "num_boost_round": 60,
+                   "early_stopping_rounds": 10}, "fixed_num_boost_round": 25, "bootstrap": 0}
+
+
+def test_latest_cutoff_is_held_out_in_time() -> None:
+    split = time_split(stacked(CUTOFFS[:3]))
+    assert split.mode == "holdout"
+    assert split.fit_cutoffs == list(CUTOFFS[:2]) and split.holdout_cutoff == CUTOFFS[2]
+    assert split.fit["cutoff"].max() < split.holdout["cutoff"].min()
+
+
+def test_one_cutoff_falls_back_to_fixed_rounds() -> None:
+    split = time_split(churn_frame(400))
+    assert (split.mode, split.holdout) == ("fixed", None)
+    assert "one training cutoff" in split.reason
+
+
+def test_small_older_cutoff_falls_back_to_fixed_rounds() -> None:
+    frame = pd.concat([churn_frame(250, CUTOFFS[0]), churn_frame(2000, CUTOFFS[1], seed=1)], ignore_index=True)
+    split = time_split(frame, min_customers=200, min_fit_share=0.2)
+    assert split.mode == "fixed" and "min_fit_share" in split.reason
+    assert len(split.fit) == len(frame)
+
+
+def test_fit_never_sees_the_evaluation_cutoff_and_calibrates_on_the_latest_training_one() -> None:
+    train = stacked(CUTOFFS[:2])
+    model = fit_churn(train, ChurnConfig.from_params(FAST))
+    info = model.info
+    assert info["mode"] == "holdout" and info["fit_cutoffs"] == [CUTOFFS[0]]
+    assert info["holdout_cutoff"] == CUTOFFS[1] < CUTOFFS[2]  # CUTOFFS[2] plays the evaluation cutoff
+    assert model.calibrator.kind == "isotonic"
+    assert model.calibrator.info["rows"] == int((train["cutoff"] == CUTOFFS[1]).sum())
+    assert 1 <= info["best_iteration"] <= 60 and model.booster.num_trees() == info["best_iteration"]
+
+
+def test_fixed_mode_uses_configured_rounds_without_calibrator_or_weights() -> None:
+    model = fit_churn(churn_frame(500), ChurnConfig.from_params(FAST))
+    assert model.info["mode"] == "fixed" and model.booster.num_trees() == 25
+    assert model.calibrator.kind == "none" and model.info["class_weight"] == "none"
+
+
+def test_evaluation_labels_cannot_change_the_model() -> None:
+    train = stacked(CUTOFFS[:2])
+    evaluation = churn_frame(300, CUTOFFS[2], seed=9)
+    cfg = ChurnConfig.from_params(FAST)
+    first = fit_churn(train, cfg).predict_proba(evaluation)
+    flipped = evaluation.assign(churned=1 - evaluation["churned"])
+    np.testing.assert_array_equal(first, fit_churn(train, cfg).predict_proba(flipped))
+
+
+def test_stratified_cap_keeps_proportions_and_is_deterministic() -> None:
+    frame = stacked(CUTOFFS[:2], n=1000)
+    capped = stratified_cap(frame, 500, seed=3)
+    assert len(capped) == 500
+    assert capped.equals(stratified_cap(frame, 500, seed=3))
+    share = frame.groupby(["cutoff", "churned"]).size() / len(frame)
+    capped_share = capped.groupby(["cutoff", "churned"]).size() / len(capped)
+    assert np.abs(share - capped_share).max() < 0.005
+    assert stratified_cap(frame, 5000, seed=3) is frame
+
+
+@pytest.mark.parametrize("rows", [1, 7, 999])
+def test_stratified_cap_hits_the_exact_size(rows: int) -> None:
+    assert len(stratified_cap(stacked(CUTOFFS[:2], n=500), rows, seed=0)) == rows
