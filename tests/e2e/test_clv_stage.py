@@ -1,0 +1,94 @@
+"""End to end: ingest CDNOW, build its features and run train_clv under a temporary root (default config)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import ingest
+from pipelines.train_clv import run, stage_files
+from tests.conftest import compose_params
+from tests.unit.test_clv_stage import build_features_under
+
+pytestmark = pytest.mark.slow
+RFM = ["customer_id", "frequency", "recency", "T", "monetary_value"]
+
+
+@pytest.fixture(scope="module")
+def cdnow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The stage's report and files after a run on full CDNOW, tracked in a temporary sqlite store."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("clv_cdnow")
+    params = compose_params([f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}"])
+    ingest.run(params, root)
+    build_features_under(root, params)
+    before = mlflow.get_tracking_uri()
+    try:
+        report = run(params, root, track=True)
+    finally:
+        mlflow.set_tracking_uri(before)
+    return {"report": report, "files": stage_files(root)}
+
+
+def test_holdout_is_cdnow_first_half_of_1998(cdnow) -> None:
+    report = cdnow["report"]
+    assert (report["eval_cutoff"], report["as_of"], report["horizon_days"]) == ("1997-12-31", "1998-06-30", 181)
+    assert report["customers"] == 23_570
+
+
+def test_btyd_forecasts_the_holdout_well(cdnow) -> None:
+    btyd = cdnow["report"]["btyd"]
+    assert abs(btyd["purchases"]["total_error_pct"]) < 10
+    assert abs(btyd["revenue"]["total_error_pct"]) < 10
+    assert btyd["revenue"]["gini"] > 0.6
+    predictions = pd.read_parquet(cdnow["files"]["predictions"])
+    corr = np.corrcoef(predictions["expected_purchases_181d"], predictions["future_purchases"])[0, 1]
+    assert corr > 0.6  # the paper reports 0.626 on the 1/10 sample, weekly, 39-week holdout
+
+
+def test_side_by_side_table_and_champion(cdnow) -> None:
+    report = cdnow["report"]
+    assert report["ml"]["revenue"]["mae"] > 0 and report["comparison"]["revenue_gini"]["ml"] > 0.5
+    assert report["champion"]["chosen"] in ("btyd", "ml")
+    assert report["challenger"]["fit_cutoffs"][-1] < report["eval_cutoff"]
+
+
+def test_conditional_expectations_span_0_to_7_plus(cdnow) -> None:
+    table = cdnow["report"]["conditional_expectation"]
+    assert list(table) == ["0", "1", "2", "3", "4", "5", "6", "7+"]
+    assert sum(row["customers"] for row in table.values()) == 23_570
+
+
+def test_parameter_intervals_under_cover_and_predictive_ones_do_not(cdnow) -> None:
+    coverage = cdnow["report"]["coverage"]
+    assert coverage["revenue_parameter"] < 0.1
+    assert 0.85 <= coverage["revenue_predictive"] <= 0.99
+
+
+def test_no_nan_inf_or_negative_clv(cdnow) -> None:
+    predictions = pd.read_parquet(cdnow["files"]["predictions"])
+    values = predictions.select_dtypes("number").drop(columns="future_revenue").to_numpy()
+    assert np.isfinite(values).all() and (values >= 0).all()
+
+
+def test_registered_model_scores_equal_the_stage_output(cdnow) -> None:
+    import mlflow
+
+    info = json.loads(Path(cdnow["files"]["mlflow"]).read_text())
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(info["tracking_uri"])
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/clv-bgnbd/{info['registered_version']}")
+    finally:
+        mlflow.set_tracking_uri(before)
+    evaluation = pd.read_parquet(cdnow["files"]["eval"])
+    scores = loaded.predict(evaluation[RFM])
+    predictions = pd.read_parquet(cdnow["files"]["predictions"])
+    for col in ("p_alive", "expected_purchases_181d", "expected_aov", "clv_12m"):
+        assert scores[col].to_numpy() == pytest.approx(predictions[col].to_numpy(), rel=1e-12, abs=1e-300)
