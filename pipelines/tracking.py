@@ -1,4 +1,4 @@
-"""MLflow helpers: the sqlite tracking store at the repo root, the experiment, and the tags every run carries."""
+"""MLflow helpers: the sqlite store at the repo root, the experiment, the tags every run carries."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def tracking_uri(mlflow_params: Mapping[str, Any] | None = None) -> str:
 
 
 def artifact_location(uri: str) -> str:
-    """Where a new experiment keeps artifacts: mlartifacts/ beside a sqlite database, else the server default."""
+    """Where a new experiment keeps artifacts: mlartifacts/ beside a sqlite database, else the default."""
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
     return ""

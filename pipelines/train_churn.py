@@ -100,13 +100,19 @@ def add_priors(
     for role, frame in frames.items():
         frame[PRIOR_COLUMN], failures = btyd_prior(frame, cfg.prior, horizon, unit, cfg.seed)
         notes += [
-            f"prior {cfg.prior} at {role} cutoff {c}: {why} (training churn rate used)" for c, why in failures.items()
+            f"prior {cfg.prior} at {role} cutoff {c}: {why} (training churn rate used)"
+            for c, why in failures.items()
         ]
     return cfg
 
 
 def baseline_scores(
-    train: pd.DataFrame, evaluation: pd.DataFrame, cfg: ChurnConfig, horizon: int, unit: float, notes: list[str]
+    train: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    cfg: ChurnConfig,
+    horizon: int,
+    unit: float,
+    notes: list[str],
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """P(churn) at the evaluation cutoff from each baseline, and their fitted coefficients."""
     scores, details = {}, {}
@@ -220,7 +226,7 @@ def backtest(
 
 
 def run_ablation(frames: dict[str, pd.DataFrame], cfg: ChurnConfig, model: ChurnModel) -> list[dict]:
-    """RFM-only vs all features with the configured recipe, plus all features without a prior if one is used."""
+    """RFM-only vs all features, same recipe (plus all features without the prior, if one is used)."""
     table = ablation.run_ablation(frames["train"], frames["eval"], cfg, fitted={"all": model})
     table.insert(1, "prior", cfg.prior)
     if cfg.prior != "none":
@@ -246,7 +252,11 @@ def markdown_report(report: dict[str, Any], table: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in report["comparison"]:
-        ci = f"[{row['delta_ci95_low']:+.4f}, {row['delta_ci95_high']:+.4f}]" if "delta_ci95_low" in row else ""
+        ci = (
+            f"[{row['delta_ci95_low']:+.4f}, {row['delta_ci95_high']:+.4f}]"
+            if "delta_ci95_low" in row
+            else ""
+        )
         lines.append(
             f"| {row['metric']} | {row['model']:.4f} | {row['best_baseline']} | "
             f"{row['best_baseline_value']:.4f} | {row['delta']:+.4f} | {ci} | {row['model_better']} |"
@@ -422,7 +432,8 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     files = save_model(production, where.art)
     save_model(model, where.backtest)
     eval_out = evaluation[["customer_id", "cutoff", LABEL]].assign(
-        **{f"p_{name}": p for name, p in result["scores"].items()}, p_lightgbm_uncalibrated=result["uncalibrated"]
+        **{f"p_{name}": p for name, p in result["scores"].items()},
+        p_lightgbm_uncalibrated=result["uncalibrated"],
     )
     write_parquet(eval_out, where.art / "eval_predictions.parquet")
     write_parquet(scored, where.art / "scores.parquet")

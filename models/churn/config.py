@@ -43,11 +43,15 @@ class ChurnConfig:
 
     def __post_init__(self) -> None:
         if self.class_weight not in CLASS_WEIGHTS:
-            raise ChurnInputError(f"churn.class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
+            raise ChurnInputError(
+                f"churn.class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}"
+            )
         if self.prior not in PRIORS:
             raise ChurnInputError(f"churn.prior must be one of {PRIORS}, got {self.prior!r}")
         if self.calibration not in CALIBRATIONS:
-            raise ChurnInputError(f"churn.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+            raise ChurnInputError(
+                f"churn.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}"
+            )
         for name in (
             "num_boost_round",
             "early_stopping_rounds",
@@ -69,10 +73,14 @@ class ChurnConfig:
     def from_params(cls, block: dict[str, Any], seed: int = 42) -> ChurnConfig:
         """Build from params['churn']: loop settings are read from inside `params` (tunable with -S)."""
         raw = dict(block.get("params") or {})
-        rounds = next((raw[k] for k in ("num_boost_round", "n_estimators", "num_iterations") if k in raw), 1000)
+        rounds = next(
+            (raw[k] for k in ("num_boost_round", "n_estimators", "num_iterations") if k in raw), 1000
+        )
         stop = next((raw[k] for k in ("early_stopping_rounds", "early_stopping_round") if k in raw), 50)
         lgb_params = {k: v for k, v in raw.items() if k not in LOOP_KEYS}
-        extra = {k: v for k, v in block.items() if k in cls.__dataclass_fields__ and k not in ("params", "seed")}
+        extra = {
+            k: v for k, v in block.items() if k in cls.__dataclass_fields__ and k not in ("params", "seed")
+        }
         if "btyd_baselines" in extra:
             extra["btyd_baselines"] = tuple(extra["btyd_baselines"] or ())
         if "top_fractions" in extra:

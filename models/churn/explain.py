@@ -63,7 +63,9 @@ def _value_text(value: float, categories: list[str] | None) -> str:
     return f"{value:.3g}"
 
 
-def _texts(model: ChurnModel, names: list[str], feat: np.ndarray, value: np.ndarray, sign: np.ndarray) -> np.ndarray:
+def _texts(
+    model: ChurnModel, names: list[str], feat: np.ndarray, value: np.ndarray, sign: np.ndarray
+) -> np.ndarray:
     """Reason texts for flat (column index, shown value, sign) arrays, each distinct one formatted once."""
     value_codes, value_uniques = pd.factorize(value, use_na_sentinel=False)
     n_feat = len(names)

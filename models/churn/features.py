@@ -93,7 +93,13 @@ class FeatureSpec:
         """Inverse of to_dict."""
         prior = data.get("prior") or {"kind": "none", "fallback": 0.5, "center": 0.0}
         categories = {k: list(v) for k, v in data["categories"].items()}
-        return cls(tuple(data["features"]), categories, prior["kind"], float(prior["fallback"]), float(prior["center"]))
+        return cls(
+            tuple(data["features"]),
+            categories,
+            prior["kind"],
+            float(prior["fallback"]),
+            float(prior["center"]),
+        )
 
 
 def fit_spec(frame: pd.DataFrame, features: Sequence[str] | None = None) -> FeatureSpec:

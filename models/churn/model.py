@@ -50,7 +50,11 @@ class ChurnModel:
 
     @classmethod
     def from_parts(
-        cls, model_text: str, calibrator: dict[str, Any], spec: dict[str, Any], info: dict[str, Any] | None = None
+        cls,
+        model_text: str,
+        calibrator: dict[str, Any],
+        spec: dict[str, Any],
+        info: dict[str, Any] | None = None,
     ) -> ChurnModel:
         """Rebuild from the booster's text format and the calibrator / feature-spec dicts."""
         booster = lgb.Booster(model_str=model_text)
@@ -77,7 +81,9 @@ def _class_weight(cfg: ChurnConfig, y: np.ndarray, applied: bool) -> dict[str, A
     return {"scale_pos_weight": (y.size - positives) / positives}
 
 
-def _train(cfg: ChurnConfig, split: TimeSplit, spec: FeatureSpec, fit_rows: pd.DataFrame) -> tuple[lgb.Booster, dict]:
+def _train(
+    cfg: ChurnConfig, split: TimeSplit, spec: FeatureSpec, fit_rows: pd.DataFrame
+) -> tuple[lgb.Booster, dict]:
     """Boost on the fit rows; with a holdout, early-stop on it (AUC if reweighted, else log loss)."""
     holdout = split.mode == "holdout"
     weight = _class_weight(cfg, fit_rows[LABEL].to_numpy(dtype=float), applied=holdout)
@@ -104,7 +110,12 @@ def _train(cfg: ChurnConfig, split: TimeSplit, spec: FeatureSpec, fit_rows: pd.D
     )
     best = int(booster.best_iteration or booster.current_iteration())
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    return booster, {"num_boost_round": best, "best_iteration": best, "early_stopping_metric": stop_metric, **weight}
+    return booster, {
+        "num_boost_round": best,
+        "best_iteration": best,
+        "early_stopping_metric": stop_metric,
+        **weight,
+    }
 
 
 def _holdout_report(raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray, n_bins: int) -> dict[str, float]:
@@ -155,7 +166,9 @@ def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | N
         model.calibrator = fit_calibrator(cfg.calibration, raw, y_hold)
         info["holdout"] = _holdout_report(raw, model.calibrator.transform(raw), y_hold, cfg.ece_bins)
     else:
-        model.calibrator = Calibrator("none", info={"reason": f"fixed mode ({split.reason}): no held-out rows"})
+        model.calibrator = Calibrator(
+            "none", info={"reason": f"fixed mode ({split.reason}): no held-out rows"}
+        )
     info["calibration"] = model.calibrator.kind
     info["seconds"] = round(time.perf_counter() - started, 3)
     model.info = info

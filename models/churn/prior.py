@@ -21,7 +21,9 @@ PRIOR_KINDS = ("none", "bgnbd", "pareto_nbd")
 CLIP = 1e-4
 
 
-def prior_probability(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring frame") -> np.ndarray | None:
+def prior_probability(
+    frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring frame"
+) -> np.ndarray | None:
     """The prior P(churn) per row (fallback where missing), or None when the model has no prior."""
     if spec.prior == "none":
         return None
@@ -42,7 +44,7 @@ def prior_offset(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring f
 def btyd_prior(
     frame: pd.DataFrame, kind: str, horizon_days: int, time_unit_days: float, seed: int = 0
 ) -> tuple[np.ndarray, dict[str, str]]:
-    """P(no purchase in horizon) per row from a BTYD model fitted per cutoff (NaN, with a reason, on failure)."""
+    """P(no purchase in horizon) per row from a BTYD model fitted per cutoff (NaN + reason on failure)."""
     from models.clv import fit_clv
 
     if kind not in PRIOR_KINDS[1:]:

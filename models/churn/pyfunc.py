@@ -26,6 +26,8 @@ class ChurnPyfunc(PythonModel):
             json.loads(files["features"].read_text(encoding="utf-8")),
         )
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """Calibrated churn probability per input row."""
         return pd.DataFrame({"p_churn": self.model.predict_proba(model_input)}, index=model_input.index)

@@ -58,7 +58,8 @@ def check_training_frame(frame: pd.DataFrame, min_customers: int, where: str = "
     n_customers = frame["customer_id"].nunique()
     if n_customers < min_customers:
         raise TooFewCustomersError(
-            f"{where} has {n_customers} customer(s); at least {min_customers} are needed (churn.min_customers)"
+            f"{where} has {n_customers} customer(s); at least {min_customers} are needed "
+            "(churn.min_customers)"
         )
     classes = sorted(frame[LABEL].astype(int).unique().tolist())
     if len(classes) < 2:
@@ -94,7 +95,9 @@ def time_split(frame: pd.DataFrame, min_customers: int = 200, min_fit_share: flo
     reason = _unusable(fit, holdout, min_customers, min_fit_share)
     if reason:
         return TimeSplit(frame, None, "fixed", reason)
-    return TimeSplit(fit, holdout, "holdout", f"fit on {len(cutoffs) - 1} older cutoff(s), hold out {cutoffs[-1]}")
+    return TimeSplit(
+        fit, holdout, "holdout", f"fit on {len(cutoffs) - 1} older cutoff(s), hold out {cutoffs[-1]}"
+    )
 
 
 def stratified_cap(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:

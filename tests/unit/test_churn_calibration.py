@@ -50,8 +50,17 @@ def test_none_is_identity_and_unknown_kind_is_rejected() -> None:
 
 
 def test_fitted_model_calibration_keeps_or_improves_holdout_log_loss() -> None:
-    cfg = ChurnConfig.from_params({"params": {"num_leaves": 7, "learning_rate": 0.1, "min_child_samples": 20,
-                                              "num_boost_round": 60, "early_stopping_rounds": 10}})
+    cfg = ChurnConfig.from_params(
+        {
+            "params": {
+                "num_leaves": 7,
+                "learning_rate": 0.1,
+                "min_child_samples": 20,
+                "num_boost_round": 60,
+                "early_stopping_rounds": 10,
+            }
+        }
+    )
     model = fit_churn(stacked(CUTOFFS[:2], n=800), cfg)
     holdout = model.info["holdout"]
     assert model.info["class_weight"] == "balanced"  # raw scores are shifted by the weights ...

@@ -15,7 +15,9 @@ from models.churn import (
 from models.churn.features import PRIOR_COLUMN
 from tests.unit.test_churn_frames import churn_frame
 
-CFG = ChurnConfig.from_params({"params": {"num_leaves": 7, "min_child_samples": 20}, "fixed_num_boost_round": 10})
+CFG = ChurnConfig.from_params(
+    {"params": {"num_leaves": 7, "min_child_samples": 20}, "fixed_num_boost_round": 10}
+)
 
 
 def test_single_class_training_set() -> None:
@@ -43,13 +45,16 @@ def test_missing_training_columns() -> None:
 def test_feature_missing_at_scoring_time() -> None:
     model = fit_churn(churn_frame(400), CFG)
     score = churn_frame(10, labelled=False).drop(columns=["frequency", "rfm_segment"])
-    with pytest.raises(MissingFeaturesError, match="lacks 2 feature column\\(s\\) .*: frequency, rfm_segment"):
+    with pytest.raises(
+        MissingFeaturesError, match="lacks 2 feature column\\(s\\) .*: frequency, rfm_segment"
+    ):
         model.predict_proba(score)
 
 
 def test_prior_missing_at_training_and_scoring_time() -> None:
-    cfg = ChurnConfig.from_params({"params": {"min_child_samples": 20}, "prior": "pareto_nbd",
-                                   "fixed_num_boost_round": 10})
+    cfg = ChurnConfig.from_params(
+        {"params": {"min_child_samples": 20}, "prior": "pareto_nbd", "fixed_num_boost_round": 10}
+    )
     with pytest.raises(MissingFeaturesError, match=PRIOR_COLUMN):
         fit_churn(churn_frame(400), cfg)
     model = fit_churn(churn_frame(400).assign(**{PRIOR_COLUMN: 0.7}), cfg)
@@ -57,19 +62,24 @@ def test_prior_missing_at_training_and_scoring_time() -> None:
         model.predict_proba(churn_frame(5))
 
 
-@pytest.mark.parametrize("block, message", [
-    ({"class_weight": "heavy"}, "churn.class_weight"),
-    ({"calibration": "beta"}, "churn.calibration"),
-    ({"prior": "gamma"}, "churn.prior"),
-    ({"min_fit_share": 2}, "churn.min_fit_share"),
-    ({"max_train_rows": 0}, "churn.max_train_rows"),
-])
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ({"class_weight": "heavy"}, "churn.class_weight"),
+        ({"calibration": "beta"}, "churn.calibration"),
+        ({"prior": "gamma"}, "churn.prior"),
+        ({"min_fit_share": 2}, "churn.min_fit_share"),
+        ({"max_train_rows": 0}, "churn.max_train_rows"),
+    ],
+)
 def test_bad_config(block: dict, message: str) -> None:
     with pytest.raises(ChurnInputError, match=message):
         ChurnConfig.from_params(block)
 
 
 def test_loop_settings_are_read_from_params() -> None:
-    cfg = ChurnConfig.from_params({"params": {"num_leaves": 63, "n_estimators": 77, "early_stopping_rounds": 9}})
+    cfg = ChurnConfig.from_params(
+        {"params": {"num_leaves": 63, "n_estimators": 77, "early_stopping_rounds": 9}}
+    )
     assert (cfg.num_boost_round, cfg.early_stopping_rounds) == (77, 9)
     assert cfg.lightgbm_params()["num_leaves"] == 63 and "n_estimators" not in cfg.lightgbm_params()

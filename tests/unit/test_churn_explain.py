@@ -11,8 +11,9 @@ from models.churn.explain import _display_round, contributions, top_contribution
 from models.churn.features import PRIOR_COLUMN
 from tests.unit.test_churn_frames import CUTOFFS, churn_frame, stacked
 
-CFG = ChurnConfig.from_params({"params": {"num_leaves": 7, "learning_rate": 0.1, "min_child_samples": 20},
-                               "fixed_num_boost_round": 40})
+CFG = ChurnConfig.from_params(
+    {"params": {"num_leaves": 7, "learning_rate": 0.1, "min_child_samples": 20}, "fixed_num_boost_round": 40}
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +53,16 @@ def test_top_contributions_by_abs_and_by_raise() -> None:
     contrib = np.array([[0.1, -0.5, 0.3, 0.0], [-0.2, 0.05, 0.0, 0.4]])
     np.testing.assert_array_equal(top_contributions(contrib, 2), [[1, 2], [3, 0]])
     np.testing.assert_array_equal(top_contributions(contrib, 2, "raises"), [[2, 0], [3, 1]])
-    np.testing.assert_array_equal(top_contributions(contrib, 9), np.argsort(-np.abs(contrib), axis=1, kind="stable"))
+    np.testing.assert_array_equal(
+        top_contributions(contrib, 9), np.argsort(-np.abs(contrib), axis=1, kind="stable")
+    )
 
 
 def test_display_rounding() -> None:
-    np.testing.assert_array_equal(_display_round(np.array([143.0, 1234.56, 0.123456, 5.255, 0.0, -12.34])),
-                                  [143.0, 1235.0, 0.123, 5.26, 0.0, -12.3])
+    np.testing.assert_array_equal(
+        _display_round(np.array([143.0, 1234.56, 0.123456, 5.255, 0.0, -12.34])),
+        [143.0, 1235.0, 0.123, 5.26, 0.0, -12.3],
+    )
 
 
 def test_more_reasons_than_features_are_padded(model) -> None:
@@ -66,8 +71,9 @@ def test_more_reasons_than_features_are_padded(model) -> None:
 
 
 def test_prior_is_an_explained_column() -> None:
-    cfg = ChurnConfig.from_params({"params": {"num_leaves": 7, "min_child_samples": 20}, "prior": "bgnbd",
-                                   "fixed_num_boost_round": 20})
+    cfg = ChurnConfig.from_params(
+        {"params": {"num_leaves": 7, "min_child_samples": 20}, "prior": "bgnbd", "fixed_num_boost_round": 20}
+    )
     train = stacked(CUTOFFS[:1], n=500).assign(**{PRIOR_COLUMN: np.linspace(0.05, 0.95, 500)})
     fitted = fit_churn(train, cfg)
     frame = churn_frame(20, seed=3).assign(**{PRIOR_COLUMN: 0.99})
@@ -75,8 +81,9 @@ def test_prior_is_an_explained_column() -> None:
     assert parts.names[-1] == PRIOR_COLUMN
     raw = fitted.booster.predict(fitted.inputs(frame), raw_score=True)
     bias = fitted.booster.predict(fitted.inputs(frame), pred_contrib=True)[:, -1]
-    np.testing.assert_allclose(parts.shap.sum(axis=1) + bias + fitted.spec.prior_center,
-                               fitted.raw_score(frame), atol=1e-9)
+    np.testing.assert_allclose(
+        parts.shap.sum(axis=1) + bias + fitted.spec.prior_center, fitted.raw_score(frame), atol=1e-9
+    )
     assert not np.allclose(raw, fitted.raw_score(frame))
     assert reason_codes(fitted, frame, k=1)["reason_1"].str.startswith(f"{PRIOR_COLUMN}=0.99 raises").all()
 
@@ -85,8 +92,14 @@ def test_global_importance_has_gain_and_shap(model) -> None:
     table = global_importance(model, churn_frame(200, seed=2))
     assert set(table.columns) >= {"feature", "gain", "mean_abs_shap", "gain_share"}
     assert table["mean_abs_shap"].is_monotonic_decreasing
-    assert table.iloc[0]["feature"] in {"days_since_last_purchase", "frequency", "page_view_30d", "recency",
-                                        "rfm_r", "rfm_segment"}
+    assert table.iloc[0]["feature"] in {
+        "days_since_last_purchase",
+        "frequency",
+        "page_view_30d",
+        "recency",
+        "rfm_r",
+        "rfm_segment",
+    }
     assert table["gain_share"].sum() == pytest.approx(1.0)
 
 

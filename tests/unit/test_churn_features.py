@@ -22,21 +22,49 @@ from tests.unit.test_churn_frames import churn_frame
 
 def test_exclusion_list_is_explicit() -> None:
     assert set(EXCLUDED) == {
-        "customer_id", "cutoff", "first_purchase_date", "last_purchase_date",
-        "churned", "future_purchases", "future_revenue", "rfm_segment_label", "rfm_score", PRIOR_COLUMN,
+        "customer_id",
+        "cutoff",
+        "first_purchase_date",
+        "last_purchase_date",
+        "churned",
+        "future_purchases",
+        "future_revenue",
+        "rfm_segment_label",
+        "rfm_score",
+        PRIOR_COLUMN,
     }
-    assert set(CATEGORICAL) == {"main_channel", "main_category", "region", "gender", "age_band",
-                                "acquisition_channel", "rfm_segment"}
+    assert set(CATEGORICAL) == {
+        "main_channel",
+        "main_category",
+        "region",
+        "gender",
+        "age_band",
+        "acquisition_channel",
+        "rfm_segment",
+    }
 
 
 def test_feature_columns_keep_numeric_and_declared_categoricals_only() -> None:
-    frame = pd.DataFrame({
-        "customer_id": ["a"], "cutoff": ["2024-01-01"], "first_purchase_date": ["2023-01-01"],
-        "last_purchase_date": ["2023-12-01"], "frequency": [1.0], "orders_total": [2], "is_vip": [True],
-        "main_channel": ["web"], "rfm_segment": ["lost"], "rfm_segment_label": ["Lost"], "rfm_score": ["111"],
-        "free_text": ["hello"], "churned": [1.0], "future_purchases": [0.0], "future_revenue": [0.0],
-        PRIOR_COLUMN: [0.9],
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a"],
+            "cutoff": ["2024-01-01"],
+            "first_purchase_date": ["2023-01-01"],
+            "last_purchase_date": ["2023-12-01"],
+            "frequency": [1.0],
+            "orders_total": [2],
+            "is_vip": [True],
+            "main_channel": ["web"],
+            "rfm_segment": ["lost"],
+            "rfm_segment_label": ["Lost"],
+            "rfm_score": ["111"],
+            "free_text": ["hello"],
+            "churned": [1.0],
+            "future_purchases": [0.0],
+            "future_revenue": [0.0],
+            PRIOR_COLUMN: [0.9],
+        }
+    )
     assert feature_columns(frame) == ["frequency", "orders_total", "is_vip", "main_channel", "rfm_segment"]
     assert ignored_columns(frame) == ["free_text"]
 
@@ -50,7 +78,10 @@ def test_categories_are_fixed_from_training_and_unseen_values_become_missing() -
     inputs = model_frame(score, spec)
     assert list(inputs.columns) == list(spec.features)
     assert list(inputs["main_channel"].cat.categories) == ["app", "store", "web"]
-    assert inputs["main_channel"].tolist()[0] == "web" and inputs["main_channel"].isna().tolist()[1:] == [True, True]
+    assert inputs["main_channel"].tolist()[0] == "web" and inputs["main_channel"].isna().tolist()[1:] == [
+        True,
+        True,
+    ]
 
 
 def test_value_matrix_holds_category_codes() -> None:

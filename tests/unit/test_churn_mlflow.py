@@ -1,4 +1,4 @@
-"""The train_churn stage on tiny tables: outputs written, MLflow run logged, registered model reproduces scores."""
+"""The train_churn stage on tiny tables: outputs, MLflow run, registered model reproduces scores."""
 
 from __future__ import annotations
 
@@ -21,25 +21,42 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
     """A temporary repo root with tiny feature tables, the stage run on it with a temporary sqlite store."""
     root = tmp_path_factory.mktemp("root")
     ids = np.char.add("c", np.arange(N).astype(str))
-    tables = {"train": stacked(CUTOFFS[:2], n=N), "eval": churn_frame(N, CUTOFFS[2], seed=7, ids=ids),
-              "score": churn_frame(N, CUTOFFS[3], seed=8, labelled=False, ids=ids)}
+    tables = {
+        "train": stacked(CUTOFFS[:2], n=N),
+        "eval": churn_frame(N, CUTOFFS[2], seed=7, ids=ids),
+        "score": churn_frame(N, CUTOFFS[3], seed=8, labelled=False, ids=ids),
+    }
     for role, frame in tables.items():
         path = root / "data" / "features" / f"{role}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(path, index=False)
-    params = compose_params([
-        f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}", "churn.params.num_leaves=7",
-        "churn.params.min_child_samples=20", "churn.params.num_boost_round=60", "churn.bootstrap=20",
-        "churn.btyd_baselines=[bgnbd]",
-    ])
+    params = compose_params(
+        [
+            f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}",
+            "churn.params.num_leaves=7",
+            "churn.params.min_child_samples=20",
+            "churn.params.num_boost_round=60",
+            "churn.bootstrap=20",
+            "churn.btyd_baselines=[bgnbd]",
+        ]
+    )
     return root, params, train_churn.run(params, root=root)
 
 
 def test_outputs_are_written(stage) -> None:
     root, _, report = stage
     art = root / "artifacts" / "churn"
-    for name in ("model.txt", "calibrator.json", "features.json", "scores.parquet", "eval_predictions.parquet",
-                 "backtest/model.txt", "plots/roc.png", "plots/shap_summary.png", "mlflow_run.json"):
+    for name in (
+        "model.txt",
+        "calibrator.json",
+        "features.json",
+        "scores.parquet",
+        "eval_predictions.parquet",
+        "backtest/model.txt",
+        "plots/roc.png",
+        "plots/shap_summary.png",
+        "mlflow_run.json",
+    ):
         assert (art / name).is_file(), name
     for name in ("roc", "pr", "reliability", "gains", "lift", "importance"):
         assert (root / "reports" / "plots" / "churn" / f"{name}.csv").is_file()
@@ -89,8 +106,13 @@ def test_run_carries_tags_params_metrics_and_plots(stage) -> None:
     assert run.data.params["churn.params.num_leaves"] == "7"
     assert "lightgbm.roc_auc" in run.data.metrics and "baseline.log_rfm.roc_auc" in run.data.metrics
     plots = {f.path for f in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/roc.png", "plots/pr.png", "plots/reliability.png", "plots/gains_lift.png",
-            "plots/shap_summary.png"} <= plots
+    assert {
+        "plots/roc.png",
+        "plots/pr.png",
+        "plots/reliability.png",
+        "plots/gains_lift.png",
+        "plots/shap_summary.png",
+    } <= plots
     features = json.loads((root / "artifacts" / "churn" / "features.json").read_text())["features"]
     assert "features.json" in {f.path for f in client.list_artifacts(run.info.run_id)} and len(features) > 10
 

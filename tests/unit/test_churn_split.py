@@ -10,8 +10,17 @@ from models.churn import ChurnConfig, fit_churn
 from models.churn.split import stratified_cap, time_split
 from tests.unit.test_churn_frames import CUTOFFS, churn_frame, stacked
 
-FAST = {"params": {"num_leaves": 7, "learning_rate": 0.1, "min_child_samples": 20, "num_boost_round": 60,
-                   "early_stopping_rounds": 10}, "fixed_num_boost_round": 25, "bootstrap": 0}
+FAST = {
+    "params": {
+        "num_leaves": 7,
+        "learning_rate": 0.1,
+        "min_child_samples": 20,
+        "num_boost_round": 60,
+        "early_stopping_rounds": 10,
+    },
+    "fixed_num_boost_round": 25,
+    "bootstrap": 0,
+}
 
 
 def test_latest_cutoff_is_held_out_in_time() -> None:
@@ -28,7 +37,9 @@ def test_one_cutoff_falls_back_to_fixed_rounds() -> None:
 
 
 def test_small_older_cutoff_falls_back_to_fixed_rounds() -> None:
-    frame = pd.concat([churn_frame(250, CUTOFFS[0]), churn_frame(2000, CUTOFFS[1], seed=1)], ignore_index=True)
+    frame = pd.concat(
+        [churn_frame(250, CUTOFFS[0]), churn_frame(2000, CUTOFFS[1], seed=1)], ignore_index=True
+    )
     split = time_split(frame, min_customers=200, min_fit_share=0.2)
     assert split.mode == "fixed" and "min_fit_share" in split.reason
     assert len(split.fit) == len(frame)

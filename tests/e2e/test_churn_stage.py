@@ -1,0 +1,80 @@
+"""train_churn end to end on the CDNOW feature tables in data/features (skipped when absent or not CDNOW)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import train_churn
+from tests.conftest import ROOT, compose_params
+
+pytestmark = pytest.mark.slow
+FEATURES = ROOT / "data" / "features"
+CDNOW_CUSTOMERS = 23_570
+
+
+def _cdnow_features() -> bool:
+    """True when data/features holds the default CDNOW tables (evaluation cutoff 1997-12-31)."""
+    path = FEATURES / "eval.parquet"
+    if not all((FEATURES / f"{r}.parquet").exists() for r in ("train", "eval", "score")):
+        return False
+    cutoffs = pd.read_parquet(path, columns=["cutoff"])["cutoff"].astype(str)
+    return len(cutoffs) == CDNOW_CUSTOMERS and set(cutoffs) == {"1997-12-31"}
+
+
+@pytest.fixture(scope="module")
+def cdnow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The stage run on a copy of the CDNOW feature tables, outputs and MLflow store in a temporary root."""
+    if not _cdnow_features():
+        pytest.skip("data/features does not hold the default CDNOW tables; run `dvc repro features`")
+    root = tmp_path_factory.mktemp("cdnow")
+    shutil.copytree(FEATURES, root / "data" / "features")
+    params = compose_params([f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}"])
+    return root, train_churn.run(params, root=root)
+
+
+def test_baselines_match_the_published_btyd_figures(cdnow) -> None:
+    _, report = cdnow
+    assert report["eval_rows"] == CDNOW_CUSTOMERS and report["eval_churn_rate"] == pytest.approx(
+        0.7720, abs=5e-4
+    )
+    pareto, bgnbd = report["baselines"]["pareto_nbd"], report["baselines"]["bgnbd"]
+    assert pareto["roc_auc"] == pytest.approx(0.7998, abs=0.002)
+    assert pareto["log_loss"] == pytest.approx(0.4208, abs=0.002)
+    assert bgnbd["roc_auc"] == pytest.approx(0.7882, abs=0.002)
+    assert bgnbd["log_loss"] == pytest.approx(0.4244, abs=0.002)
+
+
+def test_lightgbm_is_not_worse_than_the_best_baseline(cdnow) -> None:
+    _, report = cdnow
+    rows = {r["metric"]: r for r in report["comparison"]}
+    # Non-inferiority on the paired-bootstrap interval: at most noise below the best baseline.
+    assert rows["roc_auc"]["delta_ci95_high"] > 0, rows["roc_auc"]
+    assert rows["log_loss"]["delta_ci95_low"] < 0, rows["log_loss"]
+    assert report["model"]["roc_auc"] > 0.80 and report["model"]["log_loss"] < 0.425
+
+
+def test_protocol_is_time_ordered(cdnow) -> None:
+    _, report = cdnow
+    protocol, refit = report["protocol"], report["refit"]
+    assert all(c < report["eval_cutoff"] for c in protocol["fit_cutoffs"])
+    assert protocol["holdout_cutoff"] in (None, *report["train_cutoffs"])
+    assert refit["mode"] == "holdout" and refit["holdout_cutoff"] == report["eval_cutoff"]
+
+
+def test_registered_model_scores_equal_the_stage_scores(cdnow) -> None:
+    import mlflow
+
+    root, report = cdnow
+    mlflow.set_tracking_uri(report["mlflow"]["tracking_uri"])
+    loaded = mlflow.pyfunc.load_model(f"models:/churn-lightgbm/{report['mlflow']['registered_version']}")
+    score = pd.read_parquet(root / "data" / "features" / "score.parquet")
+    stage = pd.read_parquet(root / "artifacts" / "churn" / "scores.parquet")
+    np.testing.assert_allclose(
+        loaded.predict(score)["p_churn"].to_numpy(), stage["p_churn"].to_numpy(), atol=1e-12
+    )
+    assert len(stage) == CDNOW_CUSTOMERS and (stage["reason_1"] != "").all()
