@@ -64,7 +64,8 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
             parts.append(part.as_posix())
             stats.append(cutoff_stats(con, part, cut))
         staged = Path(tmp) / "all.parquet"
-        con.execute(f"COPY (SELECT * FROM read_parquet({parts!r})) TO '{staged.as_posix()}' (FORMAT parquet)")
+        stacked = f"SELECT * FROM read_parquet({parts!r}) ORDER BY cutoff, customer_id"  # deterministic order
+        con.execute(f"COPY ({stacked}) TO '{staged.as_posix()}' (FORMAT parquet)")
         os.replace(staged, target)
     return stats
 

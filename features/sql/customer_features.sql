@@ -33,14 +33,18 @@ WITH base AS (
     LEFT JOIN _events AS e USING (customer_id)
     LEFT JOIN _profile AS c USING (customer_id)
 ),
-scored AS (
+scores AS (
+    -- ranks over a narrow projection, so the window sorts do not carry every feature column
     SELECT
-        *,
+        customer_id,
         LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY days_since_last_purchase DESC)) AS INTEGER))
             AS rfm_r,
         LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY frequency)) AS INTEGER)) AS rfm_f,
         LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY revenue_net_total)) AS INTEGER)) AS rfm_m
     FROM base
+),
+scored AS (
+    SELECT * FROM base JOIN scores USING (customer_id)
 )
 SELECT
     s.* EXCLUDE ({event_count_columns_csv}),
@@ -59,4 +63,3 @@ JOIN _segments AS seg
  AND seg.f_high = (s.rfm_f >= $rfm_high)
  AND seg.m_high = (s.rfm_m >= $rfm_high)
 LEFT JOIN _labels AS l USING (customer_id)
-ORDER BY s.customer_id
