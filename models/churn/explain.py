@@ -10,6 +10,7 @@ import pandas as pd
 from models.churn.features import PRIOR_COLUMN, value_matrix
 from models.churn.model import ChurnModel
 from models.churn.prior import prior_offset, prior_probability
+from models.churn.treeshap import tree_contributions
 
 DIRECTIONS = ("abs", "raises")
 
@@ -24,11 +25,14 @@ class Contributions:
     shap: np.ndarray
 
 
-def contributions(model: ChurnModel, frame: pd.DataFrame) -> Contributions:
-    """TreeSHAP from pred_contrib; with a BTYD prior, its centred log-odds is one more additive column."""
+def contributions(model: ChurnModel, frame: pd.DataFrame, grouped: bool = True) -> Contributions:
+    """TreeSHAP from pred_contrib (grouped per tree pattern, or direct); a BTYD prior is one more column."""
     inputs = model.inputs(frame)
-    shap = np.asarray(model.booster.predict(inputs, pred_contrib=True))[:, :-1]
     names, values = list(model.spec.features), value_matrix(inputs)
+    if grouped:
+        shap = tree_contributions(model.booster, values, model.trees())[:, :-1]
+    else:
+        shap = np.asarray(model.booster.predict(inputs, pred_contrib=True))[:, :-1]
     categorical = np.array([f in model.spec.categories for f in names], dtype=bool)
     offset = prior_offset(frame, model.spec)
     if offset is not None:

@@ -117,6 +117,17 @@ def check_columns(frame: pd.DataFrame, features: Sequence[str], where: str = "sc
         raise MissingFeaturesError(missing, where)
 
 
+def _categorical(values: pd.Series, categories: list[str]) -> pd.Categorical:
+    """values as a Categorical over the training categories (unseen or missing values become NaN)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        if not pd.api.types.is_string_dtype(values.cat.categories):
+            values = values.cat.rename_categories(str)
+        return pd.Categorical(values.cat.set_categories(categories))
+    if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+        values = values.astype("string").astype(object).where(values.notna(), None)
+    return pd.Categorical(values, categories=categories)
+
+
 def model_frame(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring frame") -> pd.DataFrame:
     """The spec's columns in order: categoricals as pandas category with training categories, others float."""
     check_columns(frame, spec.features, where)
@@ -124,8 +135,7 @@ def model_frame(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring fr
     for col in spec.features:
         values = frame[col]
         if col in spec.categories:
-            text = values.astype("string").astype(object).where(values.notna(), None)
-            out[col] = pd.Categorical(text, categories=spec.categories[col])
+            out[col] = _categorical(values, spec.categories[col])
         else:
             try:
                 out[col] = pd.to_numeric(values, errors="raise").astype(float).to_numpy()
@@ -135,13 +145,13 @@ def model_frame(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring fr
 
 
 def value_matrix(frame: pd.DataFrame) -> np.ndarray:
-    """A model frame as a float matrix: numeric values, category codes (NaN when missing) for categoricals."""
-    cols = []
-    for col in frame.columns:
+    """A model frame as a column-major float matrix: numbers, category codes (NaN when missing)."""
+    out = np.empty((len(frame), frame.shape[1]), dtype=np.float64, order="F")
+    for j, col in enumerate(frame.columns):
         values = frame[col]
         if isinstance(values.dtype, pd.CategoricalDtype):
-            codes = values.cat.codes.to_numpy().astype(float)
-            cols.append(np.where(codes < 0, np.nan, codes))
+            codes = values.cat.codes.to_numpy()
+            out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
-            cols.append(values.to_numpy(dtype=float))
-    return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+            out[:, j] = values.to_numpy(dtype=np.float64)
+    return out

@@ -19,6 +19,7 @@ from models.churn.config import ChurnConfig
 from models.churn.features import LABEL, FeatureSpec, fit_spec, model_frame
 from models.churn.prior import prior_offset, prior_probability
 from models.churn.split import TimeSplit, stratified_cap, time_split
+from models.churn.treeshap import Tree, compile_trees
 
 
 @dataclass
@@ -29,6 +30,13 @@ class ChurnModel:
     calibrator: Calibrator
     spec: FeatureSpec
     info: dict[str, Any] = field(default_factory=dict)
+    _trees: list[Tree] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def trees(self) -> list[Tree]:
+        """The booster's splits per tree (for grouped TreeSHAP), parsed once."""
+        if self._trees is None:
+            self._trees = compile_trees(self.booster)
+        return self._trees
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model-ready frame (raises MissingFeaturesError naming absent features)."""

@@ -106,3 +106,10 @@ def test_global_importance_has_gain_and_shap(model) -> None:
 def test_reason_codes_name_missing_features(model) -> None:
     with pytest.raises(ValueError, match="page_view_30d"):
         reason_codes(model, pd.DataFrame(churn_frame(5)).drop(columns="page_view_30d"))
+
+
+def test_grouped_and_direct_pred_contrib_agree(model) -> None:
+    frame = churn_frame(300, seed=4)
+    frame.loc[::7, "main_channel"] = None
+    grouped = contributions(model, frame).shap
+    np.testing.assert_allclose(grouped, contributions(model, frame, grouped=False).shap, rtol=0, atol=1e-10)
