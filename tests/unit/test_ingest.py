@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features import contract
+from features import contract, synthetic
 from features.errors import DataError
 from features.ingest import REJECTED_SCHEMA, as_of_end, duplicate_key, map_columns
 from pipelines import ingest, paths
@@ -445,7 +445,6 @@ def test_cdnow_figures(tmp_path: Path) -> None:
 
 
 def test_synthetic_source(tmp_path: Path) -> None:
-    pytest.importorskip("features.synthetic")
     doc = ingest.run(compose_params(["data=synthetic", "data.n_customers=300"]), tmp_path)
     assert doc["source"] == "synthetic" and doc["truth_rows"] == 300
     for name in paths.TABLES:
@@ -459,7 +458,6 @@ def test_synthetic_source(tmp_path: Path) -> None:
 
 def test_synthetic_frames_go_through_the_same_validation(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    synthetic = pytest.importorskip("features.synthetic")
     tx = pd.DataFrame({"customer_id": ["0000002", "0000001", "0000001"],
                        "ts": pd.to_datetime(["2023-01-02", "2023-01-01", "2023-01-03"], utc=True),
                        "amount": [5.0, 3.0, 3.0], "order_id": ["o2", "o1", "o1"], "quantity": [1.0, 1.0, 1.0],
@@ -475,7 +473,6 @@ def test_synthetic_frames_go_through_the_same_validation(tmp_path: Path,
 
 
 def test_as_of_filters_synthetic_like_any_source(tmp_path: Path) -> None:
-    pytest.importorskip("features.synthetic")
     params = compose_params(["data=synthetic", "data.n_customers=300", "windows.as_of=2024-06-30"])
     doc = ingest.run(params, tmp_path)
     assert doc["transactions"]["rejected_by_reason"]["after_as_of"] > 0
