@@ -1,11 +1,12 @@
 """LightGBM's own TreeSHAP (pred_contrib), computed once per distinct decision pattern of each tree.
 
-Path-dependent TreeSHAP values of one tree depend on a row only through the outcome of each split of that
-tree. Rows are grouped per tree by a code per split that refines LightGBM's decision (NaN, zero, or the
-side of the threshold / category set), ``pred_contrib`` runs on one representative row per group for that
-tree alone (``start_iteration=t, num_iteration=1``), and the values are scattered back and summed over
-trees. The result equals ``booster.predict(X, pred_contrib=True)`` (tests check it); the cost scales with
-the number of distinct patterns per tree (a few hundred) instead of the number of customers.
+Path-dependent TreeSHAP values of one tree depend on a row only through the direction it takes at each
+split of that tree (LightGBM's ``NumericalDecision`` / ``CategoricalDecision``, replicated here from the
+dumped model: missing type, default direction, threshold or category set). Rows are grouped per tree by
+that bit vector, ``pred_contrib`` runs on one representative row per group for that tree alone
+(``start_iteration=t, num_iteration=1``), and the values are scattered back and summed over trees. The
+result equals ``booster.predict(X, pred_contrib=True)`` (tests check it, with NaN, zeros, categories and
+deep trees); the cost follows the number of distinct patterns per tree instead of the number of customers.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ THREADED_ROWS = 20_000  # representative rows from which one pred_contrib call u
 
 @dataclass(frozen=True)
 class Split:
-    """One internal node: feature column, numeric threshold or category set."""
+    """One internal node: feature column, threshold or category set, and where missing values go."""
 
     feature: int
     threshold: float
     categories: np.ndarray | None
+    missing: str  # LightGBM missing type: None (NaN read as 0), Zero (0 and NaN missing), NaN
+    default_left: bool
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,12 @@ def _splits(node: dict, out: list[Split]) -> None:
     """Collect the internal nodes of a dumped tree, depth first."""
     if "split_feature" not in node:
         return
+    feature, missing, left = int(node["split_feature"]), str(node["missing_type"]), bool(node["default_left"])
     if node["decision_type"] == "==":
         cats = np.array([int(c) for c in str(node["threshold"]).split("||")], dtype=np.int64)
-        out.append(Split(int(node["split_feature"]), np.nan, cats))
+        out.append(Split(feature, np.nan, cats, missing, left))
     else:
-        out.append(Split(int(node["split_feature"]), float(node["threshold"]), None))
+        out.append(Split(feature, float(node["threshold"]), None, missing, left))
     _splits(node["left_child"], out)
     _splits(node["right_child"], out)
 
@@ -63,44 +67,58 @@ def compile_trees(booster: lgb.Booster) -> list[Tree]:
 
 
 class _Columns:
-    """Column-major input with, per column, a code for NaN (2) and zero (3) values computed once."""
+    """Column-major input with per-column masks and category codes, each computed once."""
 
     def __init__(self, x: np.ndarray) -> None:
         self.x = np.asfortranarray(x, dtype=np.float64)
-        self._special: dict[int, np.ndarray | None] = {}
+        self._cache: dict[tuple[str, int], np.ndarray | None] = {}
 
-    def special(self, col: int) -> np.ndarray | None:
-        """int64 codes 2 (NaN) / 3 (zero) / 0 (other) for one column, None when it has neither."""
-        if col not in self._special:
+    def _get(self, kind: str, col: int) -> np.ndarray | None:
+        """nan: NaN mask (None if no NaN); zero: |x| <= 1e-35 after NaN -> 0; shifted: category code + 1."""
+        key = (kind, col)
+        if key not in self._cache:
             x = self.x[:, col]
-            nan, zero = np.isnan(x), np.abs(x) <= ZERO
-            self._special[col] = (2 * nan + 3 * zero).astype(np.int64) if (nan.any() or zero.any()) else None
-        return self._special[col]
+            nan = np.isnan(x)
+            if kind == "nan":
+                value = nan if nan.any() else None
+            elif kind == "zero":
+                value = (np.abs(x) <= ZERO) | nan
+            else:
+                with np.errstate(invalid="ignore"):
+                    value = np.where(nan | (x < 0), -1, x).astype(np.int64) + 1
+            self._cache[key] = value
+        return self._cache[key]
 
-    def code(self, split: Split) -> np.ndarray:
-        """0/1 = side of the split, 2 = NaN or negative category, 3 = zero: refines LightGBM's decision."""
+    def goes_right(self, split: Split) -> np.ndarray:
+        """LightGBM's decision at one split: True where the row goes to the right child."""
         x = self.x[:, split.feature]
-        if split.categories is not None:
-            with np.errstate(invalid="ignore"):
-                side = (~np.isin(np.nan_to_num(x, nan=-1.0).astype(np.int64), split.categories)).astype(
-                    np.int64
-                )
-            return np.where(np.isnan(x) | (x < 0), 2, side)
-        side = (x > split.threshold).astype(np.int64)
-        special = self.special(split.feature)
-        return side if special is None else np.where(special > 0, special, side)
+        if split.categories is not None:  # NaN and negative codes always go right
+            shifted = self._get("shifted", split.feature)
+            table = np.ones(max(int(shifted.max()), int(split.categories.max()) + 1) + 1, dtype=bool)
+            table[split.categories + 1] = False
+            return table[shifted]
+        nan = self._get("nan", split.feature)
+        if split.missing == "NaN":
+            right = x > split.threshold  # NaN compares False
+            return right if nan is None else np.where(nan, not split.default_left, right)
+        right = x > split.threshold
+        if nan is not None:  # NaN is read as 0.0
+            right = np.where(nan, 0.0 > split.threshold, right)
+        if split.missing == "Zero":
+            right = np.where(self._get("zero", split.feature), not split.default_left, right)
+        return right
 
 
 def _groups(cols: _Columns, tree: Tree) -> tuple[np.ndarray, np.ndarray]:
-    """Per row its group id, and one representative row index per group."""
+    """Per row its group id (the bit vector of its decisions), and one representative row per group."""
     n = cols.x.shape[0]
     key, bound = np.zeros(n, dtype=np.int64), 0
     for split in tree.splits:
-        if bound > KEY_LIMIT:  # renumber the distinct keys 0..n-1 so that key * 4 + 3 stays within int64
+        if bound > KEY_LIMIT:  # renumber the distinct keys 0..n-1 so that key * 2 + 1 stays within int64
             key = pd.factorize(key)[0].astype(np.int64)
             bound = n
-        key = key * 4 + cols.code(split)
-        bound = bound * 4 + 3
+        key = key * 2 + cols.goes_right(split)
+        bound = bound * 2 + 1
     codes, uniques = pd.factorize(key)
     first = np.empty(len(uniques), dtype=np.int64)
     first[codes[::-1]] = np.arange(n - 1, -1, -1)
