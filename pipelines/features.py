@@ -28,12 +28,14 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def open_inputs(con: duckdb.DuckDBPyConnection) -> None:
-    """Expose the canonical interim tables as views named transactions, events, customers."""
-    for name, path in (("transactions", paths.TRANSACTIONS), ("events", paths.EVENTS),
-                       ("customers", paths.CUSTOMERS)):
-        if not path.exists():
+def open_inputs(con: duckdb.DuckDBPyConnection, root: Path = paths.ROOT) -> None:
+    """Expose the interim tables under root as views; transactions are required, events/customers optional."""
+    for name, interim in paths.INTERIM_FILES.items():
+        path = paths.rebase(interim, root)
+        if not path.exists() and name == "transactions":
             raise FileNotFoundError(f"{path}: missing; run the ingest stage first (dvc repro ingest)")
+        if not path.exists():
+            continue  # build.ensure_inputs gives an empty contract-shaped view
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path.as_posix()}')")
 
 
@@ -79,25 +81,28 @@ def cutoff_stats(con: duckdb.DuckDBPyConnection, part: Path, cut: Cutoff) -> dic
             "customers": rows, "churn_rate": churn_rate, "future_revenue": revenue}
 
 
-def run(params: dict[str, Any]) -> dict[str, Any]:
-    """Build and write the train / eval / score feature tables and reports/features.json."""
+def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
+    """Build and write the train / eval / score feature tables and reports/features.json under root."""
     started = time.perf_counter()
     cfg = FeatureConfig.from_params(params["features"])
     windows = params["windows"]
     con = connect()
-    open_inputs(con)
+    open_inputs(con, root)
     first_day, last_day = observed_days(con)
     as_of = resolve_as_of(windows, last_day)
     cuts = cutoffs(as_of, int(windows["horizon_days"]), int(windows["n_train_cutoffs"]))
     check_history(cuts, first_day)
     report: dict[str, Any] = {"as_of": str(as_of), "horizon_days": int(windows["horizon_days"]), "cutoffs": []}
-    for role, target in paths.FEATURE_FILES.items():
+    for role, default in paths.FEATURE_FILES.items():
         role_cuts = [c for c in cuts if c.role == role]
+        target = paths.rebase(default, root)
         report["cutoffs"] += write_role(con, role_cuts, cfg, target)
         print(f"features: {role}: {', '.join(str(c.cutoff) for c in role_cuts)} -> {target}", flush=True)
-    report["n_columns"] = len(con.execute(f"DESCRIBE SELECT * FROM '{paths.FEATURE_FILES['score']}'").fetchall())
+    score = paths.rebase(paths.FEATURE_FILES["score"], root)
+    report["n_columns"] = len(con.execute(f"DESCRIBE SELECT * FROM '{score.as_posix()}'").fetchall())
     report["seconds"] = round(time.perf_counter() - started, 2)
-    write_json(report, paths.FEATURES_REPORT)
+    con.close()
+    write_json(report, paths.rebase(paths.FEATURES_REPORT, root))
     return report
 
 

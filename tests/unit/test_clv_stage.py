@@ -12,11 +12,9 @@ import pandas as pd
 import pytest
 
 from features import synthetic
-from features.build import FeatureConfig
-from features.timeline import check_history, cutoffs
 from models.clv import ClvModel
+from pipelines import features as features_stage
 from pipelines import paths
-from pipelines.features import connect, observed_days, resolve_as_of, write_role
 from pipelines.io import write_parquet
 from pipelines.train_clv import ClvConfig, check_holdout, run, stage_files
 from tests.conftest import compose_params
@@ -27,20 +25,8 @@ SIGNED_LABELS = ("future_revenue",)  # actual net revenue: returns may make it n
 
 
 def build_features_under(root: Path, params: dict[str, Any]) -> None:
-    """train/eval/score feature tables under root from its data/interim tables, as the features stage does."""
-    con = connect("2GB")
-    for name, path in paths.INTERIM_FILES.items():
-        path = paths.rebase(path, root)
-        if path.exists():
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path.as_posix()}')")
-    first, last = observed_days(con)
-    windows = params["windows"]
-    cuts = cutoffs(resolve_as_of(windows, last), int(windows["horizon_days"]), int(windows["n_train_cutoffs"]))
-    check_history(cuts, first)
-    cfg = FeatureConfig.from_params(params["features"])
-    for role, target in paths.FEATURE_FILES.items():
-        write_role(con, [c for c in cuts if c.role == role], cfg, paths.rebase(target, root))
-    con.close()
+    """train/eval/score feature tables under root from its data/interim tables (the features stage)."""
+    features_stage.run(params, root)
 
 
 def stage_params(root: Path, *overrides: str) -> dict[str, Any]:
