@@ -227,7 +227,7 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
     from matplotlib import pyplot as plt
     from mlflow.models import infer_signature
 
-    from models.clv.pyfunc import ARTIFACT_KEY, ClvPyfunc, model_config, predict_with
+    from models.clv.pyfunc import ARTIFACT_KEY, model_config, predict_with
     from pipelines import tracking
 
     fingerprint = tracking.fingerprint([files["train"], files["eval"], files["transactions"]])
@@ -256,7 +256,7 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
         sample = example[list(RFM_COLUMNS)].head(5).reset_index(drop=True)
         sample["customer_id"] = sample["customer_id"].astype(object)
         signature = infer_signature(sample, predict_with(model, sample, settings), params=settings)
-        info = mlflow.pyfunc.log_model(name="clv_model", python_model=ClvPyfunc(),
+        info = mlflow.pyfunc.log_model(name="clv_model", python_model=str(CODE_DIR / "clv" / "mlflow_entry.py"),
                                        artifacts={ARTIFACT_KEY: str(files["params"])}, model_config=settings,
                                        code_paths=[str(CODE_DIR)], signature=signature, input_example=sample,
                                        registered_model_name=name)

@@ -1,6 +1,6 @@
 """MLflow pyfunc wrapper: the fitted-parameter JSON of ClvModel.to_dict() gives the CLV predictions.
 
-The only pickled object is this stateless PythonModel instance (MLflow requires it); the model itself is the
+Logged as code (models/clv/mlflow_entry.py, MLflow "models from code"): nothing is pickled; the model itself is the
 JSON artifact, read in load_context. The prediction settings (horizon, discounting) are the logged
 model_config, and may be overridden per call through `params`.
 """
