@@ -3,7 +3,7 @@
 from models.churn.calibration import Calibrator, fit_calibrator
 from models.churn.config import ChurnConfig
 from models.churn.errors import ChurnInputError, MissingFeaturesError, SingleClassError, TooFewCustomersError
-from models.churn.explain import global_importance, reason_codes
+from models.churn.explain import global_importance, reason_codes, score_with_reasons
 from models.churn.features import CATEGORICAL, EXCLUDED, FeatureSpec, feature_columns
 from models.churn.model import ChurnModel, fit_churn
 
@@ -23,4 +23,5 @@ __all__ = [
     "fit_churn",
     "global_importance",
     "reason_codes",
+    "score_with_reasons",
 ]

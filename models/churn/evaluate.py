@@ -57,12 +57,21 @@ def comparison(
     return rows
 
 
+def _cell(value: object, digits: int) -> str:
+    """A table cell: whole numbers as integers, other numbers with `digits` decimals."""
+    if isinstance(value, (int, np.integer)) or (
+        isinstance(value, float) and value.is_integer() and value > 1
+    ):
+        return str(int(value))
+    return f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
+
+
 def markdown_table(table: pd.DataFrame, columns: Sequence[str], digits: int = 4) -> str:
     """A GitHub markdown table of the chosen metric columns, one row per model."""
     head = "| model | " + " | ".join(columns) + " |"
     rule = "|---|" + "---|" * len(columns)
     body = [
-        f"| {row['model']} | " + " | ".join(f"{row[c]:.{digits}f}" for c in columns) + " |"
+        f"| {row['model']} | " + " | ".join(_cell(row[c], digits) for c in columns) + " |"
         for _, row in table.iterrows()
     ]
     return "\n".join([head, rule, *body])

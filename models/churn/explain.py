@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
-from models.churn.features import PRIOR_COLUMN, value_matrix
+from models.churn.features import PRIOR_COLUMN
 from models.churn.model import ChurnModel
 from models.churn.prior import prior_offset, prior_probability
 from models.churn.treeshap import tree_contributions
@@ -27,12 +28,11 @@ class Contributions:
 
 def contributions(model: ChurnModel, frame: pd.DataFrame, grouped: bool = True) -> Contributions:
     """TreeSHAP from pred_contrib (grouped per tree pattern, or direct); a BTYD prior is one more column."""
-    inputs = model.inputs(frame)
-    names, values = list(model.spec.features), value_matrix(inputs)
+    names, values = list(model.spec.features), model.values(frame)
     if grouped:
         shap = tree_contributions(model.booster, values, model.trees())[:, :-1]
     else:
-        shap = np.asarray(model.booster.predict(inputs, pred_contrib=True))[:, :-1]
+        shap = np.asarray(model.booster.predict(model.inputs(frame), pred_contrib=True))[:, :-1]
     categorical = np.array([f in model.spec.categories for f in names], dtype=bool)
     offset = prior_offset(frame, model.spec)
     if offset is not None:
@@ -89,22 +89,27 @@ def _texts(
 
 
 def top_contributions(contrib: np.ndarray, k: int, direction: str = "abs") -> np.ndarray:
-    """Per row, the column indices of the k largest contributions (by |value|, or largest positive first)."""
+    """Per row, the column indices of the k largest contributions (by |value|, or largest positive first).
+
+    Ties go to the earlier feature (a stable descending sort); k passes of argmax over the matrix.
+    """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    key = -np.abs(contrib) if direction == "abs" else -contrib
+    key = np.abs(contrib.T) if direction == "abs" else np.array(contrib.T, dtype=float)  # features x rows
+    key = np.ascontiguousarray(key)
     k = min(k, contrib.shape[1])
-    if k < contrib.shape[1]:
-        part = np.argpartition(key, k - 1, axis=1)[:, :k]
-        part.sort(axis=1)  # ties broken by feature order
-        inner = np.argsort(np.take_along_axis(key, part, axis=1), axis=1, kind="stable")
-        return np.take_along_axis(part, inner, axis=1)
-    return np.argsort(key, axis=1, kind="stable")
+    rows = np.arange(contrib.shape[0])
+    order = np.empty((contrib.shape[0], k), dtype=np.int64)
+    for i in range(k):
+        order[:, i] = np.argmax(key, axis=0)
+        key[order[:, i], rows] = -np.inf
+    return order
 
 
-def reason_codes(model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs") -> pd.DataFrame:
-    """Top-k reasons per customer, e.g. 'days_since_last_purchase=143 raises risk' (columns reason_1..k)."""
-    parts = contributions(model, frame)
+def _reasons(
+    model: ChurnModel, parts: Contributions, k: int, direction: str, index: pd.Index
+) -> pd.DataFrame:
+    """reason_1..k texts from computed contributions."""
     order = top_contributions(parts.shap, k, direction)
     picked = np.take_along_axis(parts.shap, order, axis=1)
     values = np.take_along_axis(parts.values, order, axis=1)
@@ -113,9 +118,27 @@ def reason_codes(model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: 
     if direction == "raises":
         sign = np.where(sign > 0, sign, 0)
     texts = _texts(model, parts.names, order.ravel(), shown.ravel(), sign.ravel()).reshape(order.shape)
-    out = pd.DataFrame(texts, index=frame.index, columns=[f"reason_{i + 1}" for i in range(order.shape[1])])
+    out = pd.DataFrame(texts, index=index, columns=[f"reason_{i + 1}" for i in range(order.shape[1])])
     for i in range(order.shape[1], k):
         out[f"reason_{i + 1}"] = ""
+    return out
+
+
+def reason_codes(model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs") -> pd.DataFrame:
+    """Top-k reasons per customer, e.g. 'days_since_last_purchase=143 raises risk' (columns reason_1..k)."""
+    return _reasons(model, contributions(model, frame), k, direction, frame.index)
+
+
+def score_with_reasons(
+    model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs"
+) -> pd.DataFrame:
+    """Calibrated p_churn and reason_1..k per row, converting the inputs once (what a scoring stage calls)."""
+    parts = contributions(model, frame)
+    n_features = len(model.spec.features)
+    offset = prior_offset(frame, model.spec)
+    p = model.calibrator.transform(expit(model.raw_score_from(parts.values[:, :n_features], offset)))
+    out = _reasons(model, parts, k, direction, frame.index)
+    out.insert(0, "p_churn", p)
     return out
 
 

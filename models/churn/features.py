@@ -128,20 +128,39 @@ def _categorical(values: pd.Series, categories: list[str]) -> pd.Categorical:
     return pd.Categorical(values, categories=categories)
 
 
+def _numeric(values: pd.Series, col: str, where: str) -> np.ndarray:
+    """A feature column as float64, or a ChurnInputError naming it."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        return pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise ChurnInputError(f"{where}: feature {col!r} is not numeric ({values.dtype})") from exc
+
+
 def model_frame(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring frame") -> pd.DataFrame:
     """The spec's columns in order: categoricals as pandas category with training categories, others float."""
     check_columns(frame, spec.features, where)
     out = {}
     for col in spec.features:
-        values = frame[col]
         if col in spec.categories:
-            out[col] = _categorical(values, spec.categories[col])
+            out[col] = _categorical(frame[col], spec.categories[col])
         else:
-            try:
-                out[col] = pd.to_numeric(values, errors="raise").astype(float).to_numpy()
-            except (TypeError, ValueError) as exc:
-                raise ChurnInputError(f"{where}: feature {col!r} is not numeric ({values.dtype})") from exc
+            out[col] = _numeric(frame[col], col, where)
     return pd.DataFrame(out, index=frame.index)
+
+
+def design_matrix(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring frame") -> np.ndarray:
+    """value_matrix(model_frame(frame, spec)) built column by column without the intermediate frame."""
+    check_columns(frame, spec.features, where)
+    out = np.empty((len(frame), len(spec.features)), dtype=np.float64, order="F")
+    for j, col in enumerate(spec.features):
+        if col in spec.categories:
+            codes = _categorical(frame[col], spec.categories[col]).codes
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, j] = _numeric(frame[col], col, where)
+    return out
 
 
 def value_matrix(frame: pd.DataFrame) -> np.ndarray:

@@ -16,7 +16,7 @@ from scipy.special import expit
 from models import metrics
 from models.churn.calibration import Calibrator, fit_calibrator
 from models.churn.config import ChurnConfig
-from models.churn.features import LABEL, FeatureSpec, fit_spec, model_frame
+from models.churn.features import LABEL, FeatureSpec, design_matrix, fit_spec, model_frame
 from models.churn.prior import prior_offset, prior_probability
 from models.churn.split import TimeSplit, stratified_cap, time_split
 from models.churn.treeshap import Tree, compile_trees
@@ -42,10 +42,17 @@ class ChurnModel:
         """The model-ready frame (raises MissingFeaturesError naming absent features)."""
         return model_frame(frame, self.spec)
 
+    def values(self, frame: pd.DataFrame) -> np.ndarray:
+        """The features as a float matrix, category codes numbered as in training (NaN when missing)."""
+        return design_matrix(frame, self.spec)
+
     def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated log-odds of churn: the trees plus the BTYD prior offset, if any."""
-        offset = prior_offset(frame, self.spec)
-        score = self.booster.predict(self.inputs(frame), raw_score=True)
+        return self.raw_score_from(self.values(frame), prior_offset(frame, self.spec))
+
+    def raw_score_from(self, values: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+        """Log-odds from the value matrix (category codes as the booster numbered them) and prior offset."""
+        score = self.booster.predict(values, raw_score=True)
         return score if offset is None else score + offset
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:

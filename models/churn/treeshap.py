@@ -117,7 +117,8 @@ def _groups(cols: _Columns, tree: Tree) -> tuple[np.ndarray, np.ndarray]:
         if bound > KEY_LIMIT:  # renumber the distinct keys 0..n-1 so that key * 2 + 1 stays within int64
             key = pd.factorize(key)[0].astype(np.int64)
             bound = n
-        key = key * 2 + cols.goes_right(split)
+        np.left_shift(key, 1, out=key)
+        np.bitwise_or(key, cols.goes_right(split), out=key)
         bound = bound * 2 + 1
     codes, uniques = pd.factorize(key)
     first = np.empty(len(uniques), dtype=np.int64)

@@ -11,6 +11,7 @@ from models.churn.features import (
     CATEGORICAL,
     EXCLUDED,
     PRIOR_COLUMN,
+    design_matrix,
     feature_columns,
     fit_spec,
     ignored_columns,
@@ -112,3 +113,11 @@ def test_non_numeric_feature_is_a_clear_error() -> None:
 def test_spec_round_trips_through_json_dict() -> None:
     spec = fit_spec(churn_frame(50))
     assert type(spec).from_dict(spec.to_dict()) == spec
+
+
+def test_design_matrix_equals_the_model_frame_values() -> None:
+    spec = fit_spec(churn_frame(80))
+    score = churn_frame(40, seed=4)
+    score.loc[::3, "main_channel"] = None
+    score.loc[::5, "monetary_value"] = np.nan
+    np.testing.assert_array_equal(design_matrix(score, spec), value_matrix(model_frame(score, spec)))
