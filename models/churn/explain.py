@@ -24,15 +24,17 @@ class Contributions:
     values: np.ndarray
     categorical: np.ndarray
     shap: np.ndarray
+    bias: np.ndarray
 
 
 def contributions(model: ChurnModel, frame: pd.DataFrame, grouped: bool = True) -> Contributions:
     """TreeSHAP from pred_contrib (grouped per tree pattern, or direct); a BTYD prior is one more column."""
     names, values = list(model.spec.features), model.values(frame)
     if grouped:
-        shap = tree_contributions(model.booster, values, model.trees())[:, :-1]
+        full = tree_contributions(model.booster, values, model.trees())
     else:
-        shap = np.asarray(model.booster.predict(model.inputs(frame), pred_contrib=True))[:, :-1]
+        full = np.asarray(model.booster.predict(model.inputs(frame), pred_contrib=True))
+    shap, bias = full[:, :-1], full[:, -1]
     categorical = np.array([f in model.spec.categories for f in names], dtype=bool)
     offset = prior_offset(frame, model.spec)
     if offset is not None:
@@ -40,7 +42,7 @@ def contributions(model: ChurnModel, frame: pd.DataFrame, grouped: bool = True) 
         values = np.column_stack([values, prior_probability(frame, model.spec)])
         shap = np.column_stack([shap, offset - model.spec.prior_center])
         categorical = np.append(categorical, False)
-    return Contributions(names, values, categorical, shap)
+    return Contributions(names, values, categorical, shap, bias)
 
 
 def _display_round(values: np.ndarray) -> np.ndarray:
@@ -95,14 +97,14 @@ def top_contributions(contrib: np.ndarray, k: int, direction: str = "abs") -> np
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    key = np.abs(contrib.T) if direction == "abs" else np.array(contrib.T, dtype=float)  # features x rows
-    key = np.ascontiguousarray(key)
+    key = np.abs(contrib) if direction == "abs" else np.array(contrib, dtype=float)
+    key = np.ascontiguousarray(key)  # rows x features, each row contiguous for argmax
     k = min(k, contrib.shape[1])
     rows = np.arange(contrib.shape[0])
     order = np.empty((contrib.shape[0], k), dtype=np.int64)
     for i in range(k):
-        order[:, i] = np.argmax(key, axis=0)
-        key[order[:, i], rows] = -np.inf
+        order[:, i] = np.argmax(key, axis=1)
+        key[rows, order[:, i]] = -np.inf
     return order
 
 
@@ -132,11 +134,11 @@ def reason_codes(model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: 
 def score_with_reasons(
     model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs"
 ) -> pd.DataFrame:
-    """Calibrated p_churn and reason_1..k per row, converting the inputs once (what a scoring stage calls)."""
+    """Calibrated p_churn (sum of the contributions) and reason_1..k per row: what a scoring stage calls."""
     parts = contributions(model, frame)
-    n_features = len(model.spec.features)
-    offset = prior_offset(frame, model.spec)
-    p = model.calibrator.transform(expit(model.raw_score_from(parts.values[:, :n_features], offset)))
+    center = model.spec.prior_center if model.spec.prior != "none" else 0.0
+    raw = parts.shap.sum(axis=1) + parts.bias + center  # TreeSHAP adds up to the raw score
+    p = model.calibrator.transform(expit(raw))
     out = _reasons(model, parts, k, direction, frame.index)
     out.insert(0, "p_churn", p)
     return out

@@ -19,6 +19,7 @@ import pandas as pd
 
 ZERO = 1e-35  # LightGBM's kZeroThreshold
 KEY_LIMIT = 1 << 60  # largest group key before it is renumbered
+TABLE_KEYS = 1 << 22  # up to this many possible keys, group through a lookup table
 THREADED_ROWS = 20_000  # representative rows from which one pred_contrib call uses every core
 
 
@@ -120,8 +121,15 @@ def _groups(cols: _Columns, tree: Tree) -> tuple[np.ndarray, np.ndarray]:
         np.left_shift(key, 1, out=key)
         np.bitwise_or(key, cols.goes_right(split), out=key)
         bound = bound * 2 + 1
-    codes, uniques = pd.factorize(key)
-    first = np.empty(len(uniques), dtype=np.int64)
+    if bound < TABLE_KEYS:  # few possible keys: number them with a lookup table instead of hashing
+        present = np.zeros(bound + 1, dtype=bool)
+        present[key] = True
+        number = np.cumsum(present, dtype=np.int64) - 1
+        codes, n_groups = number[key].astype(np.int32), int(number[-1]) + 1
+    else:
+        codes, uniques = pd.factorize(key)
+        codes, n_groups = codes.astype(np.int32), len(uniques)
+    first = np.empty(n_groups, dtype=np.int64)
     first[codes[::-1]] = np.arange(n - 1, -1, -1)
     return codes, first
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn import ChurnConfig, fit_churn, global_importance, reason_codes
+from models.churn import ChurnConfig, fit_churn, global_importance, reason_codes, score_with_reasons
 from models.churn.explain import _display_round, contributions, top_contributions
 from models.churn.features import PRIOR_COLUMN
 from tests.unit.test_churn_frames import CUTOFFS, churn_frame, stacked
@@ -113,3 +113,11 @@ def test_grouped_and_direct_pred_contrib_agree(model) -> None:
     frame.loc[::7, "main_channel"] = None
     grouped = contributions(model, frame).shap
     np.testing.assert_allclose(grouped, contributions(model, frame, grouped=False).shap, rtol=0, atol=1e-10)
+
+
+def test_score_with_reasons_matches_predict_proba_and_reason_codes(model) -> None:
+    frame = churn_frame(200, seed=6)
+    scored = score_with_reasons(model, frame, k=3)
+    assert list(scored.columns) == ["p_churn", "reason_1", "reason_2", "reason_3"]
+    np.testing.assert_allclose(scored["p_churn"], model.predict_proba(frame), rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(scored.drop(columns="p_churn"), reason_codes(model, frame, k=3))
