@@ -159,6 +159,10 @@ def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | N
     started = time.perf_counter()
     split = time_split(train, cfg.min_customers, cfg.min_fit_share)
     fit_rows = stratified_cap(split.fit, cfg.max_train_rows, cfg.seed)
+    if split.holdout is not None:  # early-stopping and calibration rows are capped the same way
+        split = dataclasses.replace(
+            split, holdout=stratified_cap(split.holdout, cfg.max_train_rows, cfg.seed)
+        )
     spec = _with_prior(fit_spec(train, features), cfg, fit_rows)
     booster, loop = _train(cfg, split, spec, fit_rows)
     model = ChurnModel(booster, Calibrator("none"), spec)

@@ -85,3 +85,10 @@ def test_stratified_cap_keeps_proportions_and_is_deterministic() -> None:
 @pytest.mark.parametrize("rows", [1, 7, 999])
 def test_stratified_cap_hits_the_exact_size(rows: int) -> None:
     assert len(stratified_cap(stacked(CUTOFFS[:2], n=500), rows, seed=0)) == rows
+
+
+def test_fit_and_holdout_rows_are_capped() -> None:
+    cfg = ChurnConfig.from_params({**FAST, "max_train_rows": 300})
+    model = fit_churn(stacked(CUTOFFS[:2], n=500), cfg)
+    assert model.info["n_fit_rows"] == 500 and model.info["n_fit_rows_used"] == 300
+    assert model.info["n_holdout_rows"] == 300 and model.calibrator.info["rows"] == 300
