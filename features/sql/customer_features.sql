@@ -34,14 +34,15 @@ WITH base AS (
     LEFT JOIN _profile AS c USING (customer_id)
 ),
 scores AS (
-    -- ranks over a narrow projection, so the window sorts do not carry every feature column
+    -- ranked on the narrow step tables, so the window sorts carry three columns, not every feature;
+    -- most recent last purchase ranks highest on R
     SELECT
-        customer_id,
-        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY days_since_last_purchase DESC)) AS INTEGER))
-            AS rfm_r,
-        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY frequency)) AS INTEGER)) AS rfm_f,
-        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY revenue_net_total)) AS INTEGER)) AS rfm_m
-    FROM base
+        o.customer_id,
+        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY o.last_purchase_date)) AS INTEGER)) AS rfm_r,
+        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY r.frequency)) AS INTEGER)) AS rfm_f,
+        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY o.revenue_net_total)) AS INTEGER)) AS rfm_m
+    FROM _orders AS o
+    JOIN _rfm AS r USING (customer_id)
 ),
 scored AS (
     SELECT * FROM base JOIN scores USING (customer_id)
