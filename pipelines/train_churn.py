@@ -100,6 +100,12 @@ def add_priors(
         return dataclasses.replace(cfg, prior="none")
     for role, frame in frames.items():
         frame[PRIOR_COLUMN], failures = btyd_prior(frame, cfg.prior, horizon, unit, cfg.seed)
+        if failures and role != "train":  # an old, small training cutoff may fall back; these may not
+            cutoff, why = next(iter(failures.items()))
+            raise ChurnInputError(
+                f"churn.prior={cfg.prior}: the BTYD fit failed at the {role} cutoff {cutoff} "
+                f"({why}); use another churn.prior (bgnbd, pareto_nbd, none)"
+            )
         notes += [
             f"prior {cfg.prior} at {role} cutoff {c}: {why} (training churn rate used)"
             for c, why in failures.items()

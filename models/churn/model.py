@@ -76,11 +76,18 @@ class ChurnModel:
         return cls(booster, Calibrator.from_dict(calibrator), FeatureSpec.from_dict(spec), dict(info or {}))
 
 
-def _dataset(frame: pd.DataFrame, spec: FeatureSpec, reference: lgb.Dataset | None = None) -> lgb.Dataset:
-    """A LightGBM Dataset of the spec's features (native categoricals), churn label and prior offset."""
+def _dataset(
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    positive_weight: float | None,
+    reference: lgb.Dataset | None = None,
+) -> lgb.Dataset:
+    """A LightGBM Dataset: features (native categoricals), churn label, prior offset, class weights."""
+    y = frame[LABEL].to_numpy(dtype=float)
     return lgb.Dataset(
         model_frame(frame, spec, "training frame"),
-        label=frame[LABEL].to_numpy(dtype=float),
+        label=y,
+        weight=None if positive_weight is None else np.where(y == 1, positive_weight, 1.0),
         init_score=prior_offset(frame, spec, "training frame"),
         categorical_feature=spec.categorical or "auto",
         reference=reference,
@@ -88,48 +95,51 @@ def _dataset(frame: pd.DataFrame, spec: FeatureSpec, reference: lgb.Dataset | No
     )
 
 
-def _class_weight(cfg: ChurnConfig, y: np.ndarray, applied: bool) -> dict[str, Any]:
-    """scale_pos_weight = negatives / positives when balanced weighting applies, else nothing."""
-    if not applied or cfg.class_weight != "balanced" or "scale_pos_weight" in cfg.params:
-        return {}
+def _positive_weight(cfg: ChurnConfig, y: np.ndarray, applied: bool) -> float | None:
+    """negatives / positives of the fit rows when balanced weighting applies, else None."""
+    if (
+        not applied
+        or cfg.class_weight != "balanced"
+        or {"scale_pos_weight", "is_unbalance"} & set(cfg.params)
+    ):
+        return None
     positives = float(y.sum())
-    return {"scale_pos_weight": (y.size - positives) / positives}
+    return (y.size - positives) / positives
 
 
 def _train(
     cfg: ChurnConfig, split: TimeSplit, spec: FeatureSpec, fit_rows: pd.DataFrame
 ) -> tuple[lgb.Booster, dict]:
-    """Boost on the fit rows; with a holdout, early-stop on it (AUC if reweighted, else log loss)."""
+    """Boost on the fit rows; with a holdout, early-stop on its log loss, weighted like the fit rows."""
     holdout = split.mode == "holdout"
-    weight = _class_weight(cfg, fit_rows[LABEL].to_numpy(dtype=float), applied=holdout)
-    reweighted = bool(weight) or "scale_pos_weight" in cfg.params or bool(cfg.params.get("is_unbalance"))
-    stop_metric = "auc" if reweighted else "binary_logloss"
-    params = cfg.lightgbm_params(metric=stop_metric, **weight)
-    train_set = _dataset(fit_rows, spec)
+    weight = _positive_weight(cfg, fit_rows[LABEL].to_numpy(dtype=float), applied=holdout)
+    params = cfg.lightgbm_params(metric="binary_logloss")
+    train_set = _dataset(fit_rows, spec, weight)
+    info = {"positive_weight": weight, "class_weight": "balanced" if weight else "none"}
     if not holdout:
         booster = lgb.train(params, train_set, num_boost_round=cfg.fixed_num_boost_round)
         return booster, {
             "num_boost_round": cfg.fixed_num_boost_round,
             "best_iteration": None,
             "early_stopping_metric": None,
-            **weight,
+            **info,
         }
-    valid = _dataset(split.holdout, spec, reference=train_set)
+    valid = _dataset(split.holdout, spec, weight, reference=train_set)
     booster = lgb.train(
         params,
         train_set,
         num_boost_round=cfg.num_boost_round,
         valid_sets=[valid],
         valid_names=["holdout"],
-        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, first_metric_only=True, verbose=False)],
     )
     best = int(booster.best_iteration or booster.current_iteration())
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     return booster, {
         "num_boost_round": best,
         "best_iteration": best,
-        "early_stopping_metric": stop_metric,
-        **weight,
+        "early_stopping_metric": "binary_logloss (class-weighted)" if weight else "binary_logloss",
+        **info,
     }
 
 
@@ -176,7 +186,6 @@ def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | N
         "n_holdout_rows": 0 if split.holdout is None else len(split.holdout),
         "n_features": len(spec.features),
         "prior": spec.prior,
-        "class_weight": cfg.class_weight if "scale_pos_weight" in loop else "none",
         **loop,
     }
     if split.mode == "holdout":
