@@ -1,4 +1,4 @@
-"""train_churn end to end on the CDNOW feature tables, built by the ingest and features stages in a temporary root."""
+"""train_churn end to end on the CDNOW feature tables in data/features (skipped when absent)."""
 
 from __future__ import annotations
 
