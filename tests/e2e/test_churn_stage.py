@@ -1,4 +1,4 @@
-"""train_churn end to end on the CDNOW feature tables in data/features (skipped when absent)."""
+"""train_churn end to end on CDNOW features built by the ingest and features stages in a temporary root."""
 
 from __future__ import annotations
 
