@@ -7,9 +7,11 @@ from pathlib import Path
 
 
 def repo_root() -> Path:
-    """The repository root: DVC_ROOT when DVC sets it, else the folder holding dvc.yaml."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).resolve()
+    """The workspace the stage runs in: the nearest folder holding dvc.yaml, from the working directory up.
+
+    Not DVC_ROOT: `dvc exp run --queue` runs stages in a temporary copy while DVC_ROOT names the parent
+    repository, so only the MLflow store (pipelines/tracking.py) is anchored on DVC_ROOT.
+    """
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").exists():

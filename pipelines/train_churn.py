@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from models.churn import ablation, baselines, evaluate, explain, plots
 from models.churn.config import ChurnConfig
@@ -454,29 +453,14 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     return report
 
 
-def workspace_root() -> Path:
-    """The folder holding dvc.yaml from the working directory up (the executor copy under `--queue`)."""
-    here = Path.cwd().resolve()
-    return next((f for f in (here, *here.parents) if (f / "dvc.yaml").exists()), paths.ROOT)
-
-
-def stage_params(argv: list[str], root: Path) -> dict[str, Any]:
-    """conf/ composed with the overrides, or else root/params.yaml (what `dvc exp run` wrote)."""
-    if argv:
-        return load_params(argv)
-    with open(root / "params.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m pipelines.train_churn [hydra overrides]`.
 
-    Files are read and written under the workspace holding the stage (not DVC_ROOT, which `dvc exp run
-    --queue` points at the parent repository); only the MLflow store is anchored on DVC_ROOT.
+    Files are read and written under the workspace holding the stage (paths.ROOT, not DVC_ROOT, which
+    `dvc exp run --queue` points at the parent repository); only the MLflow store is anchored on DVC_ROOT.
     """
-    root = workspace_root()
     try:
-        report = run(stage_params(list(sys.argv[1:] if argv is None else argv), root), root=root)
+        report = run(load_params(argv), root=paths.ROOT)
     except (ValueError, FileNotFoundError) as exc:
         print(f"train_churn: error: {exc}", file=sys.stderr)
         return 2
