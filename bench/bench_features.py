@@ -104,7 +104,7 @@ def time_ours(out: Path) -> tuple[float, pd.DataFrame]:
     """Our RFM SQL straight from the Parquet file: seconds (read included), and the result."""
     con = connection(out)
     started = time.perf_counter()
-    table = rfm(con, AS_OF, FeatureConfig()).fetch_arrow_table()
+    table = rfm(con, AS_OF, FeatureConfig()).to_arrow_table()
     return time.perf_counter() - started, table.to_pandas().set_index("customer_id")
 
 
