@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -48,3 +49,11 @@ def event_frame(rows: list[tuple]) -> pd.DataFrame:
     df["channel"] = None
     df["session_id"] = None
     return df[["customer_id", "ts", "event_type", "channel", "session_id", "value"]]
+
+
+def cdnow_summary_rfm() -> pd.DataFrame:
+    """lifetimes' CDNOW sample summary (cent-rounded mean repeat spend) in our RFM shape, in weeks."""
+    path = resources.files("lifetimes").joinpath("datasets", "cdnow_customers_summary_with_transactions.csv")
+    df = pd.read_csv(str(path))
+    return pd.DataFrame({"customer_id": df["ID"].astype(str), "frequency": df["x"].astype(float),
+                         "recency": df["t_x"], "T": df["T"], "monetary_value": df["zbar"]})

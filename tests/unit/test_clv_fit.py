@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from models.clv import lifetimes_adapter as lt
 from models.clv.fitting import fit_purchase_model
 from models.clv.inputs import unique_rows
 from models.clv.simulate import simulate
+from tests.conftest import cdnow_summary_rfm
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -26,10 +26,7 @@ SPEND = {"p": 6.25, "q": 3.74, "gamma": 15.44}
 @pytest.fixture(scope="module")
 def cdnow() -> pd.DataFrame:
     """The CDNOW summary with mean repeat spend, in our RFM shape (weeks)."""
-    path = resources.files("lifetimes").joinpath("datasets", "cdnow_customers_summary_with_transactions.csv")
-    df = pd.read_csv(str(path))
-    return pd.DataFrame({"customer_id": df["ID"].astype(str), "frequency": df["x"].astype(float),
-                         "recency": df["t_x"], "T": df["T"], "monetary_value": df["zbar"]})
+    return cdnow_summary_rfm()
 
 
 def arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ import pytest
 
 from models.clv import ClvModel, fit_clv
 from models.clv.simulate import simulate
+from tests.conftest import cdnow_summary_rfm
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -28,10 +28,7 @@ N_PARITY = 300
 @pytest.fixture(scope="module")
 def cdnow() -> pd.DataFrame:
     """The CDNOW summary with cent-rounded mean spend, in our RFM shape (weeks)."""
-    path = resources.files("lifetimes").joinpath("datasets", "cdnow_customers_summary_with_transactions.csv")
-    df = pd.read_csv(str(path))
-    return pd.DataFrame({"customer_id": df["ID"].astype(str), "frequency": df["x"].astype(float),
-                         "recency": df["t_x"], "T": df["T"], "monetary_value": df["zbar"]})
+    return cdnow_summary_rfm()
 
 
 @pytest.fixture(scope="module")
