@@ -1,0 +1,1 @@
+"""Batch scoring: the output contract, risk bands, next-best actions and summaries (pure, no file I/O)."""

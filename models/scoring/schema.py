@@ -1,0 +1,159 @@
+"""The customer_scores output contract: column order, types, units, meaning, CSV precision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+KINDS = ("text", "date", "timestamp", "integer", "decimal")
+SQL_TYPES = {"text": "TEXT", "date": "DATE", "timestamp": "TIMESTAMP", "integer": "INTEGER"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One output column: name, kind (text|date|timestamp|integer|decimal), CSV decimals, unit, meaning."""
+
+    name: str
+    kind: str
+    unit: str
+    meaning: str
+    decimals: int | None = None
+    nullable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+        if (self.kind == "decimal") != (self.decimals is not None):
+            raise ValueError(f"column {self.name}: decimals are set exactly for decimal columns")
+
+    @property
+    def numeric(self) -> bool:
+        """Integer or decimal."""
+        return self.kind in ("integer", "decimal")
+
+    @property
+    def sql_type(self) -> str:
+        """A portable SQL type (PostgreSQL / DuckDB): NUMERIC(18, d) for decimals."""
+        return f"NUMERIC(18, {self.decimals})" if self.kind == "decimal" else SQL_TYPES[self.kind]
+
+
+@dataclass(frozen=True)
+class ScoreLayout:
+    """What the dynamic column names depend on: horizons, interval level, number of reason codes."""
+
+    horizon_days: int = 181
+    horizon_months: int = 12
+    interval: float = 0.9
+    reason_codes: int = 3
+    currency: str = "currency units of the input `amount`"
+
+    @property
+    def purchases_column(self) -> str:
+        """expected_purchases_<H>d."""
+        return f"expected_purchases_{self.horizon_days}d"
+
+    @property
+    def clv_column(self) -> str:
+        """clv_<N>m."""
+        return f"clv_{self.horizon_months}m"
+
+
+def output_columns(layout: ScoreLayout) -> list[Column]:
+    """The customer_scores columns in their stable, documented order."""
+    h, n, money = layout.horizon_days, layout.horizon_months, layout.currency
+    pct = f"{layout.interval:.0%}"
+    cols = [
+        Column("customer_id", "text", "-", "Customer identifier, as in the input transactions."),
+        Column("as_of", "date", "ISO-8601 date", "Scoring date: features use every transaction up to the end "
+               "of this day (UTC) and nothing after it."),
+        Column("churn_probability", "decimal", "probability 0-1",
+               f"Calibrated probability that the customer makes NO purchase in the {h} days after as_of, i.e. "
+               f"in (as_of, as_of + {h} days]. It is not a probability of account closure.", 4),
+        Column("churn_risk_band", "text", "label", "churn_probability bucketed by the thresholds in "
+               "scoring.risk_bands (config), labelled in features.segment_locale."),
+        Column("p_alive", "decimal", "probability 0-1", "BTYD probability that the customer is still active "
+               "(has not silently dropped out) at as_of.", 4),
+        Column(layout.purchases_column, "decimal", "purchases", f"Expected number of purchases in the {h} days "
+               "after as_of (BTYD purchase model).", 3),
+        Column("expected_aov", "decimal", money, "Expected average order value of future purchases "
+               "(Gamma-Gamma spend model).", 2),
+        Column(layout.clv_column, "decimal", money, f"Expected customer lifetime value over the next {n} months, "
+               "discounted monthly at clv.discount_rate_monthly.", 2),
+        Column("clv_low", "decimal", money, f"Lower end of the {pct} predictive interval of {layout.clv_column}.", 2),
+        Column("clv_high", "decimal", money, f"Upper end of the {pct} predictive interval of {layout.clv_column}.", 2),
+        Column("clv_decile", "integer", "decile 1-10", f"Decile of {layout.clv_column} among the customers scored "
+               "in this batch: 10 = the most valuable 10%."),
+        Column("rfm_r", "integer", "score 1-5", "Recency score at as_of: 5 = bought most recently."),
+        Column("rfm_f", "integer", "score 1-5", "Frequency score at as_of: 5 = most purchase days."),
+        Column("rfm_m", "integer", "score 1-5", "Monetary score at as_of: 5 = highest average order value."),
+        Column("rfm_segment", "text", "label", "RFM segment (R, F, M each high or low: 8 segments), labelled in "
+               "features.segment_locale."),
+    ]
+    cols += [
+        Column(f"reason_{i}", "text", "text", f"Reason {i} behind churn_probability, strongest first, from the "
+               "model's SHAP contributions, e.g. `days_since_last_purchase=143 raises risk`; empty when fewer "
+               "features contribute.")
+        for i in range(1, layout.reason_codes + 1)
+    ]
+    cols += [
+        Column("recommended_action", "text", "label", "Next-best action from the first matching rule in "
+               "scoring.actions (config), labelled in features.segment_locale."),
+        Column("model_version", "text", "-", "Models that produced the row: registered churn model and CLV "
+               "model versions (or local artifact fingerprints)."),
+        Column("scored_at", "timestamp", "ISO-8601 UTC", "When the batch was scored (UTC)."),
+    ]
+    return cols
+
+
+def column_names(layout: ScoreLayout) -> list[str]:
+    """The output column names in order."""
+    return [c.name for c in output_columns(layout)]
+
+
+def check_scores(frame: pd.DataFrame, layout: ScoreLayout) -> None:
+    """Raise ValueError naming the column when the frame breaks the contract (order, missing, NaN/inf, dupes)."""
+    expected = column_names(layout)
+    if list(frame.columns) != expected:
+        missing = [c for c in expected if c not in frame.columns]
+        extra = [c for c in frame.columns if c not in expected]
+        raise ValueError(f"customer_scores columns differ from the contract: missing {missing}, extra {extra}"
+                         + ("" if missing or extra else ", order differs"))
+    for col in output_columns(layout):
+        values = frame[col.name]
+        if col.numeric:
+            bad = ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+            if bad.any():
+                raise ValueError(f"customer_scores column {col.name!r}: {int(bad.sum())} NaN/inf values "
+                                 f"(first at customer {frame['customer_id'].iloc[int(np.argmax(bad))]!r})")
+        elif values.isna().any() and not col.nullable and col.kind != "text":
+            raise ValueError(f"customer_scores column {col.name!r}: {int(values.isna().sum())} missing values")
+    dupes = frame["customer_id"].duplicated()
+    if dupes.any():
+        raise ValueError(f"customer_scores: customer_id {frame['customer_id'][dupes].iloc[0]!r} appears twice")
+
+
+def data_dictionary(layout: ScoreLayout) -> str:
+    """docs/output_schema.md: every column with its type, unit and meaning, in file order."""
+    lines = [
+        "# customer_scores: data dictionary",
+        "",
+        "Generated by `python -m pipelines.output_schema` from `models/scoring/schema.py`, the code that writes "
+        "the files; do not edit by hand.",
+        "",
+        "Files: `outputs/customer_scores.csv` (UTF-8, header row, comma separated, `.` decimals with the fixed "
+        "precision below, ISO-8601 dates, no index column, no NaN/inf/empty numbers; text cells starting with "
+        "`= + - @` are prefixed with `'` so spreadsheets do not read them as formulas), "
+        "`outputs/customer_scores.parquet`, and the table `customer_scores` in `outputs/warehouse.duckdb` "
+        "(one batch per `as_of`). One row per customer.",
+        "",
+        f"Column names shown for horizon_days={layout.horizon_days}, clv.horizon_months={layout.horizon_months}.",
+        "",
+        "| # | column | type | SQL type | unit | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, col in enumerate(output_columns(layout), start=1):
+        kind = f"decimal ({col.decimals} places)" if col.kind == "decimal" else col.kind
+        lines.append(f"| {i} | `{col.name}` | {kind} | {col.sql_type} | {col.unit} | {col.meaning} |")
+    return "\n".join(lines) + "\n"
