@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from models.scoring.schema import Column, ScoreLayout
+
+KEYS = ["as_of", "rfm_segment", "churn_risk_band"]
 
 
 def summary_columns(layout: ScoreLayout) -> list[Column]:
@@ -21,15 +25,31 @@ def summary_columns(layout: ScoreLayout) -> list[Column]:
     ]
 
 
-def segment_summary(scores: pd.DataFrame, layout: ScoreLayout) -> pd.DataFrame:
-    """One row per (as_of, rfm_segment, churn_risk_band) present in the scores, sorted by those keys."""
-    n = layout.horizon_months
-    keys = ["as_of", "rfm_segment", "churn_risk_band"]
-    grouped = scores.groupby(keys, sort=True, observed=True)
-    table = grouped.agg(
+def summary_parts(scores: pd.DataFrame, layout: ScoreLayout) -> pd.DataFrame:
+    """Additive per-group sums of one chunk of scores (customers, churn and CLV sums), for streaming."""
+    grouped = scores.groupby(KEYS, sort=False, observed=True)
+    return grouped.agg(
         customers=("customer_id", "size"),
-        mean_churn_probability=("churn_probability", "mean"),
-        **{f"total_clv_{n}m": (layout.clv_column, "sum"), f"mean_clv_{n}m": (layout.clv_column, "mean")},
+        churn_sum=("churn_probability", "sum"),
+        clv_sum=(layout.clv_column, "sum"),
     ).reset_index()
-    table["customers"] = table["customers"].astype("int64")
+
+
+def finish_summary(parts: Iterable[pd.DataFrame], layout: ScoreLayout) -> pd.DataFrame:
+    """Combine chunk sums into segment_summary, one row per (as_of, rfm_segment, churn_risk_band), sorted."""
+    n = layout.horizon_months
+    frames = [p for p in parts if len(p)]
+    if not frames:
+        return pd.DataFrame({c.name: [] for c in summary_columns(layout)})
+    sums = pd.concat(frames, ignore_index=True).groupby(KEYS, sort=True, observed=True).sum().reset_index()
+    table = sums[KEYS].assign(
+        customers=sums["customers"].astype("int64"),
+        mean_churn_probability=sums["churn_sum"] / sums["customers"],
+        **{f"total_clv_{n}m": sums["clv_sum"], f"mean_clv_{n}m": sums["clv_sum"] / sums["customers"]},
+    )
     return table[[c.name for c in summary_columns(layout)]]
+
+
+def segment_summary(scores: pd.DataFrame, layout: ScoreLayout) -> pd.DataFrame:
+    """segment_summary of a whole scores table."""
+    return finish_summary([summary_parts(scores, layout)], layout)
