@@ -5,7 +5,11 @@ predict (c_e, as_of] = windows.horizon_days, compared with the actual future_pur
 eval.parquet, side by side with a LightGBM challenger trained on the training cutoffs. Outputs:
 reports/clv.json (DVC metrics), reports/plots/clv_*.csv (DVC plots), artifacts/clv/ (parameters JSON,
 per-customer eval predictions with intervals, challenger boosters) and one MLflow run with the model
-registered as the pyfunc `clv-<model>`. Scoring at as_of (a refit on all data) is a later stage.
+registered as the pyfunc `clv-<model>`.
+
+Then, per the time design, the same recipe is refit on all data up to as_of (score.parquet): that model and its
+parameter draws (artifacts/clv/production.json, production_draws.json) are what the `score` stage uses, and it
+is the version registered in MLflow (as train_churn registers its refit, not its backtest model).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from models.clv import DEFAULT_PENALIZER_GRID, ClvModel, fit_clv
 from models.clv import evaluation as ev
 from models.clv.challenger import CHAMPION_METRICS, CHAMPIONS, ChallengerConfig, choose_champion, fit_challenger
 from models.clv.inputs import RFM_COLUMNS, check_model
-from models.clv.uncertainty import Horizon, intervals, laplace_draws
+from models.clv.uncertainty import Horizon, ParameterDraws, draws_to_dict, intervals, laplace_draws
 from pipelines import paths
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
@@ -35,7 +39,9 @@ from pipelines.io import atomic_path, write_json, write_parquet
 CODE_DIR = Path(__file__).resolve().parents[1] / "models"  # logged with the pyfunc (models.clv importable)
 REPORT = paths.REPORTS / "clv.json"
 CLV_DIR = paths.ARTIFACTS / "clv"
-ARTIFACT_FILES = {"params": CLV_DIR / "params.json", "predictions": CLV_DIR / "eval_predictions.parquet",
+ARTIFACT_FILES = {"params": CLV_DIR / "params.json", "production": CLV_DIR / "production.json",
+                  "production_draws": CLV_DIR / "production_draws.json",
+                  "predictions": CLV_DIR / "eval_predictions.parquet",
                   "challenger_revenue": CLV_DIR / "challenger_revenue.txt",
                   "challenger_purchases": CLV_DIR / "challenger_purchases.txt",
                   "challenger_features": CLV_DIR / "challenger_features.json", "mlflow": CLV_DIR / "mlflow.json"}
@@ -204,10 +210,20 @@ def fit_section(model: ClvModel, draws_report: dict[str, Any]) -> dict[str, Any]
     return section
 
 
+def fit_production(score_frame: pd.DataFrame, cfg: ClvConfig, unit: float,
+                   seed: int) -> tuple[ClvModel, ParameterDraws]:
+    """The scoring model: the same recipe refit on all history up to as_of, with its parameter draws."""
+    model = fit_clv(score_frame, cfg.model, time_unit_days=unit, penalizer_grid=cfg.penalizer_grid, seed=seed)
+    return model, laplace_draws(model, score_frame, cfg.n_draws, seed)
+
+
 def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, report: dict[str, Any],
-                  predictions: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> None:
-    """Parameters JSON, predictions, challenger boosters and spec, plot CSVs and the metrics report."""
+                  predictions: pd.DataFrame, tables: dict[str, pd.DataFrame],
+                  production: tuple[ClvModel, ParameterDraws]) -> None:
+    """Parameters JSON (backtest and production), predictions, challenger, plot CSVs and the metrics report."""
     write_json(model.to_dict(), files["params"])
+    write_json(production[0].to_dict(), files["production"])
+    write_json(draws_to_dict(production[1]), files["production_draws"])
     write_parquet(predictions, files["predictions"])
     for name, booster in challenger.boosters.items():
         with atomic_path(files[f"challenger_{name}"]) as tmp:
@@ -221,13 +237,13 @@ def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, repo
 
 def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, report: dict[str, Any],
             tables: dict[str, pd.DataFrame], example: pd.DataFrame, cfg: ClvConfig,
-            horizon_days: int) -> dict[str, Any]:
-    """One MLflow run: params, tags, metrics, figures, reports, and the pyfunc registered as clv-<model>."""
+            horizon_days: int, production: ClvModel) -> dict[str, Any]:
+    """One MLflow run: params, tags, metrics, figures, reports; the as_of refit registered as clv-<model>."""
     import mlflow
     from matplotlib import pyplot as plt
     from mlflow.models import infer_signature
 
-    from models.clv.pyfunc import ARTIFACT_KEY, model_config, predict_with
+    from models.clv.pyfunc import ARTIFACT_KEY, DRAWS_KEY, model_config, predict_with
     from pipelines import tracking
 
     fingerprint = tracking.fingerprint([files["train"], files["eval"], files["transactions"]])
@@ -249,15 +265,17 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
         for key, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{key}.png")
             plt.close(fig)
-        for key in (*PLOT_FILES, "report", "params", "challenger_features"):
+        for key in (*PLOT_FILES, "report", "params", "production", "challenger_features"):
             mlflow.log_artifact(str(files[key]), "reports" if key in (*PLOT_FILES, "report") else "clv")
         for key in ("challenger_revenue", "challenger_purchases"):
             mlflow.log_artifact(str(files[key]), "challenger")
         sample = example[list(RFM_COLUMNS)].head(5).reset_index(drop=True)
         sample["customer_id"] = sample["customer_id"].astype(object)
-        signature = infer_signature(sample, predict_with(model, sample, settings), params=settings)
+        signature = infer_signature(sample, predict_with(production, sample, settings), params=settings)
         info = mlflow.pyfunc.log_model(name="clv_model", python_model=str(CODE_DIR / "clv" / "mlflow_entry.py"),
-                                       artifacts={ARTIFACT_KEY: str(files["params"])}, model_config=settings,
+                                       artifacts={ARTIFACT_KEY: str(files["production"]),
+                                                  DRAWS_KEY: str(files["production_draws"])},
+                                       model_config=settings,
                                        code_paths=[str(CODE_DIR)], signature=signature, input_example=sample,
                                        registered_model_name=name)
     return {"tracking_uri": tracking.tracking_uri(params.get("mlflow")), "experiment_id": run.info.experiment_id,
@@ -298,13 +316,19 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
               "challenger": challenger.report}
     daily = actual_daily(files["transactions"], eval_frame["customer_id"], eval_cutoff, h, features.freq == "W")
     tables = plot_tables(eval_frame, model, report, daily)
+    score_frame = pd.read_parquet(files["score"], columns=list(RFM_COLUMNS))
+    production = fit_production(score_frame, cfg, unit, seed)
+    report["production"] = {"as_of": str(as_of), "customers": len(score_frame),
+                            **fit_section(production[0], {"std_errors": production[1].std_errors,
+                                                          "warnings": production[1].warnings})}
     end = tables["clv_tracking"].iloc[-1]
     report["tracking"] = {"actual": float(end["actual"]), "predicted_population": float(end["predicted_population"]),
                           "predicted_conditional": float(end["predicted_conditional"])}
     report["seconds"] = round(time.perf_counter() - started, 2)
-    write_outputs(files, model, challenger, report, predictions, tables)
+    write_outputs(files, model, challenger, report, predictions, tables, production)
     if track:
-        write_json(clean(log_run(params, files, model, report, tables, eval_frame, cfg, h)), files["mlflow"])
+        info = log_run(params, files, model, report, tables, score_frame, cfg, h, production[0])
+        write_json(clean(info), files["mlflow"])
     return report
 
 

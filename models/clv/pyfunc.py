@@ -18,6 +18,7 @@ from models.clv.inputs import RFM_COLUMNS
 from models.clv.model import ClvModel
 
 ARTIFACT_KEY = "clv_params"
+DRAWS_KEY = "clv_draws"  # parameter draws for clv_low / clv_high (read by the score stage, not by predict)
 SETTINGS = ("horizon_days", "horizon_months", "discount_rate_monthly", "days_per_month")
 
 

@@ -207,3 +207,20 @@ def intervals(model: ClvModel, rfm: pd.DataFrame, draws: ParameterDraws, horizon
     table = {name: np.concatenate(parts)[row] for name, parts in bounds.items()}
     table["clv_low"], table["clv_high"] = table.pop(f"clv_{months}m_low"), table.pop(f"clv_{months}m_high")
     return pd.DataFrame({"customer_id": rfm["customer_id"].reset_index(drop=True), **table}, copy=False)
+
+
+def draws_to_dict(draws: ParameterDraws) -> dict[str, object]:
+    """Parameter draws as a JSON-able dict (floats survive the round trip exactly)."""
+    return {"model": draws.model, "purchases": draws.purchases.tolist(), "spend": draws.spend.tolist(),
+            "std_errors": dict(draws.std_errors), "warnings": list(draws.warnings)}
+
+
+def draws_from_dict(data: dict[str, object]) -> ParameterDraws:
+    """Rebuild parameter draws saved with draws_to_dict (ValueError when the shapes do not fit the model)."""
+    model = str(data["model"])
+    purchases, spend = np.asarray(data["purchases"], dtype=float), np.asarray(data["spend"], dtype=float)
+    if purchases.ndim != 2 or purchases.shape[1] != len(PURCHASE_PARAMS[model]) or spend.shape != (
+            purchases.shape[0], len(SPEND_PARAMS)):
+        raise ValueError(f"parameter draws do not fit model {model!r}: shapes {purchases.shape}, {spend.shape}")
+    return ParameterDraws(model, purchases, spend, dict(data.get("std_errors") or {}),
+                          list(data.get("warnings") or []))

@@ -123,7 +123,7 @@ def test_params_json_rebuilds_the_stage_predictions(staged) -> None:
         assert again[col].to_numpy() == pytest.approx(predictions[col].to_numpy(), rel=1e-12, abs=1e-300)
 
 
-def test_registered_pyfunc_scores_equal_the_stage_output(staged) -> None:
+def test_registered_pyfunc_is_the_as_of_refit(staged) -> None:
     import mlflow
 
     info = json.loads(staged["files"]["mlflow"].read_text())
@@ -134,12 +134,25 @@ def test_registered_pyfunc_scores_equal_the_stage_output(staged) -> None:
         loaded = mlflow.pyfunc.load_model(f"models:/clv-bgnbd/{info['registered_version']}")
     finally:
         mlflow.set_tracking_uri(before)
-    evaluation = pd.read_parquet(staged["files"]["eval"])
-    scores = loaded.predict(evaluation[["customer_id", "frequency", "recency", "T", "monetary_value"]])
-    predictions = pd.read_parquet(staged["files"]["predictions"])
-    assert scores["customer_id"].tolist() == predictions["customer_id"].tolist()
+    score = pd.read_parquet(staged["files"]["score"])
+    production = ClvModel.from_dict(json.loads(staged["files"]["production"].read_text()))
+    backtest = ClvModel.from_dict(json.loads(staged["files"]["params"].read_text()))
+    assert production.purchases.params != backtest.purchases.params  # refit on more history
+    assert production.purchases.n_customers == len(score)
+    scores = loaded.predict(score[["customer_id", "frequency", "recency", "T", "monetary_value"]])
+    expected = production.predict(score, HORIZON, 12, 0.01)
+    assert scores["customer_id"].tolist() == score["customer_id"].tolist()
     for col in POINT_COLUMNS:
-        assert scores[col].to_numpy() == pytest.approx(predictions[col].to_numpy(), rel=1e-12, abs=1e-300)
+        assert scores[col].to_numpy() == pytest.approx(expected[col].to_numpy(), rel=1e-12, abs=1e-300)
+
+
+def test_production_draws_round_trip(staged) -> None:
+    from models.clv.uncertainty import draws_from_dict
+
+    draws = draws_from_dict(json.loads(staged["files"]["production_draws"].read_text()))
+    assert draws.model == "bgnbd"
+    assert draws.n_draws >= 20 and draws.purchases.shape[1] == 4
+    assert staged["report"]["production"]["customers"] == len(pd.read_parquet(staged["files"]["score"]))
 
 
 def test_challenger_never_trains_on_the_evaluation_cutoff(staged) -> None:
