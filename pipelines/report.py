@@ -1,0 +1,204 @@
+"""Stage `report`: reports/index.html, one self-contained static page summarising the run.
+
+Headline metrics, churn model vs baselines (with deltas to the best baseline), the ablation, CLV model vs
+challenger, the training figures (churn PNGs embedded, CLV plot CSVs drawn here), the ingest summary, the
+segment summary of outputs/customer_scores.parquet and the cohort retention matrix. Viewable offline: inline
+CSS, images as data: URIs, no script and no external URL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+
+from features.cohorts import cohort_retention
+from models.scoring.schema import ScoreLayout
+from models.scoring.summary import segment_summary
+from pipelines import paths
+from pipelines import report_html as html
+from pipelines.config import load_params
+from pipelines.io import atomic_path
+from pipelines.report_plots import CLV_PLOTS, clv_figure, data_uri, png_bytes
+
+CHURN_FIGURES = {
+    "roc": "Churn: ROC at the evaluation cutoff",
+    "pr": "Churn: precision-recall at the evaluation cutoff",
+    "reliability": "Churn: reliability (calibration) at the evaluation cutoff",
+    "gains_lift": "Churn: cumulative gains and lift",
+    "importance": "Churn: feature importance",
+    "shap_summary": "Churn: SHAP summary",
+}
+SCORE_COLUMNS = ["customer_id", "as_of", "rfm_segment", "churn_risk_band", "churn_probability"]
+SECTIONS = [("headline", "Headline"), ("churn", "Churn"), ("clv", "CLV"), ("segments-section", "Segments"),
+            ("cohorts-section", "Cohorts"), ("data", "Data")]
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Inputs and the output of the stage under one repository root (paths.ROOT unless a test says otherwise)."""
+
+    root: Path
+
+    def report(self, name: str) -> Path:
+        """reports/<name>."""
+        return paths.rebase(paths.REPORTS, self.root) / name
+
+    def clv_plot(self, name: str) -> Path:
+        """reports/plots/<name>.csv (train_clv plot data)."""
+        return paths.rebase(paths.PLOTS, self.root) / f"{name}.csv"
+
+    def churn_png(self, name: str) -> Path:
+        """artifacts/churn/plots/<name>.png (train_churn figures)."""
+        return paths.rebase(paths.ARTIFACTS, self.root) / "churn" / "plots" / f"{name}.png"
+
+    @property
+    def scores(self) -> Path:
+        """outputs/customer_scores.parquet (score stage)."""
+        return paths.rebase(paths.OUTPUTS, self.root) / "customer_scores.parquet"
+
+    @property
+    def transactions(self) -> Path:
+        """data/interim/transactions.parquet (ingest stage)."""
+        return paths.rebase(paths.TRANSACTIONS, self.root)
+
+    @property
+    def page(self) -> Path:
+        """reports/index.html: the stage's output."""
+        return self.report("index.html")
+
+
+def require(path: Path, stage: str) -> Path:
+    """path, or FileNotFoundError naming it and the stage that writes it."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; the report needs it from the {stage} stage (dvc repro {stage})")
+    return path
+
+
+def read_json(path: Path, stage: str) -> dict[str, Any]:
+    """A JSON report written by an earlier stage."""
+    with open(require(path, stage), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def score_layout(params: dict[str, Any]) -> ScoreLayout:
+    """The customer_scores column layout implied by the params (horizons, interval, reason codes)."""
+    clv = params.get("clv") or {}
+    return ScoreLayout(
+        horizon_days=int(params["windows"]["horizon_days"]),
+        horizon_months=int(clv.get("horizon_months", 12)),
+        interval=float(clv.get("interval", 0.9)),
+        reason_codes=int((params.get("churn") or {}).get("reason_codes", 3)),
+    )
+
+
+def read_scores(path: Path, layout: ScoreLayout) -> pd.DataFrame:
+    """The customer_scores columns segment_summary needs; a clear error naming the file and missing columns."""
+    require(path, "score")
+    wanted = [*SCORE_COLUMNS, layout.clv_column]
+    present = set(pq.read_schema(path).names)
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise ValueError(f"{path}: columns {missing} missing (customer_scores contract, models/scoring/schema.py)")
+    return pd.read_parquet(path, columns=wanted)
+
+
+def score_headline(scores: pd.DataFrame) -> dict[str, Any]:
+    """Customers and mean churn probability of the latest scoring batch."""
+    if scores.empty:
+        return {"customers": 0, "as_of": None, "mean_churn_probability": None}
+    latest = scores["as_of"].max()
+    batch = scores[scores["as_of"] == latest]
+    return {"customers": len(batch), "as_of": str(latest)[:10],
+            "mean_churn_probability": float(batch["churn_probability"].mean())}
+
+
+def cohorts_at(transactions: Path, as_of: date) -> pd.DataFrame:
+    """The cohort retention table of the interim transactions at as_of."""
+    con = duckdb.connect()
+    try:
+        return cohort_retention(con, con.read_parquet(str(require(transactions, "ingest"))), as_of)
+    finally:
+        con.close()
+
+
+def churn_figures(where: Locations) -> list[html.Figure]:
+    """The train_churn PNGs, embedded as data: URIs."""
+    return [html.Figure(name, caption, data_uri(require(where.churn_png(name), "train_churn").read_bytes()))
+            for name, caption in CHURN_FIGURES.items()]
+
+
+def clv_figures(where: Locations) -> list[html.Figure]:
+    """The train_clv plot CSVs drawn as PNGs, embedded as data: URIs."""
+    figures = []
+    for name, (caption, *_rest) in CLV_PLOTS.items():
+        table = pd.read_csv(require(where.clv_plot(name), "train_clv"))
+        figures.append(html.Figure(name, caption, data_uri(png_bytes(clv_figure(name, table)))))
+    return figures
+
+
+def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
+    """Everything the template shows, read from the earlier stages' outputs."""
+    ingest = read_json(where.report("ingest.json"), "ingest")
+    features = read_json(where.report("features.json"), "features")
+    churn = read_json(where.report("churn.json"), "train_churn")
+    clv = read_json(where.report("clv.json"), "train_clv")
+    table = pd.read_csv(require(where.report("churn_table.csv"), "train_churn"))
+    layout = score_layout(params)
+    scores = read_scores(where.scores, layout)
+    if "as_of" not in features:
+        raise ValueError(f"{where.report('features.json')}: no `as_of` key")
+    as_of = date.fromisoformat(str(features["as_of"]))
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return {
+        "title": f"churn-clv report — as of {as_of}",
+        "subtitle": f"data {ingest.get('source', '?')}, churn horizon {layout.horizon_days} days, "
+                    f"CLV horizon {layout.horizon_months} months, evaluation cutoff {churn.get('eval_cutoff', '?')}",
+        "sections": SECTIONS,
+        "cards": html.headline(ingest, features, churn, clv, score_headline(scores)),
+        "churn_models": html.churn_models_table(table),
+        "churn_delta": html.churn_delta_table(churn.get("comparison", [])),
+        "ablation": html.ablation_table(churn.get("ablation", [])),
+        "churn_notes": [str(n) for n in churn.get("notes", [])],
+        "churn_figures": churn_figures(where),
+        "clv_comparison": html.clv_comparison_table(clv),
+        "clv_figures": clv_figures(where),
+        "segments": html.segment_table(segment_summary(scores, layout), layout.horizon_months),
+        "cohorts": html.cohort_table(cohorts_at(where.transactions, as_of)),
+        "ingest": html.ingest_table(ingest),
+        "footer": f"Generated {now} by `python -m pipelines.report` from reports/, artifacts/churn/plots/, "
+                  "outputs/customer_scores.parquet and data/interim/transactions.parquet.",
+    }
+
+
+def write_text(text: str, target: Path) -> None:
+    """A UTF-8 text file written atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def run(params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+    """Build and write reports/index.html; return its path, size and the seconds taken."""
+    started = time.perf_counter()
+    where = Locations(Path(root) if root is not None else paths.ROOT)
+    write_text(html.render(build_context(params, where)), where.page)
+    summary = {"path": str(where.page), "bytes": where.page.stat().st_size,
+               "seconds": round(time.perf_counter() - started, 2)}
+    print(f"report: wrote {summary['path']} ({summary['bytes'] / 1024:,.0f} KiB) in {summary['seconds']:.1f} s")
+    return summary
+
+
+def main() -> None:
+    """Entry point: python -m pipelines.report [hydra overrides]."""
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()
