@@ -27,8 +27,9 @@ class ChurnConfig:
     num_boost_round: int = 1000
     early_stopping_rounds: int = 50
     fixed_num_boost_round: int = 150
-    class_weight: str = "balanced"
-    calibration: str = "isotonic"
+    cv_folds: int = 5
+    class_weight: str = "none"
+    calibration: str = "platt"
     prior: str = "none"
     min_customers: int = 200
     min_fit_share: float = 0.2

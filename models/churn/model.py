@@ -18,7 +18,7 @@ from models.churn.calibration import Calibrator, fit_calibrator
 from models.churn.config import ChurnConfig
 from models.churn.features import LABEL, FeatureSpec, design_matrix, fit_spec, model_frame
 from models.churn.prior import prior_offset, prior_probability
-from models.churn.split import TimeSplit, stratified_cap, time_split
+from models.churn.split import TimeSplit, grouped_folds, stratified_cap, time_split
 from models.churn.treeshap import Tree, compile_trees
 
 
@@ -107,18 +107,72 @@ def _positive_weight(cfg: ChurnConfig, y: np.ndarray, applied: bool) -> float | 
     return (y.size - positives) / positives
 
 
-def _train(
-    cfg: ChurnConfig, split: TimeSplit, spec: FeatureSpec, fit_rows: pd.DataFrame
-) -> tuple[lgb.Booster, dict]:
-    """Boost on the fit rows; with a holdout, early-stop on its log loss, weighted like the fit rows."""
-    holdout = split.mode == "holdout"
-    weight = _positive_weight(cfg, fit_rows[LABEL].to_numpy(dtype=float), applied=holdout)
+def _cross_fit(
+    cfg: ChurnConfig, spec: FeatureSpec, fit_rows: pd.DataFrame, weight: float | None
+) -> tuple[lgb.Booster, np.ndarray, dict] | None:
+    """Fixed mode: customer-grouped K-fold boosting picks the rounds; refit on every row with them.
+
+    Returns the refit booster, the out-of-fold raw scores (trees + prior offset, each row predicted by the
+    fold model that did not see its customer, at the chosen round) and loop info; None when the rows cannot
+    be split into cfg.cv_folds folds holding both classes (fixed_num_boost_round is used instead).
+    """
+    folds = grouped_folds(fit_rows, cfg.cv_folds, cfg.seed)
+    if folds is None:
+        return None
     params = cfg.lightgbm_params(metric="binary_logloss")
     train_set = _dataset(fit_rows, spec, weight)
+    result = lgb.cv(
+        params,
+        train_set,
+        num_boost_round=cfg.num_boost_round,
+        folds=folds,
+        return_cvbooster=True,
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, first_metric_only=True, verbose=False)],
+    )
+    curve = result["valid binary_logloss-mean"]
+    best = int(np.argmin(curve)) + 1
+    values = design_matrix(fit_rows, spec, "training frame")
+    offset = prior_offset(fit_rows, spec, "training frame")
+    oof = np.empty(len(fit_rows))
+    for (_, held), fold_booster in zip(folds, result["cvbooster"].boosters, strict=True):
+        oof[held] = fold_booster.predict(values[held], num_iteration=best, raw_score=True)
+    if offset is not None:
+        oof += offset
+    booster = lgb.train(params, _dataset(fit_rows, spec, weight), num_boost_round=best)
+    return booster, oof, {
+        "num_boost_round": best,
+        "best_iteration": best,
+        "early_stopping_metric": (
+            f"{len(folds)}-fold customer-grouped CV binary_logloss" + (" (class-weighted)" if weight else "")
+        ),
+        "cv_folds": len(folds),
+        "cv_log_loss_mean": float(curve[best - 1]),
+    }
+
+
+def _train(
+    cfg: ChurnConfig, split: TimeSplit, spec: FeatureSpec, fit_rows: pd.DataFrame
+) -> tuple[lgb.Booster, np.ndarray | None, dict]:
+    """Boost on the fit rows; with a holdout, early-stop on its log loss, weighted like the fit rows.
+
+    Fixed mode with churn.cv_folds >= 2 cross-fits instead (_cross_fit) and also returns the out-of-fold
+    raw scores the calibrator is fitted on; otherwise the second item is None.
+    """
+    holdout = split.mode == "holdout"
+    cross = not holdout and cfg.cv_folds >= 2
+    weight = _positive_weight(cfg, fit_rows[LABEL].to_numpy(dtype=float), applied=holdout or cross)
     info = {"positive_weight": weight, "class_weight": "balanced" if weight else "none"}
+    if cross:
+        fitted = _cross_fit(cfg, spec, fit_rows, weight)
+        if fitted is not None:
+            booster, oof, loop = fitted
+            return booster, oof, {**loop, **info}
+        weight, info = None, {"positive_weight": None, "class_weight": "none"}
+    params = cfg.lightgbm_params(metric="binary_logloss")
+    train_set = _dataset(fit_rows, spec, weight)
     if not holdout:
         booster = lgb.train(params, train_set, num_boost_round=cfg.fixed_num_boost_round)
-        return booster, {
+        return booster, None, {
             "num_boost_round": cfg.fixed_num_boost_round,
             "best_iteration": None,
             "early_stopping_metric": None,
@@ -135,7 +189,7 @@ def _train(
     )
     best = int(booster.best_iteration or booster.current_iteration())
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    return booster, {
+    return booster, None, {
         "num_boost_round": best,
         "best_iteration": best,
         "early_stopping_metric": "binary_logloss (class-weighted)" if weight else "binary_logloss",
@@ -143,14 +197,33 @@ def _train(
     }
 
 
-def _holdout_report(raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray, n_bins: int) -> dict[str, float]:
-    """Log loss and ECE on the holdout before and after calibration (calibration is fitted there)."""
+def crossfit_calibrated(kind: str, raw: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Calibrated probabilities where each part's calibrator was fitted on the other parts (honest score)."""
+    part = np.random.default_rng(seed).permutation(y.size) % folds
+    out = np.array(raw, dtype=float)
+    for k in range(folds):
+        held, rest = part == k, part != k
+        if np.unique(y[rest]).size == 2 and held.any():
+            out[held] = fit_calibrator(kind, raw[rest], y[rest]).transform(raw[held])
+    return out
+
+
+def _holdout_report(
+    raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray, n_bins: int, kind: str, seed: int
+) -> dict[str, float]:
+    """Log loss / ECE on the validation rows before and after calibration (calibration is fitted there).
+
+    log_loss_crossfit scores calibrators fitted on the other 4/5 of the rows: the calibrated figure without
+    the optimism of scoring a calibrator on its own fitting rows (what pipelines.tune minimises).
+    """
     return {
         "log_loss_raw": metrics.log_loss(y, raw),
         "log_loss_calibrated": metrics.log_loss(y, calibrated),
+        "log_loss_crossfit": metrics.log_loss(y, crossfit_calibrated(kind, raw, y, seed=seed)),
         "ece_raw": metrics.ece(y, raw, n_bins),
         "ece_calibrated": metrics.ece(y, calibrated, n_bins),
         "roc_auc_raw": metrics.roc_auc(y, raw),
+        "rows": int(y.size),
     }
 
 
@@ -174,7 +247,7 @@ def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | N
             split, holdout=stratified_cap(split.holdout, cfg.max_train_rows, cfg.seed)
         )
     spec = _with_prior(fit_spec(train, features), cfg, fit_rows)
-    booster, loop = _train(cfg, split, spec, fit_rows)
+    booster, oof, loop = _train(cfg, split, spec, fit_rows)
     model = ChurnModel(booster, Calibrator("none"), spec)
     info: dict[str, Any] = {
         "mode": split.mode,
@@ -191,8 +264,17 @@ def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | N
     if split.mode == "holdout":
         y_hold = split.holdout[LABEL].to_numpy(dtype=float)
         raw = model.predict_raw(split.holdout)
+        info["validation"] = f"time-held-out cutoff {split.holdout_cutoff}"
+    elif oof is not None:  # cross-fitted: each row scored by the fold model that never saw its customer
+        y_hold, raw = fit_rows[LABEL].to_numpy(dtype=float), expit(oof)
+        info["validation"] = f"out-of-fold rows of {loop['cv_folds']}-fold customer-grouped CV"
+    else:
+        y_hold = raw = None
+    if raw is not None:
         model.calibrator = fit_calibrator(cfg.calibration, raw, y_hold)
-        info["holdout"] = _holdout_report(raw, model.calibrator.transform(raw), y_hold, cfg.ece_bins)
+        info["holdout"] = _holdout_report(
+            raw, model.calibrator.transform(raw), y_hold, cfg.ece_bins, cfg.calibration, cfg.seed
+        )
     else:
         model.calibrator = Calibrator(
             "none", info={"reason": f"fixed mode ({split.reason}): no held-out rows"}

@@ -10,8 +10,12 @@ Rule (never a random split):
 * ``fixed`` mode (one training cutoff configured, or the older cutoffs unusable): rows at all training
   cutoffs are the fit set; there is no later labelled period inside the training window (a customer's label
   at the latest cutoff already runs to the evaluation cutoff, so no tail of days can be held out without
-  overlapping it), hence no early stopping: ``fixed_num_boost_round`` rounds from config, no calibrator
-  and no class weighting (raw log-loss probabilities, whose calibration the report measures).
+  overlapping it). With ``churn.cv_folds >= 2`` (default) the rounds are picked by customer-grouped K-fold
+  cross-validation on the fit rows (a customer's rows at every cutoff stay in one fold) and the calibrator
+  is fitted on the out-of-fold predictions; the booster is then refit on every row with those rounds. This
+  is validation *within* the training period (it cannot see drift to the evaluation cutoff) and it never
+  reads the evaluation cutoff. With ``cv_folds`` 0 or 1, or too few customers per fold:
+  ``fixed_num_boost_round`` rounds, no calibrator and no class weighting.
 """
 
 from __future__ import annotations
@@ -115,3 +119,19 @@ def stratified_cap(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFram
     rank = np.arange(len(frame)) - np.repeat(starts, sizes)
     keep = order[rank < np.repeat(quota, sizes)]
     return frame.iloc[np.sort(keep)]
+
+
+def grouped_folds(frame: pd.DataFrame, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """n_folds (fit positions, held-out positions) pairs, customers never split across folds, stratified by
+    label; None when a fold would lack a class or there are fewer than 2 customers per fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y = frame[LABEL].to_numpy(dtype=int)
+    groups = pd.factorize(frame["customer_id"])[0]
+    if n_folds < 2 or groups.max(initial=-1) + 1 < 2 * n_folds or np.bincount(y, minlength=2).min() < n_folds:
+        return None
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    folds = list(splitter.split(np.zeros(len(frame)), y, groups))
+    if any(np.unique(y[a]).size < 2 or np.unique(y[b]).size < 2 for a, b in folds):
+        return None
+    return folds

@@ -58,7 +58,9 @@ def test_fitted_model_calibration_keeps_or_improves_holdout_log_loss() -> None:
                 "min_child_samples": 20,
                 "num_boost_round": 60,
                 "early_stopping_rounds": 10,
-            }
+            },
+            "class_weight": "balanced",
+            "calibration": "isotonic",
         }
     )
     model = fit_churn(stacked(CUTOFFS[:2], n=800), cfg)
@@ -66,3 +68,16 @@ def test_fitted_model_calibration_keeps_or_improves_holdout_log_loss() -> None:
     assert model.info["class_weight"] == "balanced"  # raw scores are shifted by the weights ...
     assert holdout["log_loss_calibrated"] <= holdout["log_loss_raw"]  # ... and calibration undoes it
     assert holdout["ece_calibrated"] <= holdout["ece_raw"]
+
+
+def test_crossfit_calibrated_never_scores_a_row_with_a_calibrator_fitted_on_it() -> None:
+    from models.churn.model import crossfit_calibrated
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, 2000)
+    y = (rng.uniform(size=p.size) < p).astype(float)
+    cross = crossfit_calibrated("isotonic", p, y, folds=5, seed=0)
+    inside = fit_calibrator("isotonic", p, y).transform(p)
+    assert cross.shape == p.shape and np.all((cross >= 0) & (cross <= 1))
+    # Isotonic scored on its own rows is optimistic; the cross-fitted figure is not lower.
+    assert metrics.log_loss(y, np.clip(cross, 1e-6, 1 - 1e-6)) >= metrics.log_loss(y, np.clip(inside, 1e-6, 1 - 1e-6))

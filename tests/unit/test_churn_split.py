@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.churn import ChurnConfig, fit_churn
-from models.churn.split import stratified_cap, time_split
+from models.churn.split import grouped_folds, stratified_cap, time_split
 from tests.unit.test_churn_frames import CUTOFFS, churn_frame, stacked
 
 FAST = {
@@ -20,6 +20,7 @@ FAST = {
     },
     "fixed_num_boost_round": 25,
     "bootstrap": 0,
+    "calibration": "isotonic",
 }
 
 
@@ -56,10 +57,36 @@ def test_fit_never_sees_the_evaluation_cutoff_and_calibrates_on_the_latest_train
     assert 1 <= info["best_iteration"] <= 60 and model.booster.num_trees() == info["best_iteration"]
 
 
-def test_fixed_mode_uses_configured_rounds_without_calibrator_or_weights() -> None:
-    model = fit_churn(churn_frame(500), ChurnConfig.from_params(FAST))
+def test_fixed_mode_without_cv_uses_configured_rounds_without_calibrator_or_weights() -> None:
+    model = fit_churn(churn_frame(500), ChurnConfig.from_params({**FAST, "cv_folds": 0}))
     assert model.info["mode"] == "fixed" and model.booster.num_trees() == 25
     assert model.calibrator.kind == "none" and model.info["class_weight"] == "none"
+
+
+def test_fixed_mode_cross_fits_rounds_and_calibrates_on_out_of_fold_rows() -> None:
+    frame = churn_frame(600)
+    model = fit_churn(frame, ChurnConfig.from_params({**FAST, "calibration": "platt"}))
+    info = model.info
+    assert info["mode"] == "fixed" and info["cv_folds"] == 5 and "customer-grouped" in info["validation"]
+    assert 1 <= info["best_iteration"] <= 60 and model.booster.num_trees() == info["best_iteration"]
+    assert model.calibrator.kind == "platt" and model.calibrator.info["rows"] == len(frame)
+    assert info["holdout"]["rows"] == len(frame)
+
+
+def test_grouped_folds_keep_a_customer_in_one_fold() -> None:
+    frame = stacked(CUTOFFS[:2], n=300)  # each customer appears at both cutoffs
+    folds = grouped_folds(frame, 5, seed=0)
+    assert folds is not None and len(folds) == 5
+    ids = frame["customer_id"].to_numpy()
+    for fit, held in folds:
+        assert not set(ids[fit]) & set(ids[held])
+    assert sorted(np.concatenate([h for _, h in folds]).tolist()) == list(range(len(frame)))
+
+
+def test_grouped_folds_refuse_too_few_customers() -> None:
+    frame = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "churned": [0.0, 1.0, 0.0, 1.0]})
+    assert grouped_folds(frame, 5, seed=0) is None
+    assert grouped_folds(frame, 0, seed=0) is None
 
 
 def test_evaluation_labels_cannot_change_the_model() -> None:
