@@ -157,3 +157,22 @@ def data_dictionary(layout: ScoreLayout) -> str:
         kind = f"decimal ({col.decimals} places)" if col.kind == "decimal" else col.kind
         lines.append(f"| {i} | `{col.name}` | {kind} | {col.sql_type} | {col.unit} | {col.meaning} |")
     return "\n".join(lines) + "\n"
+
+
+def table_ddl(table: str, columns: list[Column]) -> str:
+    """CREATE TABLE IF NOT EXISTS with the contract's SQL types and NOT NULL for non-nullable columns."""
+    names = [table] + [c.name for c in columns]
+    unsafe = [n for n in names if not (n.replace("_", "").isalnum() and n.isascii() and not n[0].isdigit())]
+    if unsafe:
+        raise ValueError(f"table {table}: {unsafe} are not plain SQL identifiers")
+    body = ",\n  ".join(f"{c.name} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in columns)
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n  {body}\n)"
+
+
+def dictionary_rows(columns: list[Column]) -> list[str]:
+    """Markdown table (header and one row per column) with type, SQL type, unit and meaning."""
+    lines = ["| # | column | type | SQL type | unit | meaning |", "|---|---|---|---|---|---|"]
+    for i, col in enumerate(columns, start=1):
+        kind = f"decimal ({col.decimals} places)" if col.kind == "decimal" else col.kind
+        lines.append(f"| {i} | `{col.name}` | {kind} | {col.sql_type} | {col.unit} | {col.meaning} |")
+    return lines

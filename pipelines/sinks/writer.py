@@ -1,0 +1,140 @@
+"""ScoreSinks: stream customer_scores chunks into every output sink and commit them together at finish()."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+
+from models.scoring.schema import ScoreLayout, check_scores, output_columns
+from models.scoring.summary import summary_columns
+from pipelines.sinks.arrow import check_batch, to_arrow
+from pipelines.sinks.crm_csv import CsvSink
+from pipelines.sinks.files import remove_stale, temp_beside
+from pipelines.sinks.parquet import ParquetSink
+from pipelines.sinks.tables import SCORES, SUMMARY, DuckDBSink, SqlSink
+
+CSV_NAME, PARQUET_NAME, WAREHOUSE_NAME = "customer_scores.csv", "customer_scores.parquet", "warehouse.duckdb"
+COMMIT_ORDER = ("sql", "duckdb", "parquet", "csv")  # the sink most likely to fail a commit goes first
+_ACTIVE: set[Path] = set()  # outputs folders with an open ScoreSinks in this process
+
+
+class RowCountMismatch(RuntimeError):
+    """A sink holds a different number of rows for the batch than were passed to write()."""
+
+
+class ScoreSinks:
+    """Context manager writing one as_of batch to CSV, Parquet, the DuckDB warehouse and an optional SQL URL.
+
+    write() validates each chunk against the contract and appends it to every sink; finish() writes
+    segment_summary, checks every sink's row count against the rows passed in, then commits (DB
+    transactions, then renames of the temporary files). Leaving the block by an exception, or without
+    finish(), deletes the temporary files and rolls back, so the previous outputs stay as they were.
+    """
+
+    def __init__(self, outputs_dir: Path, layout: ScoreLayout, as_of: dt.date, sql_url: str | None = None) -> None:
+        if isinstance(as_of, dt.datetime) or not isinstance(as_of, dt.date):
+            raise TypeError(f"ScoreSinks: as_of must be a datetime.date, got {as_of!r}")
+        self.outputs = Path(outputs_dir).resolve()
+        if self.outputs in _ACTIVE:
+            raise RuntimeError(f"ScoreSinks: {self.outputs} is already being written in this process")
+        self.layout, self.as_of = layout, as_of
+        self.columns, self.summary_cols = output_columns(layout), summary_columns(layout)
+        self.csv_path, self.parquet_path = self.outputs / CSV_NAME, self.outputs / PARQUET_NAME
+        self.rows, self.state = 0, "open"  # open -> finished | failed -> closed
+        self.sinks: list[Any] = []
+        _ACTIVE.add(self.outputs)
+        try:
+            tables = {SCORES: self.columns, SUMMARY: self.summary_cols}
+            self.sinks.append(DuckDBSink(self.outputs / WAREHOUSE_NAME, tables, as_of))  # its lock: one writer
+            self.clean_stale()
+            self.sinks.append(CsvSink(self.csv_path, self.columns))
+            self.sinks.append(ParquetSink(self.parquet_path, self.columns))
+            if sql_url:
+                self.sinks.append(SqlSink(sql_url, tables, as_of, temp_beside(self.csv_path, "sql")))
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> ScoreSinks:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def clean_stale(self) -> list[Path]:
+        """Delete temporary files of the outputs that are not this run's (left by a killed run)."""
+        ours = set().union(*(s.temp_paths() for s in self.sinks if hasattr(s, "temp_paths")))
+        return [*remove_stale(self.csv_path, ours), *remove_stale(self.parquet_path, ours)]
+
+    def write(self, chunk: pd.DataFrame) -> None:
+        """Validate a customer_scores chunk against the contract and append it to every sink."""
+        if self.state != "open":
+            raise RuntimeError(f"ScoreSinks.write: the writer is {self.state}")
+        check_scores(chunk, self.layout)
+        check_batch(chunk, self.columns, self.as_of, SCORES)
+        table = to_arrow(chunk, self.columns, SCORES)
+        try:
+            for sink in self.sinks:
+                sink.write(table)
+        except BaseException:
+            self.state = "failed"  # some sinks may hold the chunk, others not
+            raise
+        self.rows += table.num_rows
+
+    def finish(self, summary: pd.DataFrame) -> dict:
+        """Write segment_summary, check row counts in == out for every sink, commit all; a report per sink."""
+        if self.state != "open":
+            raise RuntimeError(f"ScoreSinks.finish: the writer is {self.state}")
+        try:
+            check_batch(summary, self.summary_cols, self.as_of, SUMMARY)
+            customers = int(summary["customers"].sum())
+            if customers != self.rows:
+                raise ValueError(f"{SUMMARY}: customers add up to {customers}, {self.rows} rows were written")
+            table = to_arrow(summary, self.summary_cols, SUMMARY)
+            for sink in self.sinks:
+                if hasattr(sink, "write_summary"):
+                    sink.write_summary(table)
+            reports = {sink.name: sink.verify() for sink in self.sinks}
+            self.check_counts(reports, len(summary))
+            for name in COMMIT_ORDER:
+                for sink in self.sinks:
+                    if sink.name == name:
+                        sink.commit()
+            self.state = "finished"
+        except BaseException:
+            self.state = "failed"
+            self.close()
+            raise
+        self.close()
+        return {"as_of": self.as_of.isoformat(), "rows": self.rows, "summary_rows": len(summary), "sinks": reports}
+
+    def check_counts(self, reports: dict[str, dict], summary_rows: int) -> None:
+        """Raise RowCountMismatch naming every sink whose batch differs from the rows passed in."""
+        wrong = [f"{name}: {r['rows']} customer_scores rows" for name, r in reports.items() if r["rows"] != self.rows]
+        wrong += [f"{name}: {r['summary_rows']} segment_summary rows" for name, r in reports.items()
+                  if r.get("summary_rows", summary_rows) != summary_rows]
+        if wrong:
+            raise RowCountMismatch(f"as_of {self.as_of.isoformat()}: {self.rows} customer_scores and {summary_rows} "
+                                   f"segment_summary rows were passed in, but {'; '.join(wrong)}; nothing committed")
+
+    def close(self) -> None:
+        """Release every sink: roll back and delete temporary files unless finished (idempotent)."""
+        if self.state == "closed":
+            return
+        errors = []
+        for sink in reversed(self.sinks):
+            try:
+                sink.close()
+            except Exception as exc:  # keep closing the others, then raise the first
+                errors.append(exc)
+        if self.state == "finished":
+            self.clean_stale()
+        self.state = "closed"
+        _ACTIVE.discard(self.outputs)
+        if errors:
+            raise errors[0]
