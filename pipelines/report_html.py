@@ -225,8 +225,9 @@ def ingest_table(ingest: Mapping) -> Table:
 def segment_table(summary: pd.DataFrame, clv_months: int) -> Table:
     """segment_summary: customers, share, mean churn probability and CLV per RFM segment and risk band."""
     total = summary["customers"].sum() if len(summary) else 0
+    ordered = summary.sort_values(["as_of", "rfm_segment", "mean_churn_probability"], kind="stable")
     rows = []
-    for r in summary.to_dict(orient="records"):
+    for r in ordered.to_dict(orient="records"):
         rows.append([
             Cell(str(r["as_of"])[:10]), Cell(str(r["rfm_segment"]), "name"), Cell(str(r["churn_risk_band"])),
             Cell(fmt(int(r["customers"]), 0), "num"), Cell(pct(r["customers"] / total if total else None), "num"),
@@ -236,7 +237,8 @@ def segment_table(summary: pd.DataFrame, clv_months: int) -> Table:
     return Table("segments", "Segment summary", ["as_of", "RFM segment", "churn risk band", "customers", "share",
                                                  "mean churn probability", f"total CLV {clv_months}m",
                                                  f"mean CLV {clv_months}m"], rows,
-                 "From outputs/customer_scores: one row per RFM segment and churn risk band.")
+                 "From outputs/customer_scores: one row per RFM segment and churn risk band (bands from low to high "
+                 "risk within a segment); share of all customers scored.")
 
 
 def heat_style(share: float, scale: float) -> str:

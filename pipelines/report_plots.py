@@ -19,7 +19,7 @@ CLV_PLOTS = {
     "clv_p_alive": ("CLV: P(alive) by recency (oldest customers)", "recency",
                     "recency (model time unit)", "P(alive)"),
     "clv_frequency_recency": ("CLV: customers by recency and repeat frequency", "recency_mid",
-                              "recency bin midpoint (days)", "customers"),
+                              "recency bin midpoint (days)", "customers (log scale)"),
 }
 _NOT_SERIES = {"label", "customers", "recency_low", "recency_high"}
 
@@ -30,14 +30,16 @@ def series_columns(table: pd.DataFrame, x: str) -> list[str]:
             if c != x and c not in _NOT_SERIES and pd.api.types.is_numeric_dtype(table[c])]
 
 
-def line_figure(table: pd.DataFrame, x: str, title: str, xlabel: str, ylabel: str) -> Figure:
-    """One line per series column of a wide plot table."""
+def line_figure(table: pd.DataFrame, x: str, title: str, xlabel: str, ylabel: str, log_y: bool = False) -> Figure:
+    """One line per series column of a wide plot table (zeros left out on a log axis)."""
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.add_subplot()
     for name in series_columns(table, x):
         ax.plot(table[x], table[name], label=name, lw=1.6, marker="o" if len(table) <= 12 else None, ms=3)
     if "label" in table.columns and len(table) <= 12:
         ax.set_xticks(table[x], table["label"].astype(str))
+    if log_y:
+        ax.set_yscale("log", nonpositive="mask")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -49,7 +51,7 @@ def clv_figure(name: str, table: pd.DataFrame) -> Figure:
     title, x, xlabel, ylabel = CLV_PLOTS[name]
     if x not in table.columns:
         raise ValueError(f"{name}.csv: column {x!r} missing (has {list(table.columns)})")
-    return line_figure(table, x, title, xlabel, ylabel)
+    return line_figure(table, x, title, xlabel, ylabel, log_y=name == "clv_frequency_recency")
 
 
 def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
