@@ -1,0 +1,74 @@
+"""`python -m pipelines.output_schema`: write docs/output_schema.md, the data dictionary of the score outputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.scoring.schema import ScoreLayout, data_dictionary, dictionary_rows
+from models.scoring.summary import summary_columns
+from pipelines import paths
+from pipelines.config import load_params
+
+TARGET = paths.ROOT / "docs" / "output_schema.md"
+
+FORMATS = """
+## File and table formats
+
+- `customer_scores.csv` (for a CRM, imported unedited): UTF-8 without BOM, one header row with the
+  column names above, comma separator, LF line ends, RFC-4180 quoting (a cell is quoted when it holds
+  a comma, a double quote or a line break, and the empty string is written `""`; quotes inside a cell
+  are doubled), decimals with the fixed number of places above and `.` as separator, integers without
+  decimals, dates `YYYY-MM-DD`, `scored_at` as `YYYY-MM-DDTHH:MM:SSZ` (UTC), no index column, never
+  NaN, inf or an empty number (a chunk holding one is rejected with an error naming the column and
+  the customer).
+- Spreadsheet formula injection: a text cell (any text column, `customer_id` included) whose first
+  character is `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading `'`
+  (`=SUM(A1)` becomes `'=SUM(A1)`), so spreadsheets and CRMs show it as text instead of evaluating it.
+  Strip one leading `'` from such cells to get the raw value; Parquet and the SQL tables hold the raw
+  values.
+- `customer_scores.parquet`: as_of `date32`, scored_at `timestamp[us, UTC]`, integers `int32`,
+  decimals `float64` at full precision (not rounded), text `string`; no nulls.
+- SQL tables (`outputs/warehouse.duckdb` and the optional `scoring.sink` SQLAlchemy URL):
+  `customer_scores` and `segment_summary` with the SQL types above, every column NOT NULL; decimals
+  rounded to their places; `scored_at` a TIMESTAMP holding UTC. History is kept one batch per
+  `as_of`: re-running an `as_of` replaces its batch, another `as_of` adds one.
+- A run writes the CSV and Parquet to hidden temporary files and the tables in one transaction, and
+  publishes all of them only after every sink holds exactly the rows scored; a failed or killed run
+  leaves the previous outputs as they were.
+"""
+
+
+def layout_from_params(params: dict[str, Any]) -> ScoreLayout:
+    """The ScoreLayout of the configured horizons, interval and number of reason codes."""
+    return ScoreLayout(horizon_days=int(params["windows"]["horizon_days"]),
+                       horizon_months=int(params["clv"]["horizon_months"]),
+                       interval=float(params["clv"]["interval"]),
+                       reason_codes=int(params["churn"]["reason_codes"]))
+
+
+def output_schema(layout: ScoreLayout) -> str:
+    """The whole document: customer_scores, segment_summary and the file/table formats."""
+    summary = [
+        "",
+        "# segment_summary",
+        "",
+        "Table `segment_summary` in `outputs/warehouse.duckdb` (and the optional SQL sink), one batch per "
+        "`as_of`: one row per (as_of, rfm_segment, churn_risk_band), sorted by those keys.",
+        "",
+        *dictionary_rows(summary_columns(layout)),
+    ]
+    return data_dictionary(layout) + "\n".join(summary) + "\n" + FORMATS
+
+
+def main(argv: list[str] | None = None, target: Path = TARGET) -> Path:
+    """Write docs/output_schema.md from params.yaml (or conf/ with overrides)."""
+    text = output_schema(layout_from_params(load_params(argv)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1:]))
