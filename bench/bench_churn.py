@@ -1,6 +1,10 @@
 """Churn model speed: training on N customers x 2 cutoffs, scoring with reason codes (customers / second).
 
-    python bench/bench_churn.py [--customers 1000000] [--score 200000] [--threads 2] [hydra overrides]
+    python bench/bench_churn.py [--customers 1000000] [--score 200000] [--threads 2]
+                                [--compare "override ..."] [hydra overrides]
+
+--compare fits a second model with those overrides (e.g. the previous defaults) on the same rows and scores
+the same customers in the same run, printing the scoring-speed ratio (timings are noisy on a shared machine).
 
 The feature tables are generated here with NumPy (shape of data/features: RFM, trends, behaviour counts,
 profile categoricals, labels); nothing is read from disk. Targets (issue): training <= 120 s for 1,000,000
@@ -85,6 +89,8 @@ def synthetic_cutoff(n: int, cutoff: str, rng: np.random.Generator, labelled: bo
         codes = rng.integers(-1 if name != "rfm_segment" else 0, len(labels), n)
         cols[name] = pd.Categorical.from_codes(codes, labels)
     frame = pd.DataFrame(cols)
+    # A stand-in for the BTYD prior column (churn.prior): P(no purchase) rising with dormancy.
+    frame["btyd_p_no_purchase"] = 1 / (1 + np.exp(-(-0.8 + 0.005 * dslp - 0.3 * np.log1p(frequency))))
     logit = (
         -1.2
         + 0.006 * dslp
@@ -100,6 +106,43 @@ def synthetic_cutoff(n: int, cutoff: str, rng: np.random.Generator, labelled: bo
     return frame
 
 
+def bench_one(
+    label: str, overrides: list[str], train: pd.DataFrame, score: pd.DataFrame, args: argparse.Namespace
+) -> float:
+    """Train with the overrides, score with reason codes; print the figures and return customers / second."""
+    params = load_params(overrides)
+    block = {**params["churn"], "params": {**params["churn"]["params"], "num_threads": args.threads}}
+    cfg = ChurnConfig.from_params(block, seed=args.seed)
+    started = time.perf_counter()
+    model = fit_churn(train, cfg)
+    train_s = time.perf_counter() - started
+    info = model.info
+    print(
+        f"  [{label}: {' '.join(overrides) or 'defaults'}] prior={cfg.prior} lr={cfg.params.get('learning_rate')} "
+        f"leaves={cfg.params.get('num_leaves')}",
+        flush=True,
+    )
+    print(
+        f"  train: {train_s:.1f}s  mode={info['mode']} fit_rows={info['n_fit_rows_used']:,} "
+        f"holdout_rows={info['n_holdout_rows']:,} trees={model.booster.num_trees()} "
+        f"holdout_auc={info.get('holdout', {}).get('roc_auc_raw', float('nan')):.4f} "
+        f"holdout_logloss={info.get('holdout', {}).get('log_loss_calibrated', float('nan')):.4f} "
+        f"load={os.getloadavg()[0]:.2f}  target <= 120s: {'ok' if train_s <= 120 else 'MISSED'}",
+        flush=True,
+    )
+    model.trees()  # parse the booster once, as a scoring stage would
+    started = time.perf_counter()
+    scored = score_with_reasons(model, score, k=cfg.reason_codes)
+    score_s = time.perf_counter() - started
+    rate = len(score) / score_s
+    print(
+        f"  score + {cfg.reason_codes} reasons: {len(score):,} customers in {score_s:.2f}s = {rate:,.0f}/s "
+        f"load={os.getloadavg()[0]:.2f}  target >= 100,000/s: {'ok' if rate >= 100_000 else 'MISSED'}"
+    )
+    print(f"  example: p={scored['p_churn'].iloc[0]:.3f} | {' | '.join(scored.iloc[0, 1:])}", flush=True)
+    return rate
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the training and scoring benchmarks and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score", type=int, default=200_000, help="customers scored with reason codes")
     parser.add_argument("--threads", type=int, default=2, help="LightGBM num_threads (0 = all cores)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--compare", default=None, help="space-separated overrides of a second model to compare")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. churn.params.learning_rate=0.1")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -123,31 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    params = load_params(args.overrides)
-    block = {**params["churn"], "params": {**params["churn"]["params"], "num_threads": args.threads}}
-    cfg = ChurnConfig.from_params(block, seed=args.seed)
-    started = time.perf_counter()
-    model = fit_churn(train, cfg)
-    train_s = time.perf_counter() - started
-    info = model.info
-    print(
-        f"  train: {train_s:.1f}s  mode={info['mode']} fit_rows={info['n_fit_rows_used']:,} "
-        f"holdout_rows={info['n_holdout_rows']:,} trees={model.booster.num_trees()} "
-        f"holdout_auc={info.get('holdout', {}).get('roc_auc_raw', float('nan')):.4f} "
-        f"load={os.getloadavg()[0]:.2f}  target <= 120s: {'ok' if train_s <= 120 else 'MISSED'}",
-        flush=True,
-    )
-
-    model.trees()  # parse the booster once, as a scoring stage would
-    started = time.perf_counter()
-    scored = score_with_reasons(model, score, k=cfg.reason_codes)
-    score_s = time.perf_counter() - started
-    rate = len(score) / score_s
-    print(
-        f"  score + {cfg.reason_codes} reasons: {len(score):,} customers in {score_s:.2f}s = {rate:,.0f}/s "
-        f"load={os.getloadavg()[0]:.2f}  target >= 100,000/s: {'ok' if rate >= 100_000 else 'MISSED'}"
-    )
-    print(f"  example: p={scored['p_churn'].iloc[0]:.3f} | {' | '.join(scored.iloc[0, 1:])}")
+    runs = [("config", args.overrides)]
+    if args.compare is not None:
+        runs.append(("compare", args.compare.split()))
+    rates = {}
+    for label, overrides in runs:
+        rates[label] = bench_one(label, overrides, train, score, args)
+    if len(rates) == 2:
+        print(
+            f"  scoring speed ratio config / compare ({' '.join(runs[1][1])}) = "
+            f"{rates['config'] / rates['compare']:.2f}x (same run, same customers)"
+        )
     print(
         f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
         f"load average after {os.getloadavg()}"

@@ -53,6 +53,8 @@ def test_protocol_is_time_ordered(cdnow) -> None:
     assert all(c < report["eval_cutoff"] for c in protocol["fit_cutoffs"])
     assert protocol["holdout_cutoff"] in (None, *report["train_cutoffs"])
     assert refit["mode"] == "holdout" and refit["holdout_cutoff"] == report["eval_cutoff"]
+    if protocol["mode"] == "fixed":  # CDNOW: rounds and calibrator from customer-grouped CV on training rows
+        assert "customer-grouped" in protocol["validation"] and protocol["holdout"]["rows"] == protocol["n_fit_rows"]
 
 
 def test_registered_model_scores_equal_the_stage_scores(cdnow) -> None:
