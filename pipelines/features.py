@@ -106,6 +106,21 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     return report
 
 
+def run_score_only(params: dict[str, Any], root: Path) -> Path:
+    """Only the score role (features at as_of, no labels) under root: standalone scoring of new data."""
+    cfg = FeatureConfig.from_params(params["features"])
+    con = connect()
+    try:
+        open_inputs(con, root)
+        _, last_day = observed_days(con)
+        as_of = resolve_as_of(params["windows"], last_day)
+        target = paths.rebase(paths.FEATURE_FILES["score"], root)
+        write_role(con, [Cutoff("score", as_of, None)], cfg, target)
+    finally:
+        con.close()
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m pipelines.features [hydra overrides]`."""
     try:

@@ -39,6 +39,8 @@ FEATURES_REPORT = REPORTS / "features.json"
 PLOTS = REPORTS / "plots"
 
 OUTPUTS = ROOT / "outputs"
+SCORE_REPORT = REPORTS / "score.json"
+STANDALONE = ROOT / "data" / "standalone"  # standalone scoring of new data: its own ingest + score features
 ARTIFACTS = ROOT / "artifacts"
 MLFLOW_DB = ROOT / "mlflow.db"
 

@@ -16,6 +16,7 @@ from mlflow.pyfunc import PythonModel
 
 from models.clv.inputs import RFM_COLUMNS
 from models.clv.model import ClvModel
+from models.clv.uncertainty import draws_from_dict
 
 ARTIFACT_KEY = "clv_params"
 DRAWS_KEY = "clv_draws"  # parameter draws for clv_low / clv_high (read by the score stage, not by predict)
@@ -46,6 +47,8 @@ class ClvPyfunc(PythonModel):
         text = Path(context.artifacts[ARTIFACT_KEY]).read_text(encoding="utf-8")
         self.model = ClvModel.from_dict(json.loads(text))
         self.settings = {key: (context.model_config or {})[key] for key in SETTINGS}
+        draws = context.artifacts.get(DRAWS_KEY)
+        self.draws = draws_from_dict(json.loads(Path(draws).read_text(encoding="utf-8"))) if draws else None
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """p_alive, expected purchases, P(no purchase), expected AOV and CLV per input row."""

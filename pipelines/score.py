@@ -1,0 +1,194 @@
+"""Stage `score`: every customer at as_of -> outputs/customer_scores.{csv,parquet} and outputs/warehouse.duckdb.
+
+Models, per the time design: churn as refit by train_churn with c_e as its latest training cutoff, CLV as refit
+by train_clv on all history up to as_of (artifacts/). With `churn.model_uri=models:/churn-lightgbm/N` the stage
+scores new data (data=files ...) with registered models instead: its own ingest and as_of features under
+data/standalone/, no retraining. Customers stream through in chunks of scoring.chunk_rows (bounded memory).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from models.churn import explain
+from models.churn.errors import ChurnInputError
+from models.churn.features import PRIOR_COLUMN, feature_columns
+from models.churn.prior import btyd_prior
+from models.scoring.assemble import RFM, ClvSettings, assemble, clv_scores, decile_edges
+from models.scoring.config import ScoringConfig
+from models.scoring.schema import ScoreLayout
+from models.scoring.summary import finish_summary, summary_parts
+from pipelines import paths
+from pipelines.config import load_params
+from pipelines.io import write_json
+from pipelines.progress import Progress
+from pipelines.scoring_models import ScoringModels, from_artifacts, from_registry
+
+ROW_COLUMNS = ["customer_id", "cutoff", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "tenure_days"]
+
+
+def layout_of(params: dict[str, Any]) -> ScoreLayout:
+    """The output layout (column names) from windows, clv and churn params."""
+    clv, churn = params.get("clv") or {}, params.get("churn") or {}
+    return ScoreLayout(int(params["windows"]["horizon_days"]), int(clv.get("horizon_months", 12)),
+                       float(clv.get("interval", 0.9)), int(churn.get("reason_codes", 3)))
+
+
+def time_unit_days(params: dict[str, Any]) -> float:
+    """Days per frequency/recency/T unit of the feature tables."""
+    features = params["features"]
+    return (7.0 if features.get("freq") == "W" else 1.0) * float(features.get("freq_multiplier", 1))
+
+
+def standalone_features(params: dict[str, Any], root: Path) -> Path:
+    """Ingest the configured data under data/standalone/ and build its as_of features; returns score.parquet."""
+    from pipelines import features, ingest
+
+    work = paths.rebase(paths.STANDALONE, root)
+    data = dict(params["data"])
+    for key in ("transactions", "events", "customers"):
+        if data.get(key):
+            data[key] = str(paths.input_file(data[key], root).resolve())
+    ingest.run({**params, "data": data}, work)
+    return features.run_score_only(params, work)
+
+
+def load_models(params: dict[str, Any], root: Path) -> ScoringModels:
+    """Registered models when churn.model_uri is set (clv.model_uri defaults to the latest clv-<model>)."""
+    churn_uri = (params.get("churn") or {}).get("model_uri")
+    if not churn_uri:
+        return from_artifacts(root)
+    from pipelines import tracking
+
+    clv = params.get("clv") or {}
+    clv_uri = clv.get("model_uri") or f"models:/clv-{clv.get('model', 'bgnbd')}/latest"
+    return from_registry(str(churn_uri), str(clv_uri), tracking.tracking_uri(params.get("mlflow")))
+
+
+def check_schema(source: Path, columns: list[str], models: ScoringModels) -> None:
+    """ChurnInputError naming the feature columns the model lacks (extra) and the file lacks (missing)."""
+    spec = models.churn.spec
+    empty = pq.read_schema(source).empty_table().to_pandas()
+    present = set(feature_columns(empty))
+    missing = [c for c in spec.features if c not in columns]
+    extra = sorted(present - set(spec.features))
+    absent = [c for c in ROW_COLUMNS + RFM if c not in columns]
+    if missing or extra or absent:
+        raise ChurnInputError(f"{source}: feature schema differs from the churn model's: missing {missing + absent}, "
+                              f"extra {extra}")
+
+
+def read_as_of(source: Path) -> tuple[date, pd.DataFrame]:
+    """The single cutoff of a score feature table and its RFM columns (all rows, file order)."""
+    rfm = pq.read_table(source, columns=["cutoff", *RFM]).to_pandas()
+    cutoffs = pd.to_datetime(rfm["cutoff"]).dt.date.unique()
+    if len(cutoffs) != 1:
+        raise ValueError(f"{source}: expected one cutoff (as_of), found {sorted(map(str, cutoffs))}")
+    if rfm["customer_id"].duplicated().any():
+        raise ValueError(f"{source}: customer_id {rfm['customer_id'][rfm['customer_id'].duplicated()].iloc[0]!r} "
+                         "appears twice")
+    return cutoffs[0], rfm
+
+
+def prior_column(models: ScoringModels, rfm: pd.DataFrame, horizon: int, unit: float, seed: int) -> np.ndarray | None:
+    """The BTYD prior P(no purchase) per row when the churn model boosts from one, else None."""
+    kind = models.churn.spec.prior
+    if kind == "none":
+        return None
+    values, failures = btyd_prior(rfm.assign(cutoff=rfm["cutoff"].astype(str)), kind, horizon, unit, seed)
+    if failures:
+        raise ChurnInputError(f"churn prior {kind} could not be fitted at as_of: {next(iter(failures.values()))}")
+    return values
+
+
+def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: np.ndarray | None,
+                 context: dict[str, Any], sinks: Any, progress: Progress) -> list[pd.DataFrame]:
+    """Stream the feature table in chunks: churn with reasons, assemble, write; returns the summary parts."""
+    cfg, layout = context["cfg"], context["layout"]
+    wanted = list(dict.fromkeys([*ROW_COLUMNS, *models.churn.spec.features,
+                                 *[c for c in cfg.rule_columns() if c in context["columns"]]]))
+    edges, parts, start = decile_edges(clv[layout.clv_column].to_numpy()), [], 0
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=cfg.chunk_rows, columns=wanted):
+        frame = batch.to_pandas()
+        stop = start + len(frame)
+        if prior is not None:
+            frame[PRIOR_COLUMN] = prior[start:stop]
+        churn = explain.score_with_reasons(models.churn, frame, layout.reason_codes)
+        rows = assemble(frame, churn, clv.iloc[start:stop], edges, cfg, layout, context["locale"], context["stamp"])
+        sinks.write(rows)
+        parts.append(summary_parts(rows, layout))
+        progress.update(len(rows))
+        start = stop
+    return parts
+
+
+def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
+    """Score every customer at as_of and write all sinks; returns the report (also reports/score.json)."""
+    from pipelines.sinks import ScoreSinks
+
+    started = time.perf_counter()
+    cfg, layout = ScoringConfig.from_params(params.get("scoring") or {}), layout_of(params)
+    standalone = bool((params.get("churn") or {}).get("model_uri"))
+    source = standalone_features(params, root) if standalone else paths.rebase(paths.FEATURE_FILES["score"], root)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: missing; run the features stage first (dvc repro features)")
+    models = load_models(params, root)
+    unit, horizon = time_unit_days(params), layout.horizon_days
+    if abs(models.clv.time_unit_days - unit) > 1e-9:
+        raise ValueError(f"CLV model time unit is {models.clv.time_unit_days:g} days but the features use {unit:g} "
+                         "(features.freq x features.freq_multiplier)")
+    columns = pq.read_schema(source).names
+    check_schema(source, columns, models)
+    as_of, rfm = read_as_of(source)
+    progress = Progress("score", len(rfm), "customers")
+    clv_cfg = params.get("clv") or {}
+    settings = ClvSettings(float(clv_cfg.get("discount_rate_monthly", 0.01)), float(clv_cfg.get("days_per_month", 30)),
+                           layout.interval, cfg.interval_grid_days, int(params.get("seed", 42)), cfg.interval_draws)
+    clv = clv_scores(models.clv, models.draws, rfm, layout, settings)
+    progress.step(f"CLV and intervals for {len(rfm):,} customers ({min(cfg.interval_draws, models.draws.n_draws)} "
+                  "draws)")
+    prior = prior_column(models, rfm, horizon, unit, settings.seed)
+    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    context = {"cfg": cfg, "layout": layout, "columns": columns, "stamp": (as_of, models.version, scored_at),
+               "locale": params["features"].get("segment_locale", "en")}
+    outputs = paths.rebase(paths.OUTPUTS, root)
+    with ScoreSinks(outputs, layout, as_of, cfg.sink) as sinks:
+        parts = score_chunks(source, models, clv, prior, context, sinks, progress)
+        summary = finish_summary(parts, layout)
+        written = sinks.finish(summary)
+    progress.close()
+    rows_out = int(summary["customers"].sum()) if len(summary) else 0
+    if rows_out != len(rfm):
+        raise RuntimeError(f"row count in {len(rfm):,} != row count out {rows_out:,}")
+    report = {"as_of": str(as_of), "scored_at": scored_at.isoformat(), "model_version": models.version,
+              "standalone": standalone, "source": str(source), "rows_in": len(rfm), "rows_out": rows_out,
+              "chunks": progress.chunks, "sinks": written,
+              "risk_bands": summary.groupby("churn_risk_band")["customers"].sum().astype(int).to_dict(),
+              "segments": summary.groupby("rfm_segment")["customers"].sum().astype(int).to_dict(),
+              "seconds": round(time.perf_counter() - started, 2)}
+    write_json(report, paths.rebase(paths.SCORE_REPORT, root))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `python -m pipelines.score [hydra overrides]`."""
+    try:
+        report = run(load_params(argv), paths.ROOT)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"score: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"score: {report['rows_out']:,} customers at {report['as_of']} ({report['model_version']}) in "
+          f"{report['seconds']:.1f}s; rows in {report['rows_in']:,} = rows out {report['rows_out']:,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
