@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from features.cohorts import cohort_retention
 from models.scoring.schema import ScoreLayout
-from models.scoring.summary import segment_summary
+from models.scoring.summary import finish_summary, summary_parts
 from pipelines import paths
 from pipelines import report_html as html
 from pipelines.config import load_params
@@ -36,6 +36,7 @@ CHURN_FIGURES = {
     "importance": "Churn: feature importance",
     "shap_summary": "Churn: SHAP summary",
 }
+BATCH_ROWS = 500_000  # customer_scores rows per record batch (the file may hold ~10M customers)
 SCORE_COLUMNS = ["customer_id", "as_of", "rfm_segment", "churn_risk_band", "churn_probability"]
 SECTIONS = [("headline", "Headline"), ("churn", "Churn"), ("clv", "CLV"), ("segments-section", "Segments"),
             ("cohorts-section", "Cohorts"), ("data", "Data")]
@@ -99,25 +100,27 @@ def score_layout(params: dict[str, Any]) -> ScoreLayout:
     )
 
 
-def read_scores(path: Path, layout: ScoreLayout) -> pd.DataFrame:
-    """The customer_scores columns segment_summary needs; a clear error naming the file and missing columns."""
+def scores_summary(path: Path, layout: ScoreLayout, batch_rows: int = BATCH_ROWS) -> pd.DataFrame:
+    """segment_summary of customer_scores.parquet, streamed in record batches; errors name file and columns."""
     require(path, "score")
     wanted = [*SCORE_COLUMNS, layout.clv_column]
     present = set(pq.read_schema(path).names)
     missing = [c for c in wanted if c not in present]
     if missing:
         raise ValueError(f"{path}: columns {missing} missing (customer_scores contract, models/scoring/schema.py)")
-    return pd.read_parquet(path, columns=wanted)
+    batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=wanted)
+    return finish_summary((summary_parts(b.to_pandas(), layout) for b in batches), layout)
 
 
-def score_headline(scores: pd.DataFrame) -> dict[str, Any]:
-    """Customers and mean churn probability of the latest scoring batch."""
-    if scores.empty:
+def score_headline(summary: pd.DataFrame) -> dict[str, Any]:
+    """Customers and mean churn probability of the latest scoring batch, from its segment summary."""
+    if summary.empty:
         return {"customers": 0, "as_of": None, "mean_churn_probability": None}
-    latest = scores["as_of"].max()
-    batch = scores[scores["as_of"] == latest]
-    return {"customers": len(batch), "as_of": str(latest)[:10],
-            "mean_churn_probability": float(batch["churn_probability"].mean())}
+    latest = summary["as_of"].max()
+    batch = summary[summary["as_of"] == latest]
+    customers = int(batch["customers"].sum())
+    mean = float((batch["mean_churn_probability"] * batch["customers"]).sum() / customers)
+    return {"customers": customers, "as_of": str(latest)[:10], "mean_churn_probability": mean}
 
 
 def cohorts_at(transactions: Path, as_of: date) -> pd.DataFrame:
@@ -152,7 +155,7 @@ def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
     clv = read_json(where.report("clv.json"), "train_clv")
     table = pd.read_csv(require(where.report("churn_table.csv"), "train_churn"))
     layout = score_layout(params)
-    scores = read_scores(where.scores, layout)
+    summary = scores_summary(where.scores, layout)
     if "as_of" not in features:
         raise ValueError(f"{where.report('features.json')}: no `as_of` key")
     as_of = date.fromisoformat(str(features["as_of"]))
@@ -162,7 +165,7 @@ def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
         "subtitle": f"data {ingest.get('source', '?')}, churn horizon {layout.horizon_days} days, "
                     f"CLV horizon {layout.horizon_months} months, evaluation cutoff {churn.get('eval_cutoff', '?')}",
         "sections": SECTIONS,
-        "cards": html.headline(ingest, features, churn, clv, score_headline(scores)),
+        "cards": html.headline(ingest, features, churn, clv, score_headline(summary)),
         "churn_models": html.churn_models_table(table),
         "churn_delta": html.churn_delta_table(churn.get("comparison", [])),
         "ablation": html.ablation_table(churn.get("ablation", [])),
@@ -170,7 +173,7 @@ def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
         "churn_figures": churn_figures(where),
         "clv_comparison": html.clv_comparison_table(clv),
         "clv_figures": clv_figures(where),
-        "segments": html.segment_table(segment_summary(scores, layout), layout.horizon_months),
+        "segments": html.segment_table(summary, layout.horizon_months),
         "cohorts": html.cohort_table(cohorts_at(where.transactions, as_of)),
         "ingest": html.ingest_table(ingest),
         "footer": f"Generated {now} by `python -m pipelines.report` from reports/, artifacts/churn/plots/, "

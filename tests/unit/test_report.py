@@ -248,3 +248,16 @@ def test_fmt_and_direction() -> None:
     assert pct(0.4751) == "47.5%" and pct(None) == "–"
     assert direction("log_loss") == -1 and direction("revenue_mae") == -1 and direction("roc_auc") == 1
     assert direction("purchases_gini") == 1 and direction("revenue_total_predicted") == 0
+
+
+def test_streamed_summary_matches_segment_summary(tmp_path: Path) -> None:
+    """The record-batch summary of the parquet file equals segment_summary of the whole frame."""
+    from models.scoring.summary import segment_summary
+
+    path = tmp_path / "customer_scores.parquet"
+    scores_frame().to_parquet(path, index=False)
+    streamed = report.scores_summary(path, LAYOUT, batch_rows=1)
+    expected = segment_summary(pd.read_parquet(path), LAYOUT)
+    pd.testing.assert_frame_equal(streamed.reset_index(drop=True), expected.reset_index(drop=True))
+    head = report.score_headline(streamed)
+    assert head == {"customers": 4, "as_of": "2024-03-31", "mean_churn_probability": pytest.approx(0.475)}
