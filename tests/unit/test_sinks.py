@@ -208,6 +208,7 @@ def test_output_schema_doc_is_generated_from_the_code():
     assert committed == output_schema.output_schema(layout), "run `python -m pipelines.output_schema`"
 
 
+@pytest.mark.slow
 def test_kill_mid_batch_leaves_the_previous_batch(tmp_path):
     reference = tmp_path / "reference"
     run_batch(reference, scores_frame(50))  # what the writer's first batch must leave
