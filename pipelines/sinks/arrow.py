@@ -55,11 +55,13 @@ def check_batch(frame: pd.DataFrame, columns: list[Column], as_of: dt.date, tabl
 
 def to_arrow(frame: pd.DataFrame, columns: list[Column], table: str) -> pa.Table:
     """Convert a checked frame column by column to the contract's Arrow types (integers checked for overflow)."""
+    if len(frame) == 0:  # an empty frame's dtypes say nothing (pandas makes them float64 or object)
+        return arrow_schema(columns).empty_table()
     arrays = []
     for col in columns:
         try:
             arrays.append(pa.array(frame[col.name], type=ARROW_TYPES[col.kind], from_pandas=True))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
             raise ValueError(f"{table} column {col.name!r} cannot be stored as {col.kind}: {exc}") from exc
     return pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
 

@@ -238,3 +238,13 @@ def test_kill_mid_batch_leaves_the_previous_batch(tmp_path):
     run_batch(outputs, scores_frame(7, SECOND_AS_OF), SECOND_AS_OF)
     assert leftovers(outputs) == []
     assert warehouse_counts(outputs) == {"2024-01-31": 50, "2024-02-29": 7}
+
+
+def test_empty_batch_writes_header_only_csv_and_empty_tables(tmp_path):
+    run_batch(tmp_path, scores_frame(3))
+    with ScoreSinks(tmp_path, LAYOUT, FIRST_AS_OF) as sinks:
+        report = sinks.finish(segment_summary(scores_frame(0), LAYOUT))
+    assert report["rows"] == 0
+    assert (tmp_path / "customer_scores.csv").read_text(encoding="utf-8").count("\n") == 1
+    assert pq.read_metadata(tmp_path / "customer_scores.parquet").num_rows == 0
+    assert warehouse_counts(tmp_path) == {}
