@@ -1,0 +1,124 @@
+"""Stage score end to end on synthetic data: training stages, scoring, re-runs, standalone registered models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from features import synthetic
+from models.scoring.schema import check_scores, column_names
+from pipelines import features as features_stage
+from pipelines import paths, score, train_churn, train_clv
+from pipelines.io import write_parquet
+from tests.conftest import compose_params
+
+pytestmark = pytest.mark.slow
+HORIZON = 90
+
+
+def stage_params(root: Path, *overrides: str) -> dict[str, Any]:
+    """Quick settings for every stage, tracked in a sqlite store under root."""
+    store = f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}"
+    return compose_params([f"windows.horizon_days={HORIZON}", "clv.n_draws=40", "churn.bootstrap=20",
+                           "clv.challenger.fixed_num_boost_round=50", "churn.ablation=false", "scoring.chunk_rows=700",
+                           "scoring.interval_draws=30", store, *overrides])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Synthetic data (2,500 customers, two years), features, both training stages and one scoring run."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("score_tree")
+    data = synthetic.generate(2500, 11, "2023-01-01", "2024-12-31")
+    write_parquet(data.transactions, paths.rebase(paths.TRANSACTIONS, root))
+    params = stage_params(root)
+    before = mlflow.get_tracking_uri()
+    try:
+        features_stage.run(params, root)
+        churn = train_churn.run(params, root=root)
+        clv = train_clv.run(params, root)
+        report = score.run(params, root)
+    finally:
+        mlflow.set_tracking_uri(before)
+    return {"root": root, "params": params, "report": report, "churn": churn, "clv": clv,
+            "transactions": data.transactions}
+
+
+def test_every_customer_is_scored_once_in_every_sink(trained) -> None:
+    root, report = trained["root"], trained["report"]
+    features = pd.read_parquet(root / "data/features/score.parquet", columns=["customer_id"])
+    layout = score.layout_of(trained["params"])
+    parquet = pd.read_parquet(root / "outputs/customer_scores.parquet")
+    check_scores(parquet, layout)
+    assert sorted(parquet["customer_id"]) == sorted(features["customer_id"])
+    csv = pd.read_csv(root / "outputs/customer_scores.csv", dtype={"customer_id": str})
+    assert csv.columns.tolist() == column_names(layout) and len(csv) == len(features)
+    assert report["rows_in"] == report["rows_out"] == len(features) and report["chunks"] >= 3
+    with duckdb.connect(str(root / "outputs/warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT COUNT(*) FROM customer_scores").fetchall()[0][0] == len(features)
+        assert con.execute("SELECT SUM(customers) FROM segment_summary").fetchall()[0][0] == len(features)
+
+
+def test_scores_use_the_refit_models(trained) -> None:
+    parquet = pd.read_parquet(trained["root"] / "outputs/customer_scores.parquet")
+    stage = pd.read_parquet(trained["root"] / "artifacts/churn/scores.parquet")
+    merged = parquet.merge(stage, on="customer_id")
+    assert len(merged) == len(parquet)
+    assert (merged["churn_probability"] - merged["p_churn"]).abs().max() < 1e-12  # train_churn's own scores
+    assert (merged["reason_1_x"] == merged["reason_1_y"]).all()
+    clv = json.loads((trained["root"] / "artifacts/clv/mlflow.json").read_text())
+    versions = {f"churn-lightgbm/{trained['churn']['mlflow']['registered_version']}",
+                f"clv-bgnbd/{clv['registered_version']}"}
+    assert set(parquet["model_version"].iloc[0].split("|")) == versions
+
+
+def test_rescoring_the_same_as_of_replaces_the_batch(trained) -> None:
+    root = trained["root"]
+    score.run(trained["params"], root)
+    with duckdb.connect(str(root / "outputs/warehouse.duckdb"), read_only=True) as con:
+        batches = con.execute("SELECT as_of, COUNT(*), COUNT(DISTINCT customer_id) FROM customer_scores "
+                              "GROUP BY as_of").fetchall()
+    assert len(batches) == 1 and batches[0][1] == batches[0][2] == trained["report"]["rows_out"]
+
+
+def test_standalone_scoring_of_new_data_with_registered_models(trained, tmp_path: Path) -> None:
+    root, tx = trained["root"], trained["transactions"]
+    new = tx[tx["customer_id"].isin(tx["customer_id"].unique()[:400])]
+    new = new[new["ts"] <= pd.Timestamp("2024-09-30", tz="UTC")]
+    csv = tmp_path / "new_transactions.csv"
+    new.assign(ts=new["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(csv, index=False)
+    version = trained["churn"]["mlflow"]["registered_version"]
+    params = stage_params(root, "data=files", f"data.transactions={csv}", "windows.as_of=2024-09-30",
+                          "data.duplicate_key=[customer_id,ts,amount]",
+                          f"churn.model_uri=models:/churn-lightgbm/{version}", "clv.model_uri=models:/clv-bgnbd/1")
+    report = score.run(params, root)
+    assert report["standalone"] and report["as_of"] == "2024-09-30"
+    assert report["rows_out"] == new["customer_id"].nunique()
+    out = pd.read_parquet(root / "outputs/customer_scores.parquet")
+    assert set(out["customer_id"]) == set(new["customer_id"])
+    assert out["model_version"].iloc[0] == f"churn-lightgbm/{version}|clv-bgnbd/1"
+    with duckdb.connect(str(root / "outputs/warehouse.duckdb"), read_only=True) as con:
+        assert sorted(str(r[0]) for r in con.execute("SELECT DISTINCT as_of FROM customer_scores").fetchall()) == [
+            "2024-09-30", "2024-12-31"]  # history: one batch per as_of
+
+
+def test_a_feature_schema_mismatch_names_the_columns(trained) -> None:
+    import dataclasses
+
+    from pipelines.scoring_models import from_artifacts
+
+    root = trained["root"]
+    models = from_artifacts(root)
+    spec = models.churn.spec
+    models.churn.spec = dataclasses.replace(spec, features=(*spec.features[1:], "shoe_size"))
+    source = root / "data/features/score.parquet"
+    import pyarrow.parquet as pq
+
+    with pytest.raises(ValueError, match=rf"missing \['shoe_size'\], extra \['{spec.features[0]}'\]"):
+        score.check_schema(source, pq.read_schema(source).names, models)
