@@ -130,6 +130,15 @@ def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: 
     return parts
 
 
+def relative(tree: Any, root: Path) -> Any:
+    """A report with absolute paths under root written relative to it (reports are committed)."""
+    if isinstance(tree, dict):
+        return {k: relative(v, root) for k, v in tree.items()}
+    if isinstance(tree, str) and tree.startswith(str(root.resolve()) + "/"):
+        return Path(tree).relative_to(root.resolve()).as_posix()
+    return tree
+
+
 def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     """Score every customer at as_of and write all sinks; returns the report (also reports/score.json)."""
     from pipelines.sinks import ScoreSinks
@@ -169,11 +178,12 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     if rows_out != len(rfm):
         raise RuntimeError(f"row count in {len(rfm):,} != row count out {rows_out:,}")
     report = {"as_of": str(as_of), "scored_at": scored_at.isoformat(), "model_version": models.version,
-              "standalone": standalone, "source": str(source), "rows_in": len(rfm), "rows_out": rows_out,
-              "chunks": progress.chunks, "sinks": written,
+              "standalone": standalone, "source": str(source.resolve()), "rows_in": len(rfm),
+              "rows_out": rows_out, "chunks": progress.chunks, "sinks": written,
               "risk_bands": summary.groupby("churn_risk_band")["customers"].sum().astype(int).to_dict(),
               "segments": summary.groupby("rfm_segment")["customers"].sum().astype(int).to_dict(),
               "seconds": round(time.perf_counter() - started, 2)}
+    report = relative(report, Path(root))
     write_json(report, paths.rebase(paths.SCORE_REPORT, root))
     return report
 
