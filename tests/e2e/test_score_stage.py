@@ -122,3 +122,34 @@ def test_a_feature_schema_mismatch_names_the_columns(trained) -> None:
 
     with pytest.raises(ValueError, match=rf"missing \['shoe_size'\], extra \['{spec.features[0]}'\]"):
         score.check_schema(source, pq.read_schema(source).names, models)
+
+
+def test_the_stage_csv_imports_into_postgresql_and_the_sql_sink_matches(trained) -> None:
+    import psycopg
+    import sqlalchemy as sa
+
+    from models.scoring.schema import output_columns, table_ddl
+    from tests.pg import create_database, server
+
+    root, layout = trained["root"], score.layout_of(trained["params"])
+    with server() as url:
+        sink_url = create_database(url, "crm")
+        report = score.run({**trained["params"], "scoring": {**trained["params"]["scoring"], "sink": sink_url}}, root)
+        engine = sa.create_engine(sink_url)
+        try:
+            with engine.connect() as conn:
+                in_sink = conn.execute(sa.text("SELECT COUNT(*) FROM customer_scores")).scalar_one()
+                summed = conn.execute(sa.text("SELECT SUM(customers) FROM segment_summary")).scalar_one()
+        finally:
+            engine.dispose()
+        assert in_sink == summed == report["rows_out"]
+        dsn = sa.engine.make_url(create_database(url, "strict")).set(drivername="postgresql")
+        with psycopg.connect(dsn.render_as_string(hide_password=False)) as conn, conn.cursor() as cur:
+            cur.execute(table_ddl("crm_import", output_columns(layout)))
+            with cur.copy("COPY crm_import FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
+                copy.write((root / "outputs/customer_scores.csv").read_bytes())
+            cur.execute("SELECT COUNT(*), COUNT(DISTINCT customer_id), MIN(churn_probability), "
+                        "MAX(churn_probability) FROM crm_import")
+            rows, distinct, low, high = cur.fetchone()
+    assert rows == distinct == report["rows_out"]
+    assert 0 <= low <= high <= 1
