@@ -86,12 +86,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     """Run the benchmark and print the figures (and one JSON line)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--chunk", type=int, default=500_000)
     parser.add_argument("--sql-url", default=None)
+    parser.add_argument("--no-plain", action="store_true", help="skip the DataFrame.to_csv comparison")
+    parser.add_argument("--trace-rss", action="store_true", help="print the resident set size after each chunk")
     args = parser.parse_args()
     rng = np.random.default_rng(7)
     seconds: dict[str, float] = defaultdict(float)
@@ -109,9 +119,12 @@ def main() -> None:
                 generate += time.perf_counter() - t0
                 sinks.write(frame)
                 parts.append(summary_parts(frame, LAYOUT))
-                t0 = time.perf_counter()
-                frame.to_csv(plain, mode="a", header=lo == 0, index=False)
-                to_csv += time.perf_counter() - t0
+                if args.trace_rss:
+                    print(f"  after {lo + len(frame):,} rows: RSS {current_rss_mb():.0f} MB", flush=True)
+                if not args.no_plain:
+                    t0 = time.perf_counter()
+                    frame.to_csv(plain, mode="a", header=lo == 0, index=False)
+                    to_csv += time.perf_counter() - t0
             report = sinks.finish(finish_summary(parts, LAYOUT))
         total = time.perf_counter() - start_all - generate - to_csv
         sizes = {name: (outputs / Path(r["path"]).name).stat().st_size / 1e6
@@ -122,8 +135,9 @@ def main() -> None:
         size = f", {sizes[name]:.0f} MB" if name in sizes else ""
         print(f"  {name:8s} {secs:7.2f} s  {rows / secs:12,.0f} rows/s{size}")
     print(f"  ScoreSinks total (validation + all sinks) {total:.2f} s  {rows / total:,.0f} rows/s")
-    print(f"  plain DataFrame.to_csv {to_csv:.2f} s  {rows / to_csv:,.0f} rows/s; "
-          f"CSV sink is {to_csv / seconds['csv']:.1f}x faster")
+    if to_csv:
+        print(f"  plain DataFrame.to_csv {to_csv:.2f} s  {rows / to_csv:,.0f} rows/s; "
+              f"CSV sink is {to_csv / seconds['csv']:.1f}x faster")
     print(f"  peak RSS {peak_rss_mb():.0f} MB")
     print(json.dumps({"rows": rows, "chunk": args.chunk, "seconds": dict(seconds), "total_s": round(total, 2),
                       "to_csv_s": round(to_csv, 2), "peak_rss_mb": round(peak_rss_mb())}))

@@ -72,10 +72,10 @@ def render_csv(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: list[Co
         query = csv_select(columns, "chunk", neutralise, ts_format)
         path = str(target).replace("'", "''")
         written = con.execute(f"COPY ({query}) TO '{path}' (FORMAT csv, HEADER false, DELIMITER ',', QUOTE '\"', "
-                              "ESCAPE '\"')").fetchone()
+                              "ESCAPE '\"')").fetchall()
     finally:
         con.unregister("chunk")
-    return int(written[0]) if written else 0
+    return int(written[0][0])
 
 
 class CsvSink:

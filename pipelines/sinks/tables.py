@@ -23,9 +23,14 @@ SCORES, SUMMARY = "customer_scores", "segment_summary"
 SA_TYPES = {"text": sa.Text, "date": sa.Date, "timestamp": sa.DateTime, "integer": sa.Integer}
 
 
+def typed_list(columns: list[Column]) -> str:
+    """Every contract column cast to its SQL type (decimals rounded by the cast), as a select list."""
+    return ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in columns)
+
+
 def typed_select(columns: list[Column], relation: str) -> str:
-    """SELECT every contract column of `relation` cast to its SQL type (decimals rounded by the cast)."""
-    return f"SELECT {', '.join(f'CAST({c.name} AS {c.sql_type}) AS {c.name}' for c in columns)} FROM {relation}"
+    """SELECT every contract column of `relation` cast to its SQL type."""
+    return f"SELECT {typed_list(columns)} FROM {relation}"
 
 
 def check_columns(table: str, found: list[str], columns: list[Column], where: str) -> None:
@@ -58,14 +63,8 @@ class DuckDBSink:
             raise
 
     def insert(self, table: str, chunk: pa.Table) -> None:
-        """Append an Arrow chunk to one table."""
-        columns = self.tables[table]
-        self.con.register("chunk", naive_utc(chunk))
-        try:
-            names = ", ".join(c.name for c in columns)
-            self.con.execute(f"INSERT INTO {table} ({names}) {typed_select(columns, 'chunk')}")
-        finally:
-            self.con.unregister("chunk")
+        """Append an Arrow chunk to one table (relation API: register() would pin every chunk until commit)."""
+        self.con.from_arrow(naive_utc(chunk)).project(typed_list(self.tables[table])).insert_into(table)
 
     def write(self, chunk: pa.Table) -> None:
         """Append a customer_scores chunk."""
@@ -77,14 +76,14 @@ class DuckDBSink:
 
     def verify(self) -> dict:
         """Rows of this as_of in each table (seen inside the open transaction); raises on duplicate customers."""
-        rows, distinct = self.con.execute(f"SELECT count(*), count(DISTINCT customer_id) FROM {SCORES} "
-                                          "WHERE as_of = ?", [self.as_of]).fetchone()
+        [(rows, distinct)] = self.con.execute(f"SELECT count(*), count(DISTINCT customer_id) FROM {SCORES} "
+                                              "WHERE as_of = ?", [self.as_of]).fetchall()
         if rows != distinct:
             dupe = self.con.execute(f"SELECT customer_id FROM {SCORES} WHERE as_of = ? GROUP BY customer_id "
-                                    "HAVING count(*) > 1 LIMIT 1", [self.as_of]).fetchone()
-            raise ValueError(f"{self.path.name}: customer_id {dupe[0]!r} appears more than once in the batch "
+                                    "HAVING count(*) > 1 LIMIT 1", [self.as_of]).fetchall()
+            raise ValueError(f"{self.path.name}: customer_id {dupe[0][0]!r} appears more than once in the batch "
                              f"{self.as_of.isoformat()} (chunks overlap)")
-        summary = self.con.execute(f"SELECT count(*) FROM {SUMMARY} WHERE as_of = ?", [self.as_of]).fetchone()[0]
+        [(summary,)] = self.con.execute(f"SELECT count(*) FROM {SUMMARY} WHERE as_of = ?", [self.as_of]).fetchall()
         return {"path": str(self.path), "rows": int(rows), "summary_rows": int(summary)}
 
     def commit(self) -> None:
