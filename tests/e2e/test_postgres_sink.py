@@ -17,6 +17,7 @@ from tests import pg
 from tests.sink_writer import FIRST_AS_OF, LAYOUT, SCORED_AT, SECOND_AS_OF, scores_frame
 
 NUMBERS = itertools.count()
+pytestmark = pytest.mark.slow  # starts a PostgreSQL server (a few seconds)
 
 
 @pytest.fixture(scope="module")
