@@ -57,6 +57,14 @@ def test_dvc_repro_on_cdnow(repo: Path) -> None:
     evaluation = pd.read_parquet(repo / "data/features/eval.parquet")
     assert str(evaluation["cutoff"].iloc[0])[:10] == "1997-12-31"
     assert evaluation["churned"].mean() == pytest.approx(0.7720, abs=5e-4)  # majority class, REFERENCE.md
+    scored = json.loads((repo / "reports/score.json").read_text())
+    assert scored["rows_in"] == scored["rows_out"] == 23_570 and scored["as_of"] == "1998-06-30"
+    csv = pd.read_csv(repo / "outputs/customer_scores.csv", dtype={"customer_id": str})
+    assert len(csv) == 23_570 and csv["customer_id"].is_unique
+    assert csv.drop(columns=[c for c in csv.columns if c.startswith("reason_")]).notna().all().all()
+    assert len(pd.read_parquet(repo / "outputs/customer_scores.parquet")) == 23_570
+    assert (repo / "outputs/warehouse.duckdb").stat().st_size > 0
+    assert "Cohort" in (repo / "reports/index.html").read_text(encoding="utf-8")
     status = run([str(BIN / "dvc"), "status"], repo).stdout
     assert "up to date" in status.lower()
 
