@@ -209,6 +209,62 @@ def intervals(model: ClvModel, rfm: pd.DataFrame, draws: ParameterDraws, horizon
     return pd.DataFrame({"customer_id": rfm["customer_id"].reset_index(drop=True), **table}, copy=False)
 
 
+def _spend_factors(rng: np.random.Generator, model: str, purchases: dict[str, float], spend: dict[str, float],
+                   rows: tuple[np.ndarray, np.ndarray, np.ndarray], ends: np.ndarray,
+                   weights: np.ndarray) -> np.ndarray:
+    """One draw per (x, t_x, T) row of sum_j weights_j * Gamma(p * n_j, 1) / Gamma(q + p x, 1).
+
+    Times (gamma + x m) that is _simulate_spend's draw weighted over the segments: the Gamma-Gamma posterior
+    scale nu = Gamma(q + p x, 1) / (gamma + x m), so spend = Gamma(p n, 1) * (gamma + x m) / Gamma(q + p x, 1).
+    """
+    x, tx, age = rows
+    counts = _simulate_counts(rng, model, purchases, x, tx, age, ends)
+    shape = rng.gamma(spend["q"] + spend["p"] * x, 1.0)
+    return (rng.gamma(spend["p"] * counts, 1.0) @ weights) / shape
+
+
+def predictive_clv_bounds(model: ClvModel, rfm: pd.DataFrame, draws: ParameterDraws, horizon: Horizon,
+                          level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+    """Per customer: clv_<M>m_pred_low/high, the predictive CLV interval of `intervals`, computed for scoring.
+
+    The same distribution per customer as `intervals` (each parameter draw, the customer's latent state drawn
+    from its posterior, purchases and spend simulated over the horizon), but simulated once per draw for each
+    unique (x, t_x, T): the spend of a row with spend m is that row's draw times (gamma + x m) (see
+    _spend_factors), so rows that differ only in m share their purchase simulation (common random numbers, as
+    identical rows already do). Only the CLV bounds: no closed-form or horizon-revenue intervals.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"interval level must be in (0, 1), got {level}")
+    cols = rfm_arrays(rfm)
+    x, m = cols["frequency"], np.maximum(cols["monetary_value"], 0.0)
+    (ux, utx, uage), key3, _ = unique_rows(x, cols["recency"], cols["T"])
+    (k3, um), key4, _ = unique_rows(key3, m)  # unique (x, t_x, T, m) rows and their (x, t_x, T) row
+    ends, discount, _ = horizon.edges(model.time_unit_days)
+    q, n_draws = [(1.0 - level) / 2.0, (1.0 + level) / 2.0], draws.n_draws
+    gammas = draws.spend[:, SPEND_PARAMS.index("gamma")]
+    base = ux[k3] * um  # x m of each unique row
+    order = np.argsort(k3, kind="stable")  # unique rows grouped by their (x, t_x, T) row
+    grouped = k3[order]
+    bounds = np.empty((2, k3.size))
+    size = max(1, MAX_CELLS // n_draws)
+    for i, start in enumerate(range(0, ux.size, size)):
+        stop = min(start + size, ux.size)
+        rng = np.random.default_rng([seed, 13, i])
+        factors = np.empty((stop - start, n_draws))
+        for k in range(n_draws):
+            purchases, spend = draws.params(k)
+            factors[:, k] = _spend_factors(rng, model.model, purchases, spend,
+                                           (ux[start:stop], utx[start:stop], uage[start:stop]), ends, discount)
+        members = order[np.searchsorted(grouped, start):np.searchsorted(grouped, stop)]
+        for lo in range(0, members.size, size):
+            part = members[lo:lo + size]
+            values = factors[k3[part] - start] * (gammas[None, :] + base[part, None])
+            bounds[:, part] = np.maximum(np.quantile(values, q, axis=1), 0.0)
+    n = horizon.horizon_months
+    return pd.DataFrame({"customer_id": rfm["customer_id"].reset_index(drop=True),
+                         f"clv_{n}m_pred_low": bounds[0][key4], f"clv_{n}m_pred_high": bounds[1][key4]}, copy=False)
+
+
 def draws_to_dict(draws: ParameterDraws) -> dict[str, object]:
     """Parameter draws as a JSON-able dict (floats survive the round trip exactly)."""
     return {"model": draws.model, "purchases": draws.purchases.tolist(), "spend": draws.spend.tolist(),

@@ -10,7 +10,7 @@ import pandas as pd
 
 from features.segments import SEGMENTS
 from models.clv import ClvModel
-from models.clv.uncertainty import Horizon, ParameterDraws, intervals
+from models.clv.uncertainty import Horizon, ParameterDraws, predictive_clv_bounds
 from models.scoring.config import ScoringConfig
 from models.scoring.rules import action_labels, band_names
 from models.scoring.schema import ScoreLayout, column_names
@@ -57,7 +57,8 @@ def clv_scores(model: ClvModel, draws: ParameterDraws, rfm: pd.DataFrame, layout
     horizon = Horizon(layout.horizon_days, layout.horizon_months, settings.discount_rate_monthly,
                       settings.days_per_month)
     coarse = quantized(rfm, settings.grid_days / model.time_unit_days)
-    bounds = intervals(model, coarse, first_draws(draws, settings.n_draws), horizon, settings.level, settings.seed)
+    bounds = predictive_clv_bounds(model, coarse, first_draws(draws, settings.n_draws), horizon, settings.level,
+                                   settings.seed)
     n = layout.horizon_months
     return point[["customer_id", "p_alive", layout.purchases_column, "expected_aov", layout.clv_column]].assign(
         clv_low=bounds[f"clv_{n}m_pred_low"].to_numpy(), clv_high=bounds[f"clv_{n}m_pred_high"].to_numpy())
