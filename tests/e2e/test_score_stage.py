@@ -153,3 +153,42 @@ def test_the_stage_csv_imports_into_postgresql_and_the_sql_sink_matches(trained)
             rows, distinct, low, high = cur.fetchone()
     assert rows == distinct == report["rows_out"]
     assert 0 <= low <= high <= 1
+
+
+def test_killing_the_stage_mid_write_keeps_the_previous_outputs(trained) -> None:
+    import hashlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    root, outputs = trained["root"], trained["root"] / "outputs"
+    score.run(trained["params"], root)  # a complete batch to protect
+    files = [outputs / "customer_scores.csv", outputs / "customer_scores.parquet"]
+    digest = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+    def warehouse() -> list[tuple]:
+        with duckdb.connect(str(outputs / "warehouse.duckdb"), read_only=True) as con:
+            return con.execute("SELECT as_of, COUNT(*), MAX(scored_at) FROM customer_scores GROUP BY 1 ORDER BY 1"
+                               ).fetchall()
+
+    stored = warehouse()
+    slow = {**trained["params"], "scoring": {**trained["params"]["scoring"], "chunk_rows": 20}}
+    (root / "params.yaml").write_text(yaml.safe_dump(slow), encoding="utf-8")
+    (root / "dvc.yaml").write_text("stages: {}\n", encoding="utf-8")  # marks root as the stage's workspace
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.score"], cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if list(outputs.glob(".customer_scores.csv.*.tmp")):
+            time.sleep(0.3)  # some chunks into the write
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the stage finished before it could be killed mid-write"
+    assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == digest
+    assert warehouse() == stored
+    score.run(trained["params"], root)  # the next run succeeds and clears the killed run's temporary files
+    assert not list(outputs.glob(".*.tmp"))
