@@ -17,6 +17,7 @@ from features.timeline import Cutoff, check_history, cutoffs
 from pipelines import paths
 from pipelines.config import load_params
 from pipelines.io import write_json
+from pipelines.progress import Progress
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -93,11 +94,12 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     cuts = cutoffs(as_of, int(windows["horizon_days"]), int(windows["n_train_cutoffs"]))
     check_history(cuts, first_day)
     report: dict[str, Any] = {"as_of": str(as_of), "horizon_days": int(windows["horizon_days"]), "cutoffs": []}
+    progress = Progress("features", len(cuts), "cutoffs", stream=sys.stdout)
     for role, default in paths.FEATURE_FILES.items():
         role_cuts = [c for c in cuts if c.role == role]
         target = paths.rebase(default, root)
         report["cutoffs"] += write_role(con, role_cuts, cfg, target)
-        print(f"features: {role}: {', '.join(str(c.cutoff) for c in role_cuts)} -> {target}", flush=True)
+        progress.step(f"{role}: {', '.join(str(c.cutoff) for c in role_cuts)} -> {target}")
     score = paths.rebase(paths.FEATURE_FILES["score"], root)
     report["n_columns"] = len(con.execute(f"DESCRIBE SELECT * FROM '{score.as_posix()}'").fetchall())
     report["seconds"] = round(time.perf_counter() - started, 2)
