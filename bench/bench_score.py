@@ -24,6 +24,9 @@ and peak RSS:
              customer_lifetime_value, conditional_expected_number_of_purchases_up_to_time and
              conditional_probability_alive on the same N customers vs our ClvModel.predict; ratios and
              agreement (only for clv.model=bgnbd)
+  intervals  the score stage's CLV predictive bounds (predictive_clv_bounds: one simulation per unique
+             (x, t_x, T)) vs the general `intervals` (one per unique (x, t_x, T, m), every interval kind), on
+             the same quantised rows of --intervals-sample customers: seconds and mean bounds
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-STEPS = ("generate", "ingest", "features", "churn", "clv", "score", "reference")
+STEPS = ("generate", "ingest", "features", "churn", "clv", "score", "reference", "intervals")
 RESULT = "BENCH_RESULT "
 START, END = "2023-01-01", "2024-12-31"
 GB = 2**30
@@ -243,6 +246,42 @@ def step_reference(root: Path, n: int, seed: int, extra: list[str]) -> dict[str,
             "note": "ours: all five outputs (p_alive, expected purchases, P(no purchase), AOV, CLV) in one call"}
 
 
+def step_intervals(root: Path, n: int, seed: int, extra: list[str], sample: int) -> dict[str, Any]:
+    """predictive_clv_bounds (score stage) vs intervals (general) on the same quantised rows."""
+    import numpy as np
+    import pandas as pd
+
+    from models.clv import ClvModel
+    from models.clv.uncertainty import Horizon, draws_from_dict, intervals, predictive_clv_bounds
+    from models.scoring.assemble import RFM, first_draws, quantized
+    from models.scoring.config import ScoringConfig
+    from pipelines import paths
+    from pipelines.train_clv import ARTIFACT_FILES
+
+    params = _params(root, extra)
+    model = ClvModel.from_dict(json.loads(paths.rebase(ARTIFACT_FILES["production"], root).read_text()))
+    draws = draws_from_dict(json.loads(paths.rebase(ARTIFACT_FILES["production_draws"], root).read_text()))
+    cfg = ScoringConfig.from_params(params.get("scoring") or {})
+    draws = first_draws(draws, cfg.interval_draws)
+    rfm = pd.read_parquet(paths.rebase(paths.FEATURE_FILES["score"], root), columns=RFM)
+    if len(rfm) > sample:
+        rfm = rfm.sample(sample, random_state=seed)
+    coarse = quantized(rfm, cfg.interval_grid_days / model.time_unit_days)
+    clv = params["clv"]
+    horizon = Horizon(int(params["windows"]["horizon_days"]), int(clv["horizon_months"]),
+                      float(clv["discount_rate_monthly"]), float(clv["days_per_month"]))
+    level, n_m = float(clv["interval"]), int(clv["horizon_months"])
+    out = {"customers": len(rfm), "draws": draws.n_draws}
+    for name, fn in (("predictive_clv_bounds", predictive_clv_bounds), ("intervals", intervals)):
+        started = time.perf_counter()
+        got = fn(model, coarse, draws, horizon, level, seed)
+        out[name] = {"seconds": round(time.perf_counter() - started, 2),
+                     "mean_low": round(float(np.mean(got[f"clv_{n_m}m_pred_low"])), 3),
+                     "mean_high": round(float(np.mean(got[f"clv_{n_m}m_pred_high"])), 3)}
+    out["ratio"] = round(out["intervals"]["seconds"] / out["predictive_clv_bounds"]["seconds"], 1)
+    return out
+
+
 def run_step(args: argparse.Namespace) -> None:
     """Child process: run one step, print its result line with own wall/CPU time and peak RSS."""
     root = args.root
@@ -251,6 +290,8 @@ def run_step(args: argparse.Namespace) -> None:
            "score": step_score, "reference": step_reference}
     if args.step == "churn":
         out = step_churn(root, args.customers, args.seed, args.override, args.churn_root, args.churn_customers)
+    elif args.step == "intervals":
+        out = step_intervals(root, args.customers, args.seed, args.override, args.intervals_sample)
     else:
         out = fns[args.step](root, args.customers, args.seed, args.override)
     self_use, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -278,7 +319,8 @@ def spawn(step: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one step in a child process; echo its output; return its result, polled peak RSS and load."""
     command = [sys.executable, __file__, "--step", step, "--customers", str(args.customers), "--seed",
                str(args.seed), "--root", str(args.root), "--churn-root", str(args.churn_root),
-               "--churn-customers", str(args.churn_customers), *[f"--override={o}" for o in args.override]]
+               "--churn-customers", str(args.churn_customers), "--intervals-sample", str(args.intervals_sample),
+               *[f"--override={o}" for o in args.override]]
     load_before = os.getloadavg()[0]
     print(f"--- {step} (load average {load_before:.1f})", flush=True)
     started = time.perf_counter()
@@ -321,6 +363,10 @@ def summary_table(n: int, results: dict[str, dict[str, Any]]) -> str:
         lines.append(f"\nscore: {s['rows_out']:,} customers in {s['wall_s']:.1f} s = "
                      f"{s['rows_out'] / s['wall_s']:,.0f} customers/s ({s['chunks']} chunks); outputs MiB "
                      f"{s['output_mib']}")
+    iv = results.get("intervals", {})
+    if "ratio" in iv:
+        lines.append(f"CLV bounds on {iv['customers']:,} customers ({iv['draws']} draws): score path "
+                     f"{iv['predictive_clv_bounds']} vs general intervals {iv['intervals']} -> {iv['ratio']}x")
     ref = results.get("reference", {})
     if "lifetimes_s" in ref:
         lines.append(f"reference: lifetimes {ref['lifetimes_s']} vs ours predict {ref['ours_predict_s']} s -> "
@@ -339,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--churn-customers", type=int, default=200_000, help="customers of the churn training run")
     ap.add_argument("--churn-root", type=Path, default=None,
                     help="root of the churn training run (default /work/bench-data/score-churn-<M>)")
+    ap.add_argument("--intervals-sample", type=int, default=1_000_000,
+                    help="customers for the intervals comparison (the general path is ~10x slower)")
     ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
