@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,16 +114,23 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    started = time.perf_counter()
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """One progress line per finished trial."""
+        print(f"tune: trial {trial.number + 1}/{n_trials} {OBJECTIVE}={trial.value:.5f} "
+              f"(best {study.best_value:.5f}), {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+
     start = tracking.start_run(params.get("mlflow") or {}, "tune_churn", _tags(params, train)) if track else None
     if start is None:
-        study.optimize(objective, n_trials=n_trials, timeout=timeout)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[report])
         run_id = None
     else:
         import mlflow
 
         with start as parent:
             mlflow.log_params({"tune.trials": n_trials, "tune.seed": seed, "tune.objective": OBJECTIVE})
-            study.optimize(objective, n_trials=n_trials, timeout=timeout)
+            study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[report])
             mlflow.log_params({f"best.churn.params.{k}": v for k, v in study.best_params.items()})
             mlflow.log_metrics({f"best.{k}": v for k, v in study.best_trial.user_attrs.items()})
             run_id = parent.info.run_id
