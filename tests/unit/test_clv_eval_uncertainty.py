@@ -142,3 +142,22 @@ def test_predictive_interval_covers_simulated_holdout_purchases_near_nominal() -
     parameter = np.mean((actual >= got["revenue_273d_low"]) & (actual <= got["revenue_273d_high"]))
     assert 0.88 <= predictive <= 0.99  # counts are discrete, so the interval errs on the wide side
     assert parameter < 0.2
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "pareto_nbd"])
+def test_score_path_clv_bounds_match_the_general_intervals_within_sampling_noise(name: str) -> None:
+    from models.clv.uncertainty import predictive_clv_bounds
+
+    model = ClvModel.from_params(name, PUBLISHED[name], SPEND, time_unit_days=7.0)
+    rows = four_customers().loc[[1, 2, 3]].reset_index(drop=True)
+    draws, horizon = fixed_draws(name, 2000), Horizon(91, 12)
+    cols = ["clv_12m_pred_low", "clv_12m_pred_high"]
+    general = np.mean([intervals(model, rows, draws, horizon, 0.9, seed=s)[cols] for s in range(4)], axis=0)
+    fast = predictive_clv_bounds(model, rows, draws, horizon, 0.9, seed=2)
+    assert fast.columns.tolist() == ["customer_id", *cols]
+    averaged = np.mean([predictive_clv_bounds(model, rows, draws, horizon, 0.9, seed=s)[cols] for s in range(4)],
+                       axis=0)
+    np.testing.assert_allclose(averaged, general, rtol=0.06, atol=1.0)  # seed-to-seed sd is ~1-6% per bound
+    spend_only = predictive_clv_bounds(model, rows.assign(monetary_value=[40.0, 100.0, 60.0]), draws, horizon, 0.9,
+                                       seed=2)
+    assert (spend_only["clv_12m_pred_high"] > fast["clv_12m_pred_high"]).all()  # doubled spend, higher bound
