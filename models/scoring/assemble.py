@@ -10,12 +10,13 @@ import pandas as pd
 
 from features.segments import SEGMENTS
 from models.clv import ClvModel
+from models.clv.inputs import RFM_COLUMNS
 from models.clv.uncertainty import Horizon, ParameterDraws, predictive_clv_bounds
 from models.scoring.config import ScoringConfig
 from models.scoring.rules import action_labels, band_names
 from models.scoring.schema import ScoreLayout, column_names
 
-RFM = ["customer_id", "frequency", "recency", "T", "monetary_value"]
+RFM = list(RFM_COLUMNS)
 
 
 @dataclass(frozen=True)
