@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.clv import ClvModel
 from pipelines import ingest
 from pipelines.train_clv import run, stage_files
 from tests.conftest import compose_params
@@ -77,7 +78,7 @@ def test_no_nan_inf_or_negative_clv(cdnow) -> None:
     assert np.isfinite(values).all() and (values >= 0).all()
 
 
-def test_registered_model_scores_equal_the_stage_output(cdnow) -> None:
+def test_registered_model_is_the_as_of_refit(cdnow) -> None:
     import mlflow
 
     info = json.loads(Path(cdnow["files"]["mlflow"]).read_text())
@@ -87,8 +88,10 @@ def test_registered_model_scores_equal_the_stage_output(cdnow) -> None:
         loaded = mlflow.pyfunc.load_model(f"models:/clv-bgnbd/{info['registered_version']}")
     finally:
         mlflow.set_tracking_uri(before)
-    evaluation = pd.read_parquet(cdnow["files"]["eval"])
-    scores = loaded.predict(evaluation[RFM])
-    predictions = pd.read_parquet(cdnow["files"]["predictions"])
+    score = pd.read_parquet(cdnow["files"]["score"])
+    scores = loaded.predict(score[RFM])
+    production = ClvModel.from_dict(json.loads(Path(cdnow["files"]["production"]).read_text()))
+    assert production.purchases.n_customers == len(score) == 23_570
+    expected = production.predict(score[RFM], 181)
     for col in ("p_alive", "expected_purchases_181d", "expected_aov", "clv_12m"):
-        assert scores[col].to_numpy() == pytest.approx(predictions[col].to_numpy(), rel=1e-12, abs=1e-300)
+        assert scores[col].to_numpy() == pytest.approx(expected[col].to_numpy(), rel=1e-12, abs=1e-300)
