@@ -81,8 +81,11 @@ def output_columns(layout: ScoreLayout) -> list[Column]:
                "(Gamma-Gamma spend model).", 2),
         Column(layout.clv_column, "decimal", money, f"Expected customer lifetime value over the next {n} months, "
                "discounted monthly at clv.discount_rate_monthly.", 2),
-        Column("clv_low", "decimal", money, f"Lower end of the {pct} predictive interval of {layout.clv_column}.", 2),
-        Column("clv_high", "decimal", money, f"Upper end of the {pct} predictive interval of {layout.clv_column}.", 2),
+        Column("clv_low", "decimal", money, f"Lower end of the {pct} predictive interval of what the customer "
+               f"may actually spend over the {layout.clv_column} horizon (discounted as {layout.clv_column}).", 2),
+        Column("clv_high", "decimal", money, f"Upper end of that {pct} interval. The interval bounds spend, not "
+               f"the expectation: a customer who is likely gone can have clv_high = 0 below a small positive "
+               f"{layout.clv_column}: at least {(1 + layout.interval) / 2:.0%} likely to spend nothing.", 2),
         Column("clv_decile", "integer", "decile 1-10", f"Decile of {layout.clv_column} among the customers scored "
                "in this batch: 10 = the most valuable 10%."),
         Column("rfm_r", "integer", "score 1-5", "Recency score at as_of: 5 = bought most recently."),
