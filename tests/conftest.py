@@ -57,3 +57,15 @@ def cdnow_summary_rfm() -> pd.DataFrame:
     df = pd.read_csv(str(path))
     return pd.DataFrame({"customer_id": df["ID"].astype(str), "frequency": df["x"].astype(float),
                          "recency": df["t_x"], "T": df["T"], "monetary_value": df["zbar"]})
+
+
+def load_registered(info: dict) -> object:
+    """The pyfunc a stage registered (its mlflow JSON record), the global tracking URI restored afterwards."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(info["tracking_uri"])
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{info['registered_model']}/{info['registered_version']}")
+    finally:
+        mlflow.set_tracking_uri(before)

@@ -13,7 +13,7 @@ import pytest
 from models.clv import ClvModel
 from pipelines import ingest
 from pipelines.train_clv import run, stage_files
-from tests.conftest import compose_params
+from tests.conftest import compose_params, load_registered
 from tests.unit.test_clv_stage import build_features_under
 
 pytestmark = pytest.mark.slow
@@ -79,15 +79,8 @@ def test_no_nan_inf_or_negative_clv(cdnow) -> None:
 
 
 def test_registered_model_is_the_as_of_refit(cdnow) -> None:
-    import mlflow
-
     info = json.loads(Path(cdnow["files"]["mlflow"]).read_text())
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(info["tracking_uri"])
-    try:
-        loaded = mlflow.pyfunc.load_model(f"models:/clv-bgnbd/{info['registered_version']}")
-    finally:
-        mlflow.set_tracking_uri(before)
+    loaded = load_registered(info)
     score = pd.read_parquet(cdnow["files"]["score"])
     scores = loaded.predict(score[RFM])
     production = ClvModel.from_dict(json.loads(Path(cdnow["files"]["production"]).read_text()))

@@ -17,7 +17,7 @@ from pipelines import features as features_stage
 from pipelines import paths
 from pipelines.io import write_parquet
 from pipelines.train_clv import ClvConfig, check_holdout, run, stage_files
-from tests.conftest import compose_params
+from tests.conftest import compose_params, load_registered
 
 HORIZON = 90
 POINT_COLUMNS = ("p_alive", f"expected_purchases_{HORIZON}d", f"p_no_purchase_{HORIZON}d", "expected_aov", "clv_12m")
@@ -124,16 +124,9 @@ def test_params_json_rebuilds_the_stage_predictions(staged) -> None:
 
 
 def test_registered_pyfunc_is_the_as_of_refit(staged) -> None:
-    import mlflow
-
     info = json.loads(staged["files"]["mlflow"].read_text())
     assert info["registered_model"] == "clv-bgnbd"
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(info["tracking_uri"])
-    try:
-        loaded = mlflow.pyfunc.load_model(f"models:/clv-bgnbd/{info['registered_version']}")
-    finally:
-        mlflow.set_tracking_uri(before)
+    loaded = load_registered(info)
     score = pd.read_parquet(staged["files"]["score"])
     production = ClvModel.from_dict(json.loads(staged["files"]["production"].read_text()))
     backtest = ClvModel.from_dict(json.loads(staged["files"]["params"].read_text()))
