@@ -54,6 +54,11 @@ class FeatureConfig:
         """Length of one lifetimes period in days."""
         return 7.0 if self.freq == "W" else 1.0
 
+    @property
+    def time_unit_days(self) -> float:
+        """Days per unit of frequency / recency / T in the feature tables (period x freq_multiplier)."""
+        return self.period_days * float(self.freq_multiplier)
+
 
 @cache
 def sql_text(name: str) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from features.build import FeatureConfig
 from models.churn import explain
 from models.churn.errors import ChurnInputError
 from models.churn.features import PRIOR_COLUMN, feature_columns
@@ -40,12 +41,6 @@ def layout_of(params: dict[str, Any]) -> ScoreLayout:
     clv, churn = params.get("clv") or {}, params.get("churn") or {}
     return ScoreLayout(int(params["windows"]["horizon_days"]), int(clv.get("horizon_months", 12)),
                        float(clv.get("interval", 0.9)), int(churn.get("reason_codes", 3)))
-
-
-def time_unit_days(params: dict[str, Any]) -> float:
-    """Days per frequency/recency/T unit of the feature tables."""
-    features = params["features"]
-    return (7.0 if features.get("freq") == "W" else 1.0) * float(features.get("freq_multiplier", 1))
 
 
 def standalone_features(params: dict[str, Any], root: Path) -> Path:
@@ -150,7 +145,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     if not source.exists():
         raise FileNotFoundError(f"{source}: missing; run the features stage first (dvc repro features)")
     models = load_models(params, root)
-    unit, horizon = time_unit_days(params), layout.horizon_days
+    unit, horizon = FeatureConfig.from_params(params["features"]).time_unit_days, layout.horizon_days
     if abs(models.clv.time_unit_days - unit) > 1e-9:
         raise ValueError(f"CLV model time unit is {models.clv.time_unit_days:g} days but the features use {unit:g} "
                          "(features.freq x features.freq_multiplier)")

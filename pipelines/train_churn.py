@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.build import FeatureConfig
 from models.churn import ablation, baselines, evaluate, explain, plots
 from models.churn.config import ChurnConfig
 from models.churn.errors import ChurnInputError
@@ -85,7 +86,7 @@ def read_frames(where: Locations) -> dict[str, pd.DataFrame]:
 
 def time_unit_days(features: dict[str, Any]) -> float:
     """Days per unit of frequency/recency/T in the feature tables (features.freq x freq_multiplier)."""
-    return (7.0 if features.get("freq") == "W" else 1.0) * float(features.get("freq_multiplier", 1))
+    return FeatureConfig.from_params(features).time_unit_days
 
 
 def add_priors(

@@ -289,7 +289,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
     seed = int(params.get("seed", 42))
     cfg = ClvConfig.from_params(params["clv"], seed)
     features = FeatureConfig.from_params(params["features"])
-    unit = features.period_days * float(features.freq_multiplier)
+    unit = features.time_unit_days
     h = int(params["windows"]["horizon_days"])
     files = stage_files(root)
     for key in ("train", "eval", "score", "transactions"):
