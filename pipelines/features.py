@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 from features.build import FeatureConfig, build_features, drop_steps
-from features.timeline import Cutoff, check_history, cutoffs
+from features.timeline import Cutoff, cutoffs, within_history
 from pipelines import paths
 from pipelines.config import load_params
 from pipelines.io import write_json
@@ -91,9 +91,20 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     open_inputs(con, root)
     first_day, last_day = observed_days(con)
     as_of = resolve_as_of(windows, last_day)
-    cuts = cutoffs(as_of, int(windows["horizon_days"]), int(windows["n_train_cutoffs"]))
-    check_history(cuts, first_day)
-    report: dict[str, Any] = {"as_of": str(as_of), "horizon_days": int(windows["horizon_days"]), "cutoffs": []}
+    step = windows.get("train_step_days")
+    cuts, skipped = within_history(
+        cutoffs(as_of, int(windows["horizon_days"]), int(windows["n_train_cutoffs"]),
+                None if step is None else int(step)),
+        first_day,
+    )
+    for cut in skipped:
+        print(f"features: note: skipping train cutoff {cut.cutoff}, before the first transaction day {first_day}")
+    report: dict[str, Any] = {"as_of": str(as_of), "horizon_days": int(windows["horizon_days"]),
+                              "train_step_days": int(step or windows["horizon_days"]),
+                              "skipped_cutoffs": [{"role": c.role, "cutoff": str(c.cutoff),
+                                                   "reason": f"before the first transaction day {first_day}"}
+                                                  for c in skipped],
+                              "cutoffs": []}
     progress = Progress("features", len(cuts), "cutoffs", stream=sys.stdout)
     for role, default in paths.FEATURE_FILES.items():
         role_cuts = [c for c in cuts if c.role == role]
