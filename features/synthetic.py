@@ -19,6 +19,11 @@ Generative story (all vectorised NumPy, no loop per customer):
   email_sent events until `end` whether alive or not (the sender cannot see the latent dropout, so sends
   leak nothing); opens/clicks happen only while alive. email_sent is the only event type after dropout.
 
+Regimes (REGIMES, `data.regime`) change this story for the data panel: no dropout (p = 0), heavy dropout
+(p ~ Beta(3, 1)), 300 customers, heavy buyers (a share with lambda ~ Gamma around `heavy_lambda_per_day`
+and p = `heavy_p_dropout`), continuous acquisition (births over the whole window). Their extra draws are
+made only when a regime uses them, so the default output is unchanged.
+
 Time: `start` and `end` are calendar days; the window runs from start 00:00 UTC to the end of day `end`.
 Timestamps are continuous (random time of day), floored to the microsecond. Tables are sorted by customer
 then time.
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -88,6 +93,11 @@ class TrueParams:
     q: float = 3.74
     gamma: float = 15.44
     birth_window_frac: float = 0.5
+    dropout_share: float = 1.0
+    heavy_share: float = 0.0
+    heavy_lambda_per_day: float = 2.0
+    heavy_lambda_shape: float = 20.0
+    heavy_p_dropout: float = 0.0005
     checkout_signup_share: float = 0.35
     signup_lead_days: float = 30.0
     return_rate: float = 0.03
@@ -153,7 +163,8 @@ class _Window:
 def _check_params(params: TrueParams) -> None:
     """Raise ValueError for non-positive rates, bad probabilities or unknown event types."""
     positive = ("r", "alpha", "a", "b", "p", "gamma", "session_rate_per_day", "engagement_shape", "ramp_days",
-                "session_minutes", "email_interval_days", "return_delay_days")
+                "session_minutes", "email_interval_days", "return_delay_days", "heavy_lambda_per_day",
+                "heavy_lambda_shape")
     for name in positive:
         if not getattr(params, name) > 0:
             raise ValueError(f"TrueParams.{name} must be > 0, got {getattr(params, name)!r}")
@@ -161,7 +172,8 @@ def _check_params(params: TrueParams) -> None:
         raise ValueError(f"TrueParams.q must be > 1 (finite mean spend), got {params.q!r}")
     shares = ("birth_window_frac", "checkout_signup_share", "return_rate", "full_return_share", "ramp_floor",
               "email_opt_in", "email_open_rate", "email_click_rate", "primary_channel_share",
-              "app_session_share_app_primary", "app_session_share_other")
+              "app_session_share_app_primary", "app_session_share_other", "dropout_share", "heavy_share",
+              "heavy_p_dropout")
     for name in shares:
         if not 0 <= getattr(params, name) <= 1:
             raise ValueError(f"TrueParams.{name} must lie in [0, 1], got {getattr(params, name)!r}")
@@ -179,6 +191,46 @@ def _check_params(params: TrueParams) -> None:
 
 
 DEFAULT_PARAMS = TrueParams()
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A named generator setting for the data panel: TrueParams overrides and an optional customer count."""
+
+    name: str
+    description: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+    n_customers: int | None = None
+
+    def params(self, base: TrueParams = DEFAULT_PARAMS) -> TrueParams:
+        """base with this regime's overrides."""
+        return replace(base, **dict(self.overrides))
+
+    def customers(self, requested: int) -> int:
+        """The regime's own customer count when it fixes one, else the requested count."""
+        return requested if self.n_customers is None else self.n_customers
+
+
+REGIMES = {regime.name: regime for regime in (
+    Regime("default", "one cohort born in the first half of the window, BG/NBD dropout"),
+    Regime("no_dropout", "nobody drops out (p = 0 for every customer: the latent dropout lies after `end`)",
+           (("dropout_share", 0.0),)),
+    Regime("heavy_dropout", "p ~ Beta(3, 1): a customer drops out after a repeat with mean probability 0.75",
+           (("a", 3.0), ("b", 1.0))),
+    Regime("small", "300 customers (data.n_customers is not used)", n_customers=300),
+    Regime("heavy_buyers", "10% of customers buy about twice a day and almost never drop out (x > 300)",
+           (("heavy_share", 0.1),)),
+    Regime("continuous_acquisition", "first purchases uniform over the whole window, not one early cohort",
+           (("birth_window_frac", 1.0),)),
+)}
+
+
+def regime(name: str | None) -> Regime:
+    """The named regime (None = default); ValueError naming the valid ones."""
+    key = "default" if name in (None, "") else str(name)
+    if key not in REGIMES:
+        raise ValueError(f"data.regime must be one of {', '.join(REGIMES)}, got {name!r}")
+    return REGIMES[key]
 
 
 def true_params_dict(params: TrueParams = DEFAULT_PARAMS) -> dict[str, Any]:
@@ -292,6 +344,13 @@ def _latent(rng: np.random.Generator, n: int, window: _Window, params: TrueParam
     p_drop = rng.beta(params.a, params.b, n)
     nu = rng.gamma(params.q, 1.0 / params.gamma, n)
     birth = rng.random(n) * params.birth_window_frac * window.days
+    if params.heavy_share > 0:  # drawn only when used, so the default stream is unchanged
+        heavy = rng.random(n) < params.heavy_share
+        shape = params.heavy_lambda_shape
+        lam = np.where(heavy, rng.gamma(shape, params.heavy_lambda_per_day / shape, n), lam)
+        p_drop = np.where(heavy, params.heavy_p_dropout, p_drop)
+    if params.dropout_share < 1:
+        p_drop = np.where(rng.random(n) < params.dropout_share, p_drop, 0.0)
     rho = params.engagement_lambda_power
     norm = math.exp(math.lgamma(params.r) - math.lgamma(params.r + rho))
     engagement = rng.gamma(params.engagement_shape, 1.0 / params.engagement_shape, n)

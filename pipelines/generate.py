@@ -1,7 +1,7 @@
 """Write a seeded synthetic data set (transactions, events, customers, truth) as Parquet, chunk by chunk.
 
     python -m pipelines.generate --customers 1000000 --seed 7 [--start 2023-01-01 --end 2024-12-31]
-                                 [--out data/raw/synthetic --chunk-size 250000]
+                                 [--out data/raw/synthetic --chunk-size 250000 --regime default]
 
 Only one chunk is held in memory: each chunk is appended to one ParquetWriter per table, under temporary
 names that are renamed into place when every chunk has been written (nothing is left behind on failure).
@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--start", default=DEFAULT_START, help="first observed day (YYYY-MM-DD)")
     parser.add_argument("--end", default=DEFAULT_END, help="last observed day (YYYY-MM-DD), inclusive")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument("--regime", default="default", choices=list(synthetic.REGIMES),
+                        help="generator regime (features/synthetic.py REGIMES); `small` fixes 300 customers")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
                         help=f"customers per chunk, a multiple of {synthetic.BLOCK_SIZE}")
     return parser
@@ -66,7 +68,7 @@ def _open_writer(stack: ExitStack, out: Path, name: str) -> pq.ParquetWriter:
 def write_synthetic(out: Path, n_customers: int, seed: int, start: str = DEFAULT_START,
                     end: str = DEFAULT_END, chunk_size: int = DEFAULT_CHUNK_SIZE,
                     params: synthetic.TrueParams = synthetic.DEFAULT_PARAMS,
-                    log: Callable[[str], Any] = print) -> dict[str, int]:
+                    log: Callable[[str], Any] = print, regime: str | None = None) -> dict[str, int]:
     """Stream the generated chunks into <out>/<table>.parquet plus true_params.json; return row counts."""
     chunks = synthetic.iter_tables(n_customers, seed, start, end, chunk_size=chunk_size, params=params)
     total = synthetic.n_chunks(n_customers, chunk_size)
@@ -83,7 +85,7 @@ def write_synthetic(out: Path, n_customers: int, seed: int, start: str = DEFAULT
                 rows[name] += tables[name].num_rows
             del tables
             log(_progress(index, total, chunk_rows, started))
-    generation = {"n_customers": n_customers, "seed": seed, "start": start, "end": end,
+    generation = {"n_customers": n_customers, "seed": seed, "start": start, "end": end, "regime": regime,
                   "block_size": synthetic.BLOCK_SIZE, "rows": rows}
     write_json({**synthetic.true_params_dict(params), "generation": generation}, out / "true_params.json")
     summary = ", ".join(f"{count:,} {name}" for name, count in rows.items())
@@ -95,12 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, check them, and write the data set."""
     parser = _parser()
     args = parser.parse_args(argv)
+    chosen = synthetic.regime(args.regime)
+    customers = chosen.customers(args.customers)
     try:
         synthetic.iter_tables(args.customers, args.seed, args.start, args.end, chunk_size=args.chunk_size)
     except ValueError as exc:
         parser.error(str(exc))
-    write_synthetic(args.out, args.customers, args.seed, args.start, args.end, args.chunk_size,
-                    log=lambda line: print(line, flush=True))
+    write_synthetic(args.out, customers, args.seed, args.start, args.end, args.chunk_size,
+                    params=chosen.params(), log=lambda line: print(line, flush=True), regime=chosen.name)
     return 0
 
 

@@ -8,6 +8,7 @@ data/standalone/, no retraining. Customers stream through in chunks of scoring.c
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import date
@@ -56,6 +57,17 @@ def standalone_features(params: dict[str, Any], root: Path) -> Path:
     return features.run_score_only(params, work)
 
 
+def default_clv_uri(model: str, root: Path) -> str:
+    """models:/clv-<model>/latest; with clv.model=auto the model train_clv chose and registered (artifacts/clv)."""
+    if model != "auto":
+        return f"models:/clv-{model}/latest"
+    record = paths.rebase(paths.ARTIFACTS, root) / "clv" / "mlflow.json"
+    if not record.exists():
+        raise ValueError(f"clv.model=auto and no {record} names the chosen model: set clv.model_uri "
+                         "(e.g. models:/clv-bgnbd/1) or clv.model")
+    return f"models:/{json.loads(record.read_text(encoding='utf-8'))['registered_model']}/latest"
+
+
 def load_models(params: dict[str, Any], root: Path) -> ScoringModels:
     """Registered models when churn.model_uri is set (clv.model_uri defaults to the latest clv-<model>)."""
     churn_uri = (params.get("churn") or {}).get("model_uri")
@@ -64,7 +76,7 @@ def load_models(params: dict[str, Any], root: Path) -> ScoringModels:
     from pipelines import tracking
 
     clv = params.get("clv") or {}
-    clv_uri = clv.get("model_uri") or f"models:/clv-{clv.get('model', 'bgnbd')}/latest"
+    clv_uri = clv.get("model_uri") or default_clv_uri(clv.get("model", "auto"), root)
     return from_registry(str(churn_uri), str(clv_uri), tracking.tracking_uri(params.get("mlflow")))
 
 

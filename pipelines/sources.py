@@ -234,8 +234,13 @@ def read_synthetic(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any]) -> L
     """The seeded generator's tables (already in the contract schemas) and its truth table."""
     from features import synthetic
 
-    generated = synthetic.generate(n_customers=int(data["n_customers"]), seed=int(data["seed"]),
-                                   start=str(data["start"]), end=str(data["end"]))
+    try:
+        regime = synthetic.regime(data.get("regime"))
+    except ValueError as exc:
+        raise DataError("params", None, f"data.regime to be one of {', '.join(synthetic.REGIMES)}",
+                        f"got {data.get('regime')!r}") from exc
+    generated = synthetic.generate(n_customers=regime.customers(int(data["n_customers"])), seed=int(data["seed"]),
+                                   start=str(data["start"]), end=str(data["end"]), params=regime.params())
     loaded = Loaded(source="synthetic", truth=generated.truth)
     for table in paths.TABLES:
         frame = getattr(generated, table)

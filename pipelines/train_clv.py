@@ -1,8 +1,11 @@
 """Stage `train_clv`: BTYD + Gamma-Gamma fitted at the evaluation cutoff and evaluated on its holdout.
 
-The purchase model (clv.model) and Gamma-Gamma are fitted on the features at c_e (history up to c_e) and
-predict (c_e, as_of] = windows.horizon_days, compared with the actual future_purchases / future_revenue of
-eval.parquet, side by side with a LightGBM challenger trained on the training cutoffs. Outputs:
+With clv.model=auto (default) the purchase model is first chosen on the training period's own time-held-out
+window (models/clv/selection.py: the latest training cutoff, never c_e); every candidate's figures go to the
+`selection` section of reports/clv.json. The purchase model and Gamma-Gamma are fitted on the features at c_e
+(history up to c_e) and predict (c_e, as_of] = windows.horizon_days, compared with the actual future_purchases /
+future_revenue of eval.parquet (purchases only when the data has no amounts), side by side with a LightGBM
+challenger trained on the training cutoffs. Outputs:
 reports/clv.json (DVC metrics), reports/plots/clv_*.csv (DVC plots), artifacts/clv/ (parameters JSON,
 per-customer eval predictions with intervals, challenger boosters) and one MLflow run with the model
 registered as the pyfunc `clv-<model>`.
@@ -27,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureConfig
-from models.clv import DEFAULT_PENALIZER_GRID, ClvModel, fit_clv
+from models.clv import DEFAULT_PENALIZER_GRID, MODELS, ClvModel, FitError, fit_clv
 from models.clv import evaluation as ev
+from models.clv import selection as sel
+from models.clv.backtest import NO_SPEND, purchases_evaluation
 from models.clv.challenger import CHAMPION_METRICS, CHAMPIONS, ChallengerConfig, choose_champion, fit_challenger
 from models.clv.inputs import RFM_COLUMNS, check_model
 from models.clv.uncertainty import Horizon, ParameterDraws, draws_to_dict, intervals, laplace_draws
@@ -55,7 +60,9 @@ COVERAGE_NOTE = ("parameter intervals bound the expected value only and are expe
 class ClvConfig:
     """The `clv:` block of params.yaml."""
 
-    model: str = "bgnbd"
+    model: str = "auto"
+    selection_metric: str = "no_purchase_log_loss"
+    selection_tolerance: float = 1e-3
     horizon_months: int = 12
     discount_rate_monthly: float = 0.01
     days_per_month: float = 30.0
@@ -67,7 +74,13 @@ class ClvConfig:
     challenger: ChallengerConfig = field(default_factory=ChallengerConfig)
 
     def __post_init__(self) -> None:
-        check_model(self.model)
+        if self.model != "auto":
+            check_model(self.model)
+        if self.selection_metric not in sel.METRICS:
+            raise ValueError(f"clv.selection_metric must be one of {', '.join(sel.METRICS)}, "
+                             f"got {self.selection_metric!r}")
+        if not 0 <= self.selection_tolerance < 1:
+            raise ValueError(f"clv.selection_tolerance must be in [0, 1), got {self.selection_tolerance}")
         if not 0 < self.interval < 1:
             raise ValueError(f"clv.interval must be in (0, 1), got {self.interval}")
         if int(self.n_draws) < 2:
@@ -104,7 +117,7 @@ def _cutoff(frame: pd.DataFrame, where: Path) -> date:
 
 
 def check_holdout(frame: pd.DataFrame, eval_cutoff: date, as_of: date, horizon_days: int,
-                  time_unit_days: float) -> None:
+                  time_unit_days: float, spend: bool = True) -> None:
     """ValueError when the eval table cannot be evaluated over windows.horizon_days (names the problem)."""
     if len(frame) == 0:
         raise ValueError("eval features are empty: no customer has a purchase on or before the evaluation cutoff")
@@ -116,7 +129,8 @@ def check_holdout(frame: pd.DataFrame, eval_cutoff: date, as_of: date, horizon_d
     if horizon_days > history_days:
         raise ValueError(f"horizon of {horizon_days} days is longer than the data: the oldest customer at the "
                          f"evaluation cutoff {eval_cutoff} has {history_days:g} days of history")
-    missing = [c for c in ("future_purchases", "future_revenue") if frame[c].isna().any()]
+    labels = ("future_purchases", "future_revenue") if spend else ("future_purchases",)
+    missing = [c for c in labels if frame[c].isna().any()]
     if missing:
         raise ValueError(f"eval features have missing labels in {missing}")
 
@@ -144,6 +158,11 @@ def actual_daily(transactions: Path, customer_ids: pd.Series, cutoff: date, hori
     for day, count in rows:
         out[int(day)] = count
     return out
+
+
+def has_spend(frame: pd.DataFrame) -> bool:
+    """False when the features carry no amounts (monetary_value entirely null: amount column not mapped)."""
+    return bool(frame["monetary_value"].notna().any())
 
 
 def evaluate(eval_frame: pd.DataFrame, point: pd.DataFrame, bounds: pd.DataFrame, ml: dict[str, np.ndarray],
@@ -197,24 +216,42 @@ def numeric_leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def fit_section(model: ClvModel, draws_report: dict[str, Any]) -> dict[str, Any]:
-    """Fit report: parameters, log-likelihoods, penalizer attempts, warnings, standard errors."""
-    section = {}
+    """Fit report: parameters, log-likelihoods, penalizer attempts, warnings, standard errors (spend None if absent)."""
+    section: dict[str, Any] = {}
     for part, rep in (("purchases", model.purchases), ("spend", model.spend)):
-        section[part] = {"model": rep.model, "params": rep.params, "log_likelihood": rep.log_likelihood,
-                         "penalizer": rep.penalizer, "n_customers": rep.n_customers,
-                         "n_unique_rows": rep.n_unique_rows, "seconds": rep.seconds,
-                         "attempts": [a.__dict__ for a in rep.attempts], "warnings": list(rep.warnings),
-                         "n_excluded": rep.n_excluded, **{k: v for k, v in rep.diagnostics.items()}}
+        section[part] = None if rep is None else {
+            "model": rep.model, "params": rep.params, "log_likelihood": rep.log_likelihood,
+            "penalizer": rep.penalizer, "n_customers": rep.n_customers, "n_unique_rows": rep.n_unique_rows,
+            "seconds": rep.seconds, "attempts": [a.__dict__ for a in rep.attempts], "warnings": list(rep.warnings),
+            "n_excluded": rep.n_excluded, **{k: v for k, v in rep.diagnostics.items()}}
     section["std_errors"] = draws_report["std_errors"]
     section["uncertainty_warnings"] = draws_report["warnings"]
     return section
 
 
-def fit_production(score_frame: pd.DataFrame, cfg: ClvConfig, unit: float,
-                   seed: int) -> tuple[ClvModel, ParameterDraws]:
-    """The scoring model: the same recipe refit on all history up to as_of, with its parameter draws."""
-    model = fit_clv(score_frame, cfg.model, time_unit_days=unit, penalizer_grid=cfg.penalizer_grid, seed=seed)
-    return model, laplace_draws(model, score_frame, cfg.n_draws, seed)
+def choose_model(cfg: ClvConfig, train: pd.DataFrame, eval_frame: pd.DataFrame, score_frame: pd.DataFrame,
+                 fit: sel.Fitter, h: int) -> tuple[sel.Chosen, dict[str, Any]]:
+    """The purchase model (selected on the training window when clv.model=auto), fitted at c_e and as_of."""
+    rfm = list(RFM_COLUMNS)
+    if cfg.model != "auto":
+        chosen = sel.fit_chosen([cfg.model], fit, eval_frame[rfm], score_frame)
+        return chosen, {"setting": cfg.model, "chosen": cfg.model,
+                        "rule": f"configured (clv.model={cfg.model}); no selection"}
+    window, note = sel.validation_window(train, _cutoff(eval_frame, Path("eval.parquet")), h)
+
+    def predict(model: ClvModel, frame: pd.DataFrame) -> pd.DataFrame:
+        """Purchase predictions over the horizon (the CLV columns are not scored)."""
+        return model.predict(frame, h, cfg.horizon_months, cfg.discount_rate_monthly, days_per_month=cfg.days_per_month)
+
+    selection = sel.select_model(MODELS, fit, predict, None if window is None else window[rfm + ["churned",
+                                 "future_purchases"]], note, eval_frame[rfm], h, cfg.selection_metric,
+                                 cfg.selection_tolerance)
+    chosen = sel.fit_chosen(selection.ranking, fit, eval_frame[rfm], score_frame)
+    section = selection.to_dict()
+    section["chosen"] = chosen.name
+    for name, reason in chosen.passed_over.items():
+        section["candidates"][name]["reason"] += f"; ranked above {chosen.name} but passed over: {reason}"
+    return chosen, section
 
 
 def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, report: dict[str, Any],
@@ -225,10 +262,11 @@ def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, repo
     write_json(production[0].to_dict(), files["production"])
     write_json(draws_to_dict(production[1]), files["production_draws"])
     write_parquet(predictions, files["predictions"])
-    for name, booster in challenger.boosters.items():
-        with atomic_path(files[f"challenger_{name}"]) as tmp:
-            tmp.write_text(booster.model_to_string(), encoding="utf-8")
-    write_json(challenger.spec.to_dict(), files["challenger_features"])
+    if challenger is not None:
+        for name, booster in challenger.boosters.items():
+            with atomic_path(files[f"challenger_{name}"]) as tmp:
+                tmp.write_text(booster.model_to_string(), encoding="utf-8")
+        write_json(challenger.spec.to_dict(), files["challenger_features"])
     for name, table in tables.items():
         with atomic_path(files[name]) as tmp:
             table.to_csv(tmp, index=False, float_format="%.10g")
@@ -247,9 +285,10 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
     from pipelines import tracking
 
     fingerprint = tracking.fingerprint([files["train"], files["eval"], files["transactions"]])
-    name = f"clv-{cfg.model}"
-    tags = tracking.run_tags(params, fingerprint, report["as_of"], stage="train_clv", clv_model=cfg.model,
-                             eval_cutoff=report["eval_cutoff"], champion=report["champion"]["chosen"])
+    name = f"clv-{model.model}"
+    tags = tracking.run_tags(params, fingerprint, report["as_of"], stage="train_clv", clv_model=model.model,
+                             eval_cutoff=report["eval_cutoff"], champion=report["champion"]["chosen"],
+                             clv_selection=cfg.model)
     settings = model_config(horizon_days, cfg.horizon_months, cfg.discount_rate_monthly, cfg.days_per_month)
     figures = ev.figures(tables["clv_calibration"], tables["clv_tracking"],
                          ev.p_alive_matrix(model, int(min(max(example["frequency"].quantile(0.99), 5), 60)),
@@ -257,18 +296,20 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
                          tables["clv_frequency_recency"], time_unit=f"{model.time_unit_days:g}-day periods")
     logged = {"clv": params["clv"], "windows": params["windows"], "seed": params.get("seed"),
               "features": {k: params["features"][k] for k in ("freq", "freq_multiplier")}}
-    with tracking.start_run(params.get("mlflow") or {}, f"train_clv-{cfg.model}", tags) as run:
+    fitted = {p: {"log_likelihood": report["fit"][p]["log_likelihood"], **report["fit"][p]["params"]}
+              for p in ("purchases", "spend") if report["fit"][p] is not None}
+    with tracking.start_run(params.get("mlflow") or {}, f"train_clv-{model.model}", tags) as run:
         mlflow.log_params(tracking.flatten(logged))
-        mlflow.log_metrics(numeric_leaves({k: v for k, v in report.items() if k != "fit"}))
-        mlflow.log_metrics(numeric_leaves({"fit": {p: {"log_likelihood": report["fit"][p]["log_likelihood"],
-                                                       **report["fit"][p]["params"]} for p in ("purchases", "spend")}}))
+        mlflow.log_metrics(numeric_leaves({k: v for k, v in report.items() if k not in ("fit", "production")}))
+        mlflow.log_metrics(numeric_leaves({"fit": fitted}))
         for key, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{key}.png")
             plt.close(fig)
-        for key in (*PLOT_FILES, "report", "params", "production", "challenger_features"):
+        for key in (*PLOT_FILES, "report", "params", "production"):
             mlflow.log_artifact(str(files[key]), "reports" if key in (*PLOT_FILES, "report") else "clv")
-        for key in ("challenger_revenue", "challenger_purchases"):
-            mlflow.log_artifact(str(files[key]), "challenger")
+        for key in ("challenger_revenue", "challenger_purchases", "challenger_features"):
+            if files[key].exists() and report["challenger"].get("mode"):
+                mlflow.log_artifact(str(files[key]), "challenger" if key != "challenger_features" else "clv")
         sample = example[list(RFM_COLUMNS)].head(5).reset_index(drop=True)
         sample["customer_id"] = sample["customer_id"].astype(object)
         signature = infer_signature(sample, predict_with(production, sample, settings), params=settings)
@@ -283,13 +324,30 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
             "registered_version": info.registered_model_version}
 
 
+def backtest(eval_frame: pd.DataFrame, train: pd.DataFrame, model: ClvModel, cfg: ClvConfig, h: int,
+             seed: int) -> tuple[dict[str, Any], pd.DataFrame, Any, ParameterDraws | None]:
+    """Holdout sections, predictions, the ML challenger (None without amounts) and the c_e parameter draws."""
+    point = model.predict(eval_frame, h, cfg.horizon_months, cfg.discount_rate_monthly,
+                          days_per_month=cfg.days_per_month)
+    draws = laplace_draws(model, eval_frame, cfg.n_draws, seed)
+    if model.spend is None:
+        body, predictions = purchases_evaluation(eval_frame, point, h)
+        body["champion"] = {"setting": cfg.champion, "chosen": "btyd", "reason": f"no ML challenger: {NO_SPEND}"}
+        return body, predictions, None, draws
+    horizon = Horizon(h, cfg.horizon_months, cfg.discount_rate_monthly, cfg.days_per_month)
+    bounds = intervals(model, eval_frame, draws, horizon, cfg.interval, seed)
+    challenger = fit_challenger(train, _cutoff(eval_frame, Path("eval.parquet")), cfg.challenger)
+    body, predictions = evaluate(eval_frame, point, bounds, challenger.predict(eval_frame), cfg, h)
+    return body, predictions, challenger, draws
+
+
 def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> dict[str, Any]:
-    """Fit, evaluate and write every output of the stage; returns the report."""
+    """Select (clv.model=auto), fit, evaluate and write every output of the stage; returns the report."""
     started = time.perf_counter()
     seed = int(params.get("seed", 42))
     cfg = ClvConfig.from_params(params["clv"], seed)
-    features = FeatureConfig.from_params(params["features"])
-    unit = features.time_unit_days
+    unit = FeatureConfig.from_params(params["features"]).time_unit_days
+    weekly = FeatureConfig.from_params(params["features"]).freq == "W"
     h = int(params["windows"]["horizon_days"])
     files = stage_files(root)
     for key in ("train", "eval", "score", "transactions"):
@@ -298,26 +356,27 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
     eval_frame = pd.read_parquet(files["eval"])
     eval_cutoff = _cutoff(eval_frame, files["eval"])
     as_of = _cutoff(pd.read_parquet(files["score"], columns=["cutoff"]), files["score"])
-    check_holdout(eval_frame, eval_cutoff, as_of, h, unit)
-
-    model = fit_clv(eval_frame, cfg.model, time_unit_days=unit, penalizer_grid=cfg.penalizer_grid, seed=seed)
-    point = model.predict(eval_frame, h, cfg.horizon_months, cfg.discount_rate_monthly,
-                          days_per_month=cfg.days_per_month)
-    draws = laplace_draws(model, eval_frame, cfg.n_draws, seed)
-    horizon = Horizon(h, cfg.horizon_months, cfg.discount_rate_monthly, cfg.days_per_month)
-    bounds = intervals(model, eval_frame, draws, horizon, cfg.interval, seed)
-    challenger = fit_challenger(pd.read_parquet(files["train"]), eval_cutoff, cfg.challenger)
-
-    body, predictions = evaluate(eval_frame, point, bounds, challenger.predict(eval_frame), cfg, h)
-    report = {"model": cfg.model, "eval_cutoff": str(eval_cutoff), "as_of": str(as_of), "horizon_days": h,
-              "horizon_months": cfg.horizon_months, "time_unit_days": unit, "customers": len(eval_frame),
-              "repeat_customers": int((eval_frame["frequency"] > 0).sum()), **body,
-              "fit": fit_section(model, {"std_errors": draws.std_errors, "warnings": draws.warnings}),
-              "challenger": challenger.report}
-    daily = actual_daily(files["transactions"], eval_frame["customer_id"], eval_cutoff, h, features.freq == "W")
-    tables = plot_tables(eval_frame, model, report, daily)
+    spend = has_spend(eval_frame)
+    check_holdout(eval_frame, eval_cutoff, as_of, h, unit, spend)
+    train = pd.read_parquet(files["train"])
     score_frame = pd.read_parquet(files["score"], columns=list(RFM_COLUMNS))
-    production = fit_production(score_frame, cfg, unit, seed)
+
+    def fit(name: str, frame: pd.DataFrame) -> ClvModel:
+        """One candidate's fit on an RFM frame."""
+        return fit_clv(frame, name, time_unit_days=unit, penalizer_grid=cfg.penalizer_grid, seed=seed)
+
+    chosen, selection = choose_model(cfg, train, eval_frame, score_frame, fit, h)
+    model = chosen.backtest
+    body, predictions, challenger, draws = backtest(eval_frame, train, model, cfg, h, seed)
+    report = {"model": model.model, "selection": selection, "eval_cutoff": str(eval_cutoff), "as_of": str(as_of),
+              "horizon_days": h, "horizon_months": cfg.horizon_months, "time_unit_days": unit,
+              "customers": len(eval_frame), "repeat_customers": int((eval_frame["frequency"] > 0).sum()),
+              "spend": {"available": spend, "reason": None if spend else NO_SPEND}, **body,
+              "fit": fit_section(model, {"std_errors": draws.std_errors, "warnings": draws.warnings}),
+              "challenger": challenger.report if challenger is not None else {"skipped": NO_SPEND}}
+    daily = actual_daily(files["transactions"], eval_frame["customer_id"], eval_cutoff, h, weekly)
+    tables = plot_tables(eval_frame, model, report, daily)
+    production = (chosen.production, laplace_draws(chosen.production, score_frame, cfg.n_draws, seed))
     report["production"] = {"as_of": str(as_of), "customers": len(score_frame),
                             **fit_section(production[0], {"std_errors": production[1].std_errors,
                                                           "warnings": production[1].warnings})}
@@ -332,18 +391,35 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
     return report
 
 
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """What main() prints: the selection, the holdout comparison (when spend exists) and the champion."""
+    sel_ = report["selection"]
+    lines = [f"  clv model: {report['model']} ({sel_.get('rule', '')})"]
+    for name, cand in (sel_.get("candidates") or {}).items():
+        value = cand["validation"].get(sel_.get("metric", ""))
+        shown = "-" if value is None else f"{value:.6g}"
+        lines.append(f"    {name:12s} {cand['status']:8s} {sel_.get('metric')}={shown}"
+                     f"  {'' if cand['status'] == 'fitted' else cand['reason']}")
+    side = report.get("comparison")
+    if side:
+        for key in ("revenue_mae", "revenue_rmse", "revenue_spearman", "revenue_gini", "revenue_total_error_pct"):
+            lines.append(f"  {key:26s} btyd={side[key]['btyd']:.4g}  ml={side[key]['ml']:.4g}")
+        cov = report["coverage"]
+        lines.append(f"  coverage {cov['level']:.0%}: parameter={cov['revenue_parameter']:.3f} "
+                     f"predictive={cov['revenue_predictive']:.3f}; champion: {report['champion']['chosen']}")
+    else:
+        lines.append(f"  {report['spend']['reason']}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m pipelines.train_clv [hydra overrides]`."""
     try:
         report = run(load_params(argv))
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FitError, FloatingPointError) as exc:
         print(f"train_clv: error: {exc}", file=sys.stderr)
         return 2
-    side = report["comparison"]
-    for key in ("revenue_mae", "revenue_rmse", "revenue_spearman", "revenue_gini", "revenue_total_error_pct"):
-        print(f"  {key:26s} btyd={side[key]['btyd']:.4g}  ml={side[key]['ml']:.4g}")
-    print(f"  coverage {report['coverage']['level']:.0%}: parameter={report['coverage']['revenue_parameter']:.3f} "
-          f"predictive={report['coverage']['revenue_predictive']:.3f}; champion: {report['champion']['chosen']}")
+    print("\n".join(summary_lines(report)))
     print(json.dumps(clean({k: report[k] for k in ("model", "eval_cutoff", "horizon_days", "seconds")})))
     return 0
 

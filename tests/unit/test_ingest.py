@@ -456,6 +456,13 @@ def test_synthetic_source(tmp_path: Path) -> None:
     assert truth.num_rows == 300 and "customer_id" in truth.schema.names
 
 
+def test_synthetic_regime_is_read_from_data_regime(tmp_path: Path) -> None:
+    doc = ingest.run(compose_params(["data=synthetic", "data.regime=small", "data.n_customers=5000"]), tmp_path)
+    assert doc["truth_rows"] == 300  # `small` fixes its own customer count
+    with pytest.raises(DataError, match="expected data.regime to be one of default, no_dropout"):
+        ingest.run(compose_params(["data=synthetic", "data.regime=tiny"]), tmp_path)
+
+
 def test_synthetic_frames_go_through_the_same_validation(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     tx = pd.DataFrame({"customer_id": ["0000002", "0000001", "0000001"],

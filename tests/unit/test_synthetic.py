@@ -265,3 +265,68 @@ def test_cli_rejects_invalid_arguments_without_writing(tmp_path, capsys) -> None
     assert exit_info.value.code == 2
     assert "n_customers" in capsys.readouterr().err
     assert not out.exists()
+
+
+REGIME_N = 2_000
+
+
+def _regime(name: str) -> SyntheticData:
+    """One regime's tables for REGIME_N customers (the regime may fix its own count)."""
+    chosen = synthetic.regime(name)
+    return generate(chosen.customers(REGIME_N), 7, START, END, params=chosen.params())
+
+
+def _repeat_days(data: SyntheticData) -> pd.Series:
+    """Repeat purchase days x per customer (distinct purchase days minus one)."""
+    buys = data.transactions[data.transactions["amount"] >= 0]
+    return buys["ts"].dt.floor("D").groupby(buys["customer_id"]).nunique() - 1
+
+
+def test_default_regime_is_the_default_generator() -> None:
+    assert synthetic.regime(None).params() == synthetic.DEFAULT_PARAMS == synthetic.regime("default").params()
+    _assert_same(_regime("default"), generate(REGIME_N, 7, START, END))
+
+
+def test_unknown_regime_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="data.regime must be one of default, no_dropout, .* got 'tiny'"):
+        synthetic.regime("tiny")
+
+
+def test_no_dropout_regime_keeps_everyone_alive() -> None:
+    truth = _regime("no_dropout").truth
+    assert (truth["p_dropout"] == 0).all() and truth["alive_at_end"].all()
+    assert (truth["dropout_ts"] > END_EXCLUSIVE).all()
+
+
+def test_heavy_dropout_regime_loses_most_repeat_buyers() -> None:
+    def dead_share(data: SyntheticData) -> float:
+        repeaters = _repeat_days(data).pipe(lambda x: x[x > 0].index)
+        return float(1 - data.truth.set_index("customer_id").loc[repeaters, "alive_at_end"].mean())
+
+    heavy, default = dead_share(_regime("heavy_dropout")), dead_share(_regime("default"))
+    assert heavy > 0.7 and heavy > default + 0.25, (heavy, default)
+
+
+def test_small_regime_has_300_customers() -> None:
+    data = _regime("small")
+    assert len(data.customers) == len(data.truth) == 300 == data.transactions["customer_id"].nunique()
+
+
+def test_heavy_buyers_regime_has_many_customers_over_300_repeat_days() -> None:
+    x = _repeat_days(_regime("heavy_buyers"))
+    assert (x > 300).sum() >= 0.04 * REGIME_N, int((x > 300).sum())
+    assert (_repeat_days(_regime("default")) > 300).sum() == 0
+
+
+def test_continuous_acquisition_spreads_first_purchases_over_the_window() -> None:
+    birth = _regime("continuous_acquisition").truth["birth_ts"]
+    quarter = ((birth - pd.Timestamp(START, tz="UTC")) / (END_EXCLUSIVE - pd.Timestamp(START, tz="UTC")) * 4)
+    shares = quarter.astype(int).value_counts(normalize=True).sort_index()
+    assert list(shares.index) == [0, 1, 2, 3] and shares.min() > 0.2, shares.to_dict()
+
+
+def test_cli_regime_writes_that_regime(tmp_path) -> None:
+    out = tmp_path / "small"
+    assert cli.main(["--customers", "5000", "--seed", "7", "--out", str(out), "--regime", "small"]) == 0
+    assert pq.read_table(out / "customers.parquet").num_rows == 300
+    assert json.loads((out / "true_params.json").read_text())["generation"]["regime"] == "small"
