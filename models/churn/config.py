@@ -41,6 +41,7 @@ class ChurnConfig:
     bootstrap: int = 200
     btyd_baselines: tuple[str, ...] = ("bgnbd", "pareto_nbd")
     seed: int = 42
+    horizon_days: int | None = None  # windows.horizon_days (set by the stage): purges overlapping cutoffs
 
     def __post_init__(self) -> None:
         if self.class_weight not in CLASS_WEIGHTS:

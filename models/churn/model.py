@@ -240,7 +240,7 @@ def _with_prior(spec: FeatureSpec, cfg: ChurnConfig, fit_rows: pd.DataFrame) -> 
 def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | None = None) -> ChurnModel:
     """Fit on stacked training cutoffs: early stopping and calibration on the latest one, held out in time."""
     started = time.perf_counter()
-    split = time_split(train, cfg.min_customers, cfg.min_fit_share)
+    split = time_split(train, cfg.min_customers, cfg.min_fit_share, cfg.horizon_days)
     fit_rows = stratified_cap(split.fit, cfg.max_train_rows, cfg.seed)
     if split.holdout is not None:  # early-stopping and calibration rows are capped the same way
         split = dataclasses.replace(
@@ -254,6 +254,7 @@ def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | N
         "reason": split.reason,
         "fit_cutoffs": split.fit_cutoffs,
         "holdout_cutoff": split.holdout_cutoff,
+        "purged_cutoffs": list(split.purged),
         "n_fit_rows": len(split.fit),
         "n_fit_rows_used": len(fit_rows),
         "n_holdout_rows": 0 if split.holdout is None else len(split.holdout),

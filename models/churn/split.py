@@ -2,9 +2,13 @@
 
 Rule (never a random split):
 
-* ``holdout`` mode: rows at the older training cutoffs are the fit set; rows at the latest training cutoff
-  are held out in time for early stopping and calibration. Used when the fit set is usable: it holds both
-  classes, at least ``min_customers`` customers, and at least ``min_fit_share`` times as many customers as
+* ``holdout`` mode: rows at the latest training cutoff ``c_h`` are held out in time for early stopping,
+  calibration and the choice of the champion; the fit set is the rows at older cutoffs ``c`` whose label
+  window has closed by then, ``c + H <= c_h`` (``H = windows.horizon_days``). With stacked cutoffs spaced
+  more densely than the horizon (``windows.train_step_days < H``) labels overlap: a cutoff with
+  ``c_h - H < c < c_h`` has labels that read purchases after ``c_h``, i.e. inside the held-out window, so
+  those rows are purged (used by neither side) rather than fitted on. Used when the fit set is usable: it
+  holds both classes, at least ``min_customers`` customers, and at least ``min_fit_share`` times as many customers as
   the latest cutoff (a much smaller, earlier population -- CDNOW's 1997-01-03 cutoff has 678 customers with
   at most 2 days of history against 23,570 at 1997-07-03 -- says nothing about the one the model will score).
 * ``fixed`` mode (one training cutoff configured, or the older cutoffs unusable): rows at all training
@@ -14,7 +18,8 @@ Rule (never a random split):
   cross-validation on the fit rows (a customer's rows at every cutoff stay in one fold) and the calibrator
   is fitted on the out-of-fold predictions; the booster is then refit on every row with those rounds. This
   is validation *within* the training period (it cannot see drift to the evaluation cutoff) and it never
-  reads the evaluation cutoff. With ``cv_folds`` 0 or 1, or too few customers per fold:
+  reads the evaluation cutoff. Overlapping cutoffs stay honest there too: folds group customers, so no
+  customer's label at one cutoff is fitted while the same customer's overlapping label is held out. With ``cv_folds`` 0 or 1, or too few customers per fold:
   ``fixed_num_boost_round`` rounds, no calibrator and no class weighting.
 """
 
@@ -37,6 +42,7 @@ class TimeSplit:
     holdout: pd.DataFrame | None
     mode: str
     reason: str
+    purged: tuple[str, ...] = ()
 
     @property
     def fit_cutoffs(self) -> list[str]:
@@ -88,19 +94,44 @@ def _unusable(fit: pd.DataFrame, holdout: pd.DataFrame, min_customers: int, min_
     return ""
 
 
-def time_split(frame: pd.DataFrame, min_customers: int = 200, min_fit_share: float = 0.2) -> TimeSplit:
+def purged_fit_cutoffs(cutoffs: np.ndarray, holdout: str, horizon_days: int | None) -> tuple[list, list]:
+    """(fit cutoffs with c + H <= holdout, purged cutoffs whose label window overlaps the holdout's).
+
+    Without a horizon every older cutoff is a fit cutoff (the stacked cutoffs are H apart by construction).
+    """
+    older = [c for c in cutoffs if str(c) < str(holdout)]
+    if horizon_days is None:
+        return older, []
+    end = pd.Timestamp(str(holdout))
+    closed = [c for c in older if pd.Timestamp(str(c)) + pd.Timedelta(days=int(horizon_days)) <= end]
+    return closed, [c for c in older if c not in closed]
+
+
+def time_split(
+    frame: pd.DataFrame, min_customers: int = 200, min_fit_share: float = 0.2, horizon_days: int | None = None
+) -> TimeSplit:
     """Split stacked training cutoffs into fit rows and the latest cutoff held out in time (module doc)."""
     check_training_frame(frame, min_customers)
     cutoffs = np.sort(frame["cutoff"].unique())
     if len(cutoffs) == 1:
         return TimeSplit(frame, None, "fixed", "one training cutoff: nothing later to hold out")
-    latest = frame["cutoff"] == cutoffs[-1]
-    fit, holdout = frame[~latest], frame[latest]
+    fit_cutoffs, purged = purged_fit_cutoffs(cutoffs, cutoffs[-1], horizon_days)
+    purged_text = tuple(str(c) for c in purged)
+    note = f"; purged {len(purged)} cutoff(s) whose labels overlap it" if purged else ""
+    if not fit_cutoffs:
+        return TimeSplit(
+            frame, None, "fixed", f"no older cutoff c with c + {horizon_days} days <= {cutoffs[-1]}{note}"
+        )
+    fit, holdout = frame[frame["cutoff"].isin(fit_cutoffs)], frame[frame["cutoff"] == cutoffs[-1]]
     reason = _unusable(fit, holdout, min_customers, min_fit_share)
     if reason:
-        return TimeSplit(frame, None, "fixed", reason)
+        return TimeSplit(frame, None, "fixed", reason + note)
     return TimeSplit(
-        fit, holdout, "holdout", f"fit on {len(cutoffs) - 1} older cutoff(s), hold out {cutoffs[-1]}"
+        fit,
+        holdout,
+        "holdout",
+        f"fit on {len(fit_cutoffs)} older cutoff(s), hold out {cutoffs[-1]}{note}",
+        purged_text,
     )
 
 

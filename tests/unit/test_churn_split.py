@@ -119,3 +119,36 @@ def test_fit_and_holdout_rows_are_capped() -> None:
     model = fit_churn(stacked(CUTOFFS[:2], n=500), cfg)
     assert model.info["n_fit_rows"] == 500 and model.info["n_fit_rows_used"] == 300
     assert model.info["n_holdout_rows"] == 300 and model.calibrator.info["rows"] == 300
+
+
+def _dense(cutoffs: list[str], n: int = 300) -> pd.DataFrame:
+    """n customers at every cutoff, alternating labels (both classes everywhere)."""
+    return pd.concat(
+        [
+            pd.DataFrame({"customer_id": np.arange(n), "cutoff": c, "churned": np.arange(n) % 2, "x": 1.0})
+            for c in cutoffs
+        ],
+        ignore_index=True,
+    )
+
+
+def test_overlapping_cutoffs_are_purged_from_the_fit_rows() -> None:
+    # H = 90 days, cutoffs every 30 days: only cutoffs with c + 90 <= 2024-07-01 may be fitted on
+    cutoffs = ["2024-02-01", "2024-03-01", "2024-04-02", "2024-05-01", "2024-06-01", "2024-07-01"]
+    split = time_split(_dense(cutoffs), min_customers=10, horizon_days=90)
+    assert split.mode == "holdout" and split.holdout_cutoff == "2024-07-01"
+    assert split.fit_cutoffs == ["2024-02-01", "2024-03-01", "2024-04-02"]  # 04-02 + 90 d = 07-01
+    assert split.purged == ("2024-05-01", "2024-06-01")
+    assert "purged 2 cutoff(s)" in split.reason
+    assert len(split.fit) + len(split.holdout) == 4 * 300
+
+
+def test_without_a_horizon_every_older_cutoff_is_fitted() -> None:
+    split = time_split(_dense(["2024-05-01", "2024-06-01", "2024-07-01"]), min_customers=10)
+    assert split.fit_cutoffs == ["2024-05-01", "2024-06-01"] and split.purged == ()
+
+
+def test_no_closed_label_window_falls_back_to_fixed_mode() -> None:
+    split = time_split(_dense(["2024-05-01", "2024-06-01", "2024-07-01"]), min_customers=10, horizon_days=90)
+    assert split.mode == "fixed" and split.holdout is None and len(split.fit) == 900
+    assert "no older cutoff" in split.reason and "purged 2" in split.reason
