@@ -19,7 +19,8 @@ Rule (never a random split):
   is fitted on the out-of-fold predictions; the booster is then refit on every row with those rounds. This
   is validation *within* the training period (it cannot see drift to the evaluation cutoff) and it never
   reads the evaluation cutoff. Overlapping cutoffs stay honest there too: folds group customers, so no
-  customer's label at one cutoff is fitted while the same customer's overlapping label is held out. With ``cv_folds`` 0 or 1, or too few customers per fold:
+  customer's label at one cutoff is fitted while the same customer's overlapping label is held out. With
+  ``cv_folds`` 0 or 1, or too few customers per fold:
   ``fixed_num_boost_round`` rounds, no calibrator and no class weighting.
 """
 
