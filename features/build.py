@@ -17,6 +17,10 @@ from features.timeline import Cutoff
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 STEP_TABLES = ("_rfm", "_orders", "_mix", "_gaps", "_events", "_labels")
+# A purchase is a row with amount >= 0, or with no amount (a file without amounts: every row a purchase);
+# negative amounts are returns. Spend columns are NULL for a customer whose rows carry no amount.
+PURCHASE = "(amount >= 0 OR amount IS NULL)"
+SPEND_KNOWN = "COUNT(amount) = COUNT(*)"
 
 
 @dataclass(frozen=True)
@@ -75,13 +79,13 @@ def _trend_columns(cfg: FeatureConfig) -> str:
     """Last-N-days and previous-N-days order and revenue columns for orders.sql."""
     cols = []
     for w in _trend_windows(cfg):
-        last = f"amount >= 0 AND day > $cutoff_day - {w}"
-        prev = f"amount >= 0 AND day > $cutoff_day - {2 * w} AND day <= $cutoff_day - {w}"
+        last = f"{PURCHASE} AND day > $cutoff_day - {w}"
+        prev = f"{PURCHASE} AND day > $cutoff_day - {2 * w} AND day <= $cutoff_day - {w}"
         cols += [
             f"COUNT(*) FILTER (WHERE {last}) AS orders_last_{w}d",
             f"COUNT(*) FILTER (WHERE {prev}) AS orders_prev_{w}d",
-            f"COALESCE(SUM(amount) FILTER (WHERE {last}), 0.0) AS revenue_last_{w}d",
-            f"COALESCE(SUM(amount) FILTER (WHERE {prev}), 0.0) AS revenue_prev_{w}d",
+            f"CASE WHEN {SPEND_KNOWN} THEN COALESCE(SUM(amount) FILTER (WHERE {last}), 0.0) END AS revenue_last_{w}d",
+            f"CASE WHEN {SPEND_KNOWN} THEN COALESCE(SUM(amount) FILTER (WHERE {prev}), 0.0) END AS revenue_prev_{w}d",
         ]
     return ",\n    ".join(cols)
 
@@ -156,7 +160,7 @@ def rfm_params(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: FeatureConfig)
     """Query parameters of rfm.sql: the cutoff, period settings and the period-slot range."""
     weekly = cfg.freq == "W"
     first = con.execute(
-        "SELECT MIN(CAST(epoch_us(ts) // 86400000000 AS INTEGER)) FROM transactions WHERE amount >= 0"
+        f"SELECT MIN(CAST(epoch_us(ts) // 86400000000 AS INTEGER)) FROM transactions WHERE {PURCHASE}"
     ).fetchall()[0][0]
     end = _period_start(_day_number(cutoff), weekly)
     origin = _period_start(end if first is None else min(int(first), end), weekly)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
@@ -40,10 +42,20 @@ CUSTOMERS = pa.schema(
 
 SCHEMAS = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
 REQUIRED = {
-    "transactions": ("customer_id", "ts", "amount"),
+    "transactions": ("customer_id", "ts"),
     "events": ("customer_id", "ts", "event_type"),
     "customers": ("customer_id",),
 }
+# Required unless the source says it has no such column (data.columns.<table>.<name>: null); when mapped,
+# every row needs a value. Transactions without amounts run without spend: amount is null in the canonical
+# table, every row is a purchase, and spend-based features are null.
+REQUIRED_UNLESS_UNMAPPED = {"transactions": ("amount",), "events": (), "customers": ()}
+
+
+def required(table: str, mapped: Iterable[str]) -> tuple[str, ...]:
+    """The columns every kept row of `table` must have, given the contract columns the source maps."""
+    present = set(mapped)
+    return (*REQUIRED[table], *(name for name in REQUIRED_UNLESS_UNMAPPED[table] if name in present))
 
 EVENT_TYPES = (
     "page_view",

@@ -108,17 +108,24 @@ def map_columns(table: str, found: Sequence[str], configured: Mapping[str, str |
     mapping: dict[str, str] = {}
     missing: list[tuple[str, str]] = []
     for name in contract.SCHEMAS[table].names:
+        if name in configured and configured[name] is None:  # the source says it has no such column
+            if name in contract.REQUIRED[table]:
+                raise DataError(file, None, f"a column for the required {table} field {name}",
+                                f"data.columns.{table}.{name} is null")
+            continue
         wanted = str(configured.get(name) or name)
         match = wanted if wanted in found else None
         if match is None and len(by_lower.get(wanted.strip().lower(), [])) == 1:
             match = by_lower[wanted.strip().lower()][0]
         if match is not None:
             mapping[name] = match
-        elif name in contract.REQUIRED[table]:
+        elif name in contract.REQUIRED[table] or name in contract.REQUIRED_UNLESS_UNMAPPED[table]:
             missing.append((name, wanted))
     if missing:
         wanted = ", ".join(user for _, user in missing)
-        fields = ", ".join(f"{name} (data.columns.{table}.{name})" for name, _ in missing)
+        optional = contract.REQUIRED_UNLESS_UNMAPPED[table]
+        fields = ", ".join(f"{name} (data.columns.{table}.{name}{': null if the file has none' * (name in optional)})"
+                           for name, _ in missing)
         raise DataError(file, wanted, f"a column for the required {table} field {fields}",
                         f"found columns: {', '.join(map(str, found)) or '(none)'}")
     return mapping
@@ -196,10 +203,9 @@ def _present(column: str, type_name: str) -> str:
     return f"({column} IS NOT NULL)"
 
 
-def _reason_expr(table: str, end: datetime | None) -> str:
+def _reason_expr(table: str, required: Sequence[str], end: datetime | None) -> str:
     """SQL CASE giving the first reason a parsed row is unusable (NULL when usable)."""
-    whens = [f"WHEN {quote(name)} IS NULL THEN {literal(REQUIRED_REASON[name])}"
-             for name in contract.REQUIRED[table]]
+    whens = [f"WHEN {quote(name)} IS NULL THEN {literal(REQUIRED_REASON[name])}" for name in required]
     if table == "events":
         types = ", ".join(map(literal, contract.EVENT_TYPES))
         whens.append(f"WHEN event_type NOT IN ({types}) THEN 'unknown_event_type'")
@@ -237,6 +243,7 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
                stage: str) -> tuple[str, list[str], list[str]]:
     """CREATE TABLE for the parsed rows with their reason; also the extra and checked-optional columns."""
     schema = contract.SCHEMAS[spec.table]
+    required = contract.required(spec.table, spec.columns)
     parsed, clean, flags = [ROW], [ROW], []
     for name in schema.names:
         target = quote(name)
@@ -254,7 +261,7 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
         else:
             parsed.append(f"{_text_expr(column, lower=name == 'event_type')} AS {target}")
             clean.append(target)
-        if name not in contract.REQUIRED[spec.table] and (name in TS_COLUMNS or name in NUMBER_COLUMNS):
+        if name not in required and (name in TS_COLUMNS or name in NUMBER_COLUMNS):
             present = quote("__present_" + name)
             parsed.append(f"{_present(column, type_name)} AS {present}")
             lost = (f"NOT coalesce(isfinite({target}), false)" if name in NUMBER_COLUMNS
@@ -268,7 +275,7 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
         parsed.append(f"{quote(col)} AS {quote(out)}")
         clean.append(quote(out))
     sql = (f"CREATE OR REPLACE TEMP TABLE {stage} AS "
-           f"SELECT *, {_reason_expr(spec.table, end)} AS {REASON} FROM ("
+           f"SELECT *, {_reason_expr(spec.table, required, end)} AS {REASON} FROM ("
            f"SELECT {', '.join(clean)} FROM (SELECT {', '.join(parsed)} FROM {source}))")
     return sql, extra_names, flags
 

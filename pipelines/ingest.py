@@ -80,8 +80,10 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
                                           for name, src in loaded.tables.items() if src.path is not None}
         checked: dict[str, Checked] = {name: check_table(con, src.relation, src.spec, as_of, src.malformed)
                                        for name, src in loaded.tables.items()}
+        tx = loaded.tables.get("transactions")
         report: dict[str, Any] = {"source": loaded.source,
-                                  "as_of": None if as_of in (None, "") else str(as_of)}
+                                  "as_of": None if as_of in (None, "") else str(as_of),
+                                  "has_amounts": tx is not None and "amount" in tx.spec.columns}
         for name in paths.TABLES:
             target = paths.rebase(paths.INTERIM_FILES[name], root)
             rejected = paths.rebase(paths.REJECTED_FILES[name], root)
@@ -111,6 +113,9 @@ def summary(report: Mapping[str, Any], seconds: float | None = None) -> str:
     """A short human summary of the ingest report."""
     took = f" in {seconds:.1f}s" if seconds is not None else ""
     lines = [f"ingest: source {report['source']}{took}, fingerprint {report['fingerprint'][:12]}"]
+    if not report.get("has_amounts", True):
+        lines.append("  no amount column (data.columns.transactions.amount: null): every row is a purchase, "
+                     "spend-based features are null")
     for name in paths.TABLES:
         stats = report[name]
         if stats["file"] is None:

@@ -1,6 +1,6 @@
 -- Cohort retention: monthly acquisition cohorts (UTC calendar month of a customer's first purchase) x
 -- months since that month (0, 1, 2, ... up to the month of $as_of_day), with the cohort's size and the
--- number and share of its customers who purchased in that month. A purchase is a row with amount >= 0;
+-- number and share of its customers who purchased in that month. A purchase is a row with amount >= 0 or no amount;
 -- only rows up to the end of day $as_of_day count. Every cohort has a row for each offset up to the
 -- as_of month, zero when nobody bought. Params: $as_of_day INTEGER (days since 1970-01-01, UTC);
 -- {transactions} expands to the table or view holding the transactions.
@@ -11,7 +11,7 @@ WITH purchases AS (
     FROM (
         SELECT customer_id, CAST(epoch_us(ts) // 86400000000 AS INTEGER) AS day
         FROM {transactions}
-        WHERE amount >= 0
+        WHERE amount >= 0 OR amount IS NULL
     )
     WHERE day <= $as_of_day
 ),

@@ -2,6 +2,8 @@
 -- gaps, mix, behaviour, profile, RFM scores and segment, and labels when $label_end is set.
 -- Reads the per-cutoff step tables _rfm, _orders, _gaps, _mix, _events, _labels, _segments.
 -- Params: $cutoff DATE, $label_end DATE (NULL at the scoring cutoff), $rfm_high INTEGER.
+-- Without amounts (revenue_net_total NULL) rfm_m is NULL, rfm_score ends in '-', and the segment reads
+-- M as F (every order one unit of value): R and F alone decide it.
 WITH base AS (
     SELECT
         o.customer_id,
@@ -40,7 +42,8 @@ scores AS (
         o.customer_id,
         LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY o.last_purchase_date)) AS INTEGER)) AS rfm_r,
         LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY r.frequency)) AS INTEGER)) AS rfm_f,
-        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY o.revenue_net_total)) AS INTEGER)) AS rfm_m
+        CASE WHEN o.revenue_net_total IS NOT NULL THEN LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (
+            PARTITION BY o.revenue_net_total IS NULL ORDER BY o.revenue_net_total)) AS INTEGER)) END AS rfm_m
     FROM _orders AS o
     JOIN _rfm AS r USING (customer_id)
 ),
@@ -51,16 +54,17 @@ SELECT
     s.* EXCLUDE ({event_count_columns_csv}),
     {event_count_coalesced},
     {event_rate_columns},
-    CAST(s.rfm_r AS VARCHAR) || CAST(s.rfm_f AS VARCHAR) || CAST(s.rfm_m AS VARCHAR) AS rfm_score,
+    CAST(s.rfm_r AS VARCHAR) || CAST(s.rfm_f AS VARCHAR) || COALESCE(CAST(s.rfm_m AS VARCHAR), '-') AS rfm_score,
     seg.slug AS rfm_segment,
     seg.label AS rfm_segment_label,
     CASE WHEN $label_end IS NULL THEN NULL ELSE COALESCE(l.future_purchases, 0) END AS future_purchases,
-    CASE WHEN $label_end IS NULL THEN NULL ELSE COALESCE(l.future_revenue, 0.0) END AS future_revenue,
+    CASE WHEN $label_end IS NULL THEN NULL WHEN l.customer_id IS NOT NULL THEN l.future_revenue
+         WHEN s.revenue_net_total IS NOT NULL THEN 0.0 END AS future_revenue,
     CASE WHEN $label_end IS NULL THEN NULL
          ELSE CAST(COALESCE(l.future_purchases, 0) = 0 AS INTEGER) END AS churned
 FROM scored AS s
 JOIN _segments AS seg
   ON seg.r_high = (s.rfm_r >= $rfm_high)
  AND seg.f_high = (s.rfm_f >= $rfm_high)
- AND seg.m_high = (s.rfm_m >= $rfm_high)
+ AND seg.m_high = (COALESCE(s.rfm_m, s.rfm_f) >= $rfm_high)
 LEFT JOIN _labels AS l USING (customer_id)

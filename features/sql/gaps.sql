@@ -6,7 +6,7 @@ WITH days AS (
     FROM (
         SELECT customer_id, CAST(epoch_us(ts) // 86400000000 AS INTEGER) AS day
         FROM transactions
-        WHERE amount >= 0
+        WHERE amount >= 0 OR amount IS NULL
     )
     WHERE day <= $cutoff_day
     GROUP BY customer_id

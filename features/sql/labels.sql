@@ -1,5 +1,6 @@
 -- Labels for a cutoff: purchases in ($cutoff, $label_end], merged per period like lifetimes'
--- calibration_and_holdout_data. churned = 1 when there is no purchase in the horizon.
+-- calibration_and_holdout_data. churned = 1 when there is no purchase in the horizon. A purchase has
+-- amount >= 0 or no amount; future_revenue is NULL when a horizon row carries no amount.
 -- Params: $cutoff_day INTEGER, $label_end_day INTEGER (days since 1970-01-01), $weekly BOOLEAN.
 WITH future AS (
     SELECT customer_id, day - CASE WHEN $weekly THEN ((day + 3) % 7 + 7) % 7 ELSE 0 END AS period, amount
@@ -11,7 +12,7 @@ WITH future AS (
 )
 SELECT
     customer_id,
-    COUNT(DISTINCT period) FILTER (WHERE amount >= 0) AS future_purchases,
-    COALESCE(SUM(amount), 0.0) AS future_revenue
+    COUNT(DISTINCT period) FILTER (WHERE amount >= 0 OR amount IS NULL) AS future_purchases,
+    CASE WHEN COUNT(amount) = COUNT(*) THEN COALESCE(SUM(amount), 0.0) END AS future_revenue
 FROM future
 GROUP BY 1

@@ -4,7 +4,7 @@
 WITH tx AS (
     SELECT customer_id, channel, category
     FROM transactions
-    WHERE amount >= 0 AND CAST(epoch_us(ts) // 86400000000 AS INTEGER) <= $cutoff_day
+    WHERE (amount >= 0 OR amount IS NULL) AND CAST(epoch_us(ts) // 86400000000 AS INTEGER) <= $cutoff_day
 ),
 channel_counts AS (
     SELECT customer_id, channel, COUNT(*) AS n FROM tx WHERE channel IS NOT NULL GROUP BY 1, 2

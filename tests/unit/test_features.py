@@ -197,3 +197,44 @@ def test_weekly_periods() -> None:
     # weeks start Monday: Jan 1 and Jan 3 merge (12.0), Jan 15 is two weeks later, Jan 31 is in week of Jan 29
     assert (f.loc["w", "frequency"], f.loc["w", "recency"], f.loc["w", "T"]) == (1, 2, 4)
     assert f.loc["w", "monetary_value"] == 4.0
+
+
+SPEND_COLUMNS = ["monetary_value", "revenue_gross_total", "revenue_net_total", "avg_order_value", "max_order_value",
+                 "returned_amount_total", "revenue_last_30d", "revenue_prev_30d", "revenue_last_90d",
+                 "revenue_prev_90d", "future_revenue", "rfm_m"]
+
+
+def _without_amounts(rows: list[tuple]) -> list[tuple]:
+    """The purchases of rows with the amount removed (a file without amounts has no returns either)."""
+    return [(r[0], r[1], None, *r[3:]) for r in rows if r[2] >= 0]
+
+
+def test_without_amounts_every_row_is_a_purchase_and_spend_is_null() -> None:
+    f = build(_without_amounts(TX))
+    assert sorted(f.index) == ["a", "b", "c"]
+    assert f[SPEND_COLUMNS].isna().all().all()
+    # a: purchase days 01-01 (two rows), 02-15; b: 03-01; c: 03-31 (hand-computed, days)
+    assert f[["frequency", "recency", "T", "orders_total"]].to_dict("index") == {
+        "a": {"frequency": 1, "recency": 45, "T": 90, "orders_total": 3},
+        "b": {"frequency": 0, "recency": 0, "T": 30, "orders_total": 1},
+        "c": {"frequency": 0, "recency": 0, "T": 0, "orders_total": 1}}
+    assert f[["future_purchases", "churned"]].to_dict("index") == {
+        "a": {"future_purchases": 1, "churned": 0}, "b": {"future_purchases": 0, "churned": 1},
+        "c": {"future_purchases": 1, "churned": 0}}
+
+
+def test_without_amounts_segments_use_r_and_f() -> None:
+    f = build(_without_amounts(TX))
+    assert f[["rfm_r", "rfm_f"]].to_dict("index") == {"a": {"rfm_r": 1, "rfm_f": 5}, "b": {"rfm_r": 3, "rfm_f": 1},
+                                                     "c": {"rfm_r": 5, "rfm_f": 1}}
+    assert f["rfm_score"].to_dict() == {"a": "15-", "b": "31-", "c": "51-"}
+    # M is read as F: a (R low, F high) is at_risk_loyal; b and c (F low) are new_low_spend
+    assert f["rfm_segment"].to_dict() == {"a": "at_risk_loyal", "b": "new_low_spend", "c": "new_low_spend"}
+
+
+def test_amounts_change_only_the_spend_columns() -> None:
+    purchases = [r for r in TX if r[2] >= 0]
+    with_amounts, without = build(purchases), build(_without_amounts(purchases))
+    same = [c for c in with_amounts.columns if c not in {*SPEND_COLUMNS, "rfm_score", "rfm_segment",
+                                                          "rfm_segment_label"}]
+    pd.testing.assert_frame_equal(with_amounts[same], without[same])

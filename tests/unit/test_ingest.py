@@ -119,7 +119,33 @@ def test_missing_required_column_is_fatal(tmp_path: Path, capsys: pytest.Capture
     write(tmp_path, "tx.csv", "customer_id,ts,price\nc1,2024-01-01,3\n")
     err = fail(tmp_path, ["data=files", "data.transactions=tx.csv"], capsys)
     assert "tx.csv: column 'amount': expected a column for the required transactions field amount" in err
+    assert "(data.columns.transactions.amount: null if the file has none)" in err
     assert "found columns: customer_id, ts, price" in err
+
+
+def test_transactions_without_amounts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a file of purchase timestamps only, its own column names, optional columns declared absent
+    write(tmp_path, "tx.csv", "customer,date,amount\n2,2006-01-03,x\n1,2006-01-01,\n1,2006-01-01,\n")
+    argv = ["data=files", "data.transactions=tx.csv", "data.columns.transactions.customer_id=customer",
+            "data.columns.transactions.ts=date", "data.columns.transactions.amount=null",
+            "data.columns.transactions.quantity=null", "data.columns.transactions.order_id=null"]
+    assert ingest.main(argv, root=tmp_path) == 0
+    assert "no amount column" in capsys.readouterr().out
+    doc = report(tmp_path)
+    stats = doc["transactions"]
+    assert doc["has_amounts"] is False and (stats["rows_kept"], stats["rows_rejected"]) == (2, 1)
+    assert {k: v for k, v in stats["rejected_by_reason"].items() if v} == {"duplicate_row": 1}
+    kept = read(tmp_path, paths.TRANSACTIONS)
+    assert kept["customer_id"].tolist() == ["1", "2"] and kept["amount"].isna().all()  # the `amount` column unused
+    assert pq.read_schema(paths.rebase(paths.TRANSACTIONS, tmp_path)).equals(contract.TRANSACTIONS)
+
+
+def test_a_required_column_cannot_be_declared_absent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, "tx.csv", "customer_id,ts\nc1,2024-01-01\n")
+    err = fail(tmp_path, ["data=files", "data.transactions=tx.csv", "data.columns.transactions.ts=null"],
+               capsys)
+    assert "tx.csv: expected a column for the required transactions field ts; data.columns.transactions.ts is " \
+        "null" in err
 
 
 def test_empty_file_is_fatal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -392,7 +418,7 @@ def test_report_layout(tmp_path: Path, files_params: dict) -> None:
     write(tmp_path, "tx.csv", "customer_id,ts,amount\nb,2024-01-02,1\na,2024-01-03T04:05:06Z,2\n")
     ingest.run(params_for(files_params, transactions="tx.csv"), tmp_path)
     doc = report(tmp_path)
-    assert set(doc) == {"source", "as_of", "fingerprint", "truth_rows", *paths.TABLES}
+    assert set(doc) == {"source", "as_of", "has_amounts", "fingerprint", "truth_rows", *paths.TABLES}
     stats = doc["transactions"]
     assert set(stats) == {"file", "input_sha256", "fingerprint", "rows_read", "rows_kept", "rows_rejected",
                           "rejected_by_reason", "nulled_by_column", "customers", "min_ts", "max_ts"}
