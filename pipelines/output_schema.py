@@ -22,16 +22,22 @@ FORMATS = """
   are doubled), decimals with the fixed number of places above and `.` as separator, integers without
   decimals, dates `YYYY-MM-DD`, `scored_at` as `YYYY-MM-DDTHH:MM:SSZ` (UTC), no index column, never
   NaN, inf or an empty number (a chunk holding one is rejected with an error naming the column and
-  the customer).
+  the customer), with one stated exception: when the transactions have no amounts
+  (`data.columns.transactions.amount: null`) the spend columns `expected_aov`, `clv_<M>m`, `clv_low`,
+  `clv_high` and `clv_decile` are empty cells (unquoted, nothing between the commas) on every row,
+  and `total_clv_<M>m` / `mean_clv_<M>m` of segment_summary likewise; `reports/score.json` says so
+  under `spend`. Churn, purchase and probability columns are always filled.
 - Spreadsheet formula injection: a text cell (any text column, `customer_id` included) whose first
   character is `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading `'`
   (`=SUM(A1)` becomes `'=SUM(A1)`), so spreadsheets and CRMs show it as text instead of evaluating it.
   Strip one leading `'` from such cells to get the raw value; Parquet and the SQL tables hold the raw
   values.
 - `customer_scores.parquet`: as_of `date32`, scored_at `timestamp[us, UTC]`, integers `int32`,
-  decimals `float64` at full precision (not rounded), text `string`; no nulls.
+  decimals `float64` at full precision (not rounded), text `string`; no nulls except the spend
+  columns when the data has no amounts (above).
 - SQL tables (`outputs/warehouse.duckdb` and the optional `scoring.sink` SQLAlchemy URL):
-  `customer_scores` and `segment_summary` with the SQL types above, every column NOT NULL; decimals
+  `customer_scores` and `segment_summary` with the SQL types above, every column NOT NULL except the
+  spend columns (NULL only when the data has no amounts); decimals
   rounded to their places; `scored_at` a TIMESTAMP holding UTC. History is kept one batch per
   `as_of`: re-running an `as_of` replaces its batch, another `as_of` adds one.
 - A run writes the CSV and Parquet to hidden temporary files and the tables in one transaction, and

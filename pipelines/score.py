@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     if not source.exists():
         raise FileNotFoundError(f"{source}: missing; run the features stage first (dvc repro features)")
     models = load_models(params, root)
+    layout = replace(layout, has_spend=models.clv.spend is not None)  # no amounts: spend columns are null
     unit, horizon = FeatureConfig.from_params(params["features"]).time_unit_days, layout.horizon_days
     if abs(models.clv.time_unit_days - unit) > 1e-9:
         raise ValueError(f"CLV model time unit is {models.clv.time_unit_days:g} days but the features use {unit:g} "
@@ -186,6 +188,8 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         raise RuntimeError(f"row count in {len(rfm):,} != row count out {rows_out:,}")
     report = {"as_of": str(as_of), "scored_at": scored_at.isoformat(), "model_version": models.version,
               "standalone": standalone, "source": str(source.resolve()), "rows_in": len(rfm),
+              "spend": {"available": layout.has_spend,
+                        "null_columns": [] if layout.has_spend else list(layout.spend_columns())},
               "rows_out": rows_out, "chunks": progress.chunks, "sinks": written,
               "risk_bands": summary.groupby("churn_risk_band")["customers"].sum().astype(int).to_dict(),
               "segments": summary.groupby("rfm_segment")["customers"].sum().astype(int).to_dict(),

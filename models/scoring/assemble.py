@@ -10,8 +10,9 @@ import pandas as pd
 
 from features.segments import SEGMENTS
 from models.clv import ClvModel
+from models.clv.bounds import expected_clv_bounds
 from models.clv.inputs import RFM_COLUMNS
-from models.clv.uncertainty import Horizon, ParameterDraws, predictive_clv_bounds
+from models.clv.uncertainty import ParameterDraws
 from models.scoring.config import ScoringConfig
 from models.scoring.rules import action_labels, band_names
 from models.scoring.schema import ScoreLayout, column_names
@@ -31,20 +32,6 @@ class ClvSettings:
     n_draws: int = 100
 
 
-def quantized(rfm: pd.DataFrame, grid_units: float) -> pd.DataFrame:
-    """RFM rounded for interval simulation: recency and T to the grid (from one grid step up), spend to 2 digits."""
-    out = rfm[RFM].copy()
-    if grid_units > 0:
-        for col in ("recency", "T"):
-            v = out[col].to_numpy(dtype=float)
-            out[col] = np.where(v >= grid_units, np.round(v / grid_units) * grid_units, v)
-    m = out["monetary_value"].to_numpy(dtype=float)
-    digits = np.where(m > 0, 1 - np.floor(np.log10(np.where(m > 0, m, 1.0))), 0).astype(int)
-    scale = 10.0 ** digits
-    out["monetary_value"] = np.where(m > 0, np.round(m * scale) / scale, m)
-    return out
-
-
 def first_draws(draws: ParameterDraws, n: int) -> ParameterDraws:
     """The first n parameter draws (all when fewer)."""
     return replace(draws, purchases=draws.purchases[:n], spend=draws.spend[:n])
@@ -52,17 +39,31 @@ def first_draws(draws: ParameterDraws, n: int) -> ParameterDraws:
 
 def clv_scores(model: ClvModel, draws: ParameterDraws, rfm: pd.DataFrame, layout: ScoreLayout,
                settings: ClvSettings) -> pd.DataFrame:
-    """Per customer: p_alive, expected purchases, expected AOV, CLV and its predictive interval (clv_low/high)."""
-    point = model.predict(rfm[RFM], layout.horizon_days, layout.horizon_months, settings.discount_rate_monthly,
-                          days_per_month=settings.days_per_month)
-    horizon = Horizon(layout.horizon_days, layout.horizon_months, settings.discount_rate_monthly,
-                      settings.days_per_month)
-    coarse = quantized(rfm, settings.grid_days / model.time_unit_days)
-    bounds = predictive_clv_bounds(model, coarse, first_draws(draws, settings.n_draws), horizon, settings.level,
-                                   settings.seed)
-    n = layout.horizon_months
-    return point[["customer_id", "p_alive", layout.purchases_column, "expected_aov", layout.clv_column]].assign(
-        clv_low=bounds[f"clv_{n}m_pred_low"].to_numpy(), clv_high=bounds[f"clv_{n}m_pred_high"].to_numpy())
+    """Per customer: p_purchase_<H>d, expected purchases, AOV, CLV, its expected-value interval, p_no_purchase_<M>m.
+
+    Spend columns are NaN when the model has no spend part (data without amounts). p_no_purchase_<M>m is the
+    purchase model's P(no purchase) over round(M x days_per_month) days.
+    """
+    h, months = layout.horizon_days, layout.horizon_months
+    rate, dpm = settings.discount_rate_monthly, settings.days_per_month
+    point = model.predict(rfm[RFM], h, months, rate, days_per_month=dpm)
+    clv_days = max(1, round(months * dpm))
+    long = model.predict(rfm[RFM], clv_days, months, rate, days_per_month=dpm)[f"p_no_purchase_{clv_days}d"]
+    out = pd.DataFrame({
+        "customer_id": point["customer_id"],
+        layout.p_purchase_column: 1.0 - point[f"p_no_purchase_{h}d"].to_numpy(dtype=float),
+        layout.purchases_column: point[layout.purchases_column].to_numpy(dtype=float),
+        "expected_aov": point["expected_aov"].to_numpy(dtype=float),
+        layout.clv_column: point[layout.clv_column].to_numpy(dtype=float),
+        "clv_low": np.nan, "clv_high": np.nan,
+        layout.p_no_purchase_column: long.to_numpy(dtype=float),
+    })
+    if layout.has_spend:
+        bounds = expected_clv_bounds(model, first_draws(draws, settings.n_draws), rfm[RFM],
+                                     out[layout.clv_column].to_numpy(), (h, months, rate, dpm), settings.level,
+                                     settings.grid_days / model.time_unit_days)
+        out["clv_low"], out["clv_high"] = bounds.low, bounds.high
+    return out
 
 
 def decile_edges(values: np.ndarray) -> np.ndarray:
@@ -106,10 +107,12 @@ def assemble(features: pd.DataFrame, churn: pd.DataFrame, clv: pd.DataFrame, edg
     bands = band_names(p, cfg.risk_bands)
     band_label = {b.name: b.labels[locale] for b in cfg.risk_bands}
     value = clv[layout.clv_column].to_numpy(dtype=float)
+    decile = (pd.array(deciles(value, edges), dtype="Int64") if layout.has_spend
+              else pd.array([pd.NA] * len(value), dtype="Int64"))
+    probabilities = {c: clv[c].to_numpy(dtype=float) for c in (layout.p_purchase_column, layout.p_no_purchase_column)}
     decision = features[[c for c in cfg.rule_columns() if c in features.columns]].reset_index(drop=True).assign(
-        churn_probability=p, churn_risk_band=bands, clv_decile=deciles(value, edges),
-        p_alive=clv["p_alive"].to_numpy(), **{layout.clv_column: value},
-        rfm_segment=features["rfm_segment"].to_numpy())
+        churn_probability=p, churn_risk_band=bands, clv_decile=decile, **probabilities,
+        **{layout.clv_column: value}, rfm_segment=features["rfm_segment"].to_numpy())
     if "tenure_days" not in decision.columns and "tenure_days" in features.columns:
         decision["tenure_days"] = features["tenure_days"].to_numpy()
     out = pd.DataFrame({
@@ -117,13 +120,14 @@ def assemble(features: pd.DataFrame, churn: pd.DataFrame, clv: pd.DataFrame, edg
         "as_of": np.full(len(ids), as_of, dtype=object),
         "churn_probability": p,
         "churn_risk_band": pd.Series(bands).map(band_label).to_numpy(dtype=object),
-        "p_alive": clv["p_alive"].to_numpy(dtype=float),
+        layout.p_purchase_column: probabilities[layout.p_purchase_column],
         layout.purchases_column: clv[layout.purchases_column].to_numpy(dtype=float),
         "expected_aov": clv["expected_aov"].to_numpy(dtype=float),
         layout.clv_column: value,
         "clv_low": clv["clv_low"].to_numpy(dtype=float),
         "clv_high": clv["clv_high"].to_numpy(dtype=float),
-        "clv_decile": decision["clv_decile"].to_numpy(),
+        layout.p_no_purchase_column: probabilities[layout.p_no_purchase_column],
+        "clv_decile": decile,
         **{c: features[c].to_numpy(dtype="int64") for c in ("rfm_r", "rfm_f", "rfm_m")},
         "rfm_segment": segment_labels(features["rfm_segment"].reset_index(drop=True), locale),
         **{f"reason_{i}": churn[f"reason_{i}"].fillna("").to_numpy(dtype=object)

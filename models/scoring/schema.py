@@ -48,6 +48,21 @@ class ScoreLayout:
     interval: float = 0.9
     reason_codes: int = 3
     currency: str = "currency units of the input `amount`"
+    has_spend: bool = True  # False when the transactions carry no amounts: SPEND_COLUMNS are then null
+
+    @property
+    def p_purchase_column(self) -> str:
+        """p_purchase_<H>d."""
+        return f"p_purchase_{self.horizon_days}d"
+
+    @property
+    def p_no_purchase_column(self) -> str:
+        """p_no_purchase_<N>m."""
+        return f"p_no_purchase_{self.horizon_months}m"
+
+    def spend_columns(self) -> tuple[str, ...]:
+        """The columns that need amounts: null on every row when the data has none."""
+        return ("expected_aov", self.clv_column, "clv_low", "clv_high", "clv_decile")
 
     @property
     def purchases_column(self) -> str:
@@ -60,10 +75,15 @@ class ScoreLayout:
         return f"clv_{self.horizon_months}m"
 
 
+NO_AMOUNTS = ("Null on every row when the transactions have no amounts (data.columns.transactions.amount: null); "
+              "never null otherwise.")
+
+
 def output_columns(layout: ScoreLayout) -> list[Column]:
     """The customer_scores columns in their stable, documented order."""
     h, n, money = layout.horizon_days, layout.horizon_months, layout.currency
     pct = f"{layout.interval:.0%}"
+    clv = layout.clv_column
     cols = [
         Column("customer_id", "text", "-", "Customer identifier, as in the input transactions."),
         Column("as_of", "date", "ISO-8601 date", "Scoring date: features use every transaction up to the end "
@@ -73,21 +93,30 @@ def output_columns(layout: ScoreLayout) -> list[Column]:
                f"in (as_of, as_of + {h} days]. It is not a probability of account closure.", 4),
         Column("churn_risk_band", "text", "label", "churn_probability bucketed by the thresholds in "
                "scoring.risk_bands (config), labelled in features.segment_locale."),
-        Column("p_alive", "decimal", "probability 0-1", "BTYD probability that the customer is still active "
-               "(has not silently dropped out) at as_of.", 4),
+        Column(layout.p_purchase_column, "decimal", "probability 0-1", f"BTYD probability that the customer "
+               f"makes AT LEAST ONE purchase in the {h} days after as_of, i.e. in (as_of, as_of + {h} days]: the "
+               "purchase model's counterpart of 1 - churn_probability (same event, different model), accounting "
+               "for both the chance the customer has dropped out and the chance an active one does not buy.", 4),
         Column(layout.purchases_column, "decimal", "purchases", f"Expected number of purchases in the {h} days "
                "after as_of (BTYD purchase model).", 3),
         Column("expected_aov", "decimal", money, "Expected average order value of future purchases "
-               "(Gamma-Gamma spend model).", 2),
-        Column(layout.clv_column, "decimal", money, f"Expected customer lifetime value over the next {n} months, "
-               "discounted monthly at clv.discount_rate_monthly.", 2),
-        Column("clv_low", "decimal", money, f"Lower end of the {pct} predictive interval of what the customer "
-               f"may actually spend over the {layout.clv_column} horizon (discounted as {layout.clv_column}).", 2),
-        Column("clv_high", "decimal", money, f"Upper end of that {pct} interval. The interval bounds spend, not "
-               f"the expectation: a customer who is likely gone can have clv_high = 0 below a small positive "
-               f"{layout.clv_column}: at least {(1 + layout.interval) / 2:.0%} likely to spend nothing.", 2),
-        Column("clv_decile", "integer", "decile 1-10", f"Decile of {layout.clv_column} among the customers scored "
-               "in this batch: 10 = the most valuable 10%."),
+               f"(Gamma-Gamma spend model). {NO_AMOUNTS}", 2, nullable=True),
+        Column(clv, "decimal", money, f"Expected customer lifetime value over the next {n} months, "
+               f"discounted monthly at clv.discount_rate_monthly (BTYD purchases x Gamma-Gamma spend). {NO_AMOUNTS}",
+               2, nullable=True),
+        Column("clv_low", "decimal", money, f"Lower end of the {pct} interval on the EXPECTED value {clv} (parameter "
+               f"uncertainty: quantile over Laplace draws of the model parameters of each customer's closed-form "
+               f"{clv}); never above {clv}: the point is widened into the interval when it lies outside the draws' "
+               f"quantiles. It bounds the expectation, not what one customer will spend (see "
+               f"{layout.p_no_purchase_column} for the chance of spending nothing). {NO_AMOUNTS}", 2, nullable=True),
+        Column("clv_high", "decimal", money, f"Upper end of that interval on the expected value; never below {clv}. "
+               f"{NO_AMOUNTS}", 2, nullable=True),
+        Column(layout.p_no_purchase_column, "decimal", "probability 0-1", f"BTYD probability that the customer "
+               f"makes NO purchase at all over the {clv} horizon ({n} months of clv.days_per_month days after "
+               "as_of), i.e. spends nothing in it; computed from the purchase model alone, so present with or "
+               "without amounts.", 4),
+        Column("clv_decile", "integer", "decile 1-10", f"Decile of {clv} among the customers scored "
+               f"in this batch: 10 = the most valuable 10%. {NO_AMOUNTS}", nullable=True),
         Column("rfm_r", "integer", "score 1-5", "Recency score at as_of: 5 = bought most recently."),
         Column("rfm_f", "integer", "score 1-5", "Frequency score at as_of: 5 = most purchase days."),
         Column("rfm_m", "integer", "score 1-5", "Monetary score at as_of: 5 = highest average order value."),
@@ -123,8 +152,14 @@ def check_scores(frame: pd.DataFrame, layout: ScoreLayout) -> None:
         extra = [c for c in frame.columns if c not in expected]
         raise ValueError(f"customer_scores columns differ from the contract: missing {missing}, extra {extra}"
                          + ("" if missing or extra else ", order differs"))
+    spend = set(layout.spend_columns())
     for col in output_columns(layout):
         values = frame[col.name]
+        if col.name in spend and not layout.has_spend:
+            if values.notna().any():
+                raise ValueError(f"customer_scores column {col.name!r}: values present although the data has no "
+                                 "amounts (the column must be null)")
+            continue
         if col.numeric:
             bad = ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
             if bad.any():
@@ -146,8 +181,10 @@ def data_dictionary(layout: ScoreLayout) -> str:
         "the files; do not edit by hand.",
         "",
         "Files: `outputs/customer_scores.csv` (UTF-8, header row, comma separated, `.` decimals with the fixed "
-        "precision below, ISO-8601 dates, no index column, no NaN/inf/empty numbers; text cells starting with "
-        "`= + - @` are prefixed with `'` so spreadsheets do not read them as formulas), "
+        "precision below, ISO-8601 dates, no index column, no NaN/inf/empty numbers except the spend columns "
+        f"{', '.join(f'`{c}`' for c in layout.spend_columns())}, which are empty on every row when the "
+        "transactions have no amounts (`data.columns.transactions.amount: null`) and never empty otherwise; text "
+        "cells starting with `= + - @` are prefixed with `'` so spreadsheets do not read them as formulas), "
         "`outputs/customer_scores.parquet`, and the table `customer_scores` in `outputs/warehouse.duckdb` "
         "(one batch per `as_of`). One row per customer.",
         "",

@@ -20,8 +20,10 @@ def summary_columns(layout: ScoreLayout) -> list[Column]:
         Column("churn_risk_band", "text", "label", "Churn risk band label (as in customer_scores)."),
         Column("customers", "integer", "customers", "Customers in the segment and band."),
         Column("mean_churn_probability", "decimal", "probability 0-1", "Mean churn_probability.", 4),
-        Column(f"total_clv_{n}m", "decimal", money, f"Sum of clv_{n}m.", 2),
-        Column(f"mean_clv_{n}m", "decimal", money, f"Mean clv_{n}m.", 2),
+        Column(f"total_clv_{n}m", "decimal", money, f"Sum of clv_{n}m (null when the data has no amounts).", 2,
+               nullable=True),
+        Column(f"mean_clv_{n}m", "decimal", money, f"Mean clv_{n}m (null when the data has no amounts).", 2,
+               nullable=True),
     ]
 
 
@@ -32,6 +34,7 @@ def summary_parts(scores: pd.DataFrame, layout: ScoreLayout) -> pd.DataFrame:
         customers=("customer_id", "size"),
         churn_sum=("churn_probability", "sum"),
         clv_sum=(layout.clv_column, "sum"),
+        clv_count=(layout.clv_column, "count"),
     ).reset_index()
 
 
@@ -42,10 +45,11 @@ def finish_summary(parts: Iterable[pd.DataFrame], layout: ScoreLayout) -> pd.Dat
     if not frames:
         return pd.DataFrame({c.name: [] for c in summary_columns(layout)})
     sums = pd.concat(frames, ignore_index=True).groupby(KEYS, sort=True, observed=True).sum().reset_index()
+    total = sums["clv_sum"].where(sums["clv_count"] > 0)  # null, not 0, when no row has a CLV (no amounts)
     table = sums[KEYS].assign(
         customers=sums["customers"].astype("int64"),
         mean_churn_probability=sums["churn_sum"] / sums["customers"],
-        **{f"total_clv_{n}m": sums["clv_sum"], f"mean_clv_{n}m": sums["clv_sum"] / sums["customers"]},
+        **{f"total_clv_{n}m": total, f"mean_clv_{n}m": total / sums["customers"]},
     )
     return table[[c.name for c in summary_columns(layout)]]
 

@@ -43,7 +43,7 @@ def check_batch(frame: pd.DataFrame, columns: list[Column], as_of: dt.date, tabl
             raise ValueError(f"{table} column {col.name!r}: {int(missing.sum())} missing values "
                              f"(first at customer {first_customer(frame, missing)})")
         if col.numeric:
-            bad = ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+            bad = ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan)) & ~missing  # nulls: nullable only
             if bad.any():
                 raise ValueError(f"{table} column {col.name!r}: {int(bad.sum())} NaN/inf values "
                                  f"(first at customer {first_customer(frame, bad)})")

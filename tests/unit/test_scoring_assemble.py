@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from models.clv import ClvModel
+from models.clv.bounds import expected_clv_bounds, quantized
 from models.clv.uncertainty import ParameterDraws
-from models.scoring.assemble import ClvSettings, assemble, clv_scores, decile_edges, deciles, quantized
+from models.scoring.assemble import ClvSettings, assemble, clv_scores, decile_edges, deciles
 from models.scoring.config import ScoringConfig
 from models.scoring.schema import ScoreLayout, check_scores, column_names
 from models.scoring.summary import finish_summary, segment_summary, summary_parts
@@ -54,13 +55,65 @@ def model_and_draws() -> tuple[ClvModel, ParameterDraws]:
     return model, ParameterDraws("bgnbd", purchases, spend, {})
 
 
-def test_clv_scores_bracket_what_customers_may_spend() -> None:
+def test_clv_scores_columns_and_every_point_inside_its_own_interval() -> None:
     model, draws = model_and_draws()
     out = clv_scores(model, draws, rfm_frame(), LAYOUT, ClvSettings(n_draws=20))
-    assert out.columns.tolist() == ["customer_id", "p_alive", "expected_purchases_90d", "expected_aov", "clv_12m",
-                                    "clv_low", "clv_high"]
-    assert (out["clv_low"] <= out["clv_high"]).all() and (out["clv_low"] >= 0).all()
+    assert out.columns.tolist() == ["customer_id", "p_purchase_90d", "expected_purchases_90d", "expected_aov",
+                                    "clv_12m", "clv_low", "clv_high", "p_no_purchase_12m"]
+    assert (out["clv_low"] <= out["clv_12m"]).all() and (out["clv_12m"] <= out["clv_high"]).all()
+    assert (out["clv_low"] > 0).all()  # an interval on the expected value: no zero-inflated lower end
+    assert (out["clv_low"] < out["clv_high"]).all()  # the draws differ, so the interval has width
     assert out["clv_12m"].is_monotonic_increasing  # more and richer purchases, recently -> more value
+
+
+def test_p_purchase_is_one_minus_the_models_p_no_purchase_over_the_horizon() -> None:
+    model, draws = model_and_draws()
+    out = clv_scores(model, draws, rfm_frame(), LAYOUT, ClvSettings(n_draws=20))
+    point = model.predict(rfm_frame(), 90, 12, 0.01)
+    np.testing.assert_allclose(out["p_purchase_90d"], 1.0 - point["p_no_purchase_90d"], rtol=0, atol=1e-15)
+    year = model.predict(rfm_frame(), 360, 12, 0.01)["p_no_purchase_360d"]  # 12 months x 30 days
+    np.testing.assert_allclose(out["p_no_purchase_12m"], year, rtol=0, atol=1e-15)
+    assert (out["p_no_purchase_12m"] <= 1.0 - out["p_purchase_90d"] + 1e-12).all()  # a year includes 90 days
+
+
+def test_one_time_buyer_is_not_certainly_purchasing() -> None:
+    """BG/NBD gives P(alive) = 1 to every one-time buyer; p_purchase also counts an alive customer not buying."""
+    model, draws = model_and_draws()
+    old_one_timer = pd.DataFrame({"customer_id": ["x"], "frequency": [0], "recency": [0.0], "T": [70.0],
+                                  "monetary_value": [0.0]})
+    assert model.predict(old_one_timer, 90)["p_alive"].iloc[0] == 1.0
+    out = clv_scores(model, draws, old_one_timer, LAYOUT, ClvSettings(n_draws=20))
+    assert out["p_purchase_90d"].iloc[0] < 0.35  # hand check: 1 - (alpha+T)^r / (alpha+T+t)^r, t = 90/7 weeks
+    r, alpha, t = PURCHASES["r"], PURCHASES["alpha"], 90 / 7
+    assert out["p_purchase_90d"].iloc[0] == pytest.approx(1 - ((alpha + 70) / (alpha + 70 + t)) ** r, rel=1e-9)
+
+
+def test_expected_bounds_hand_case_ratio_scaled_to_the_exact_point() -> None:
+    model, _ = model_and_draws()
+    half, double = ({k: v for k, v in PURCHASES.items()} for _ in range(2))
+    half["alpha"], double["alpha"] = PURCHASES["alpha"] * 2, PURCHASES["alpha"] / 2  # fewer / more purchases
+    draws = ParameterDraws("bgnbd", np.array([list(half.values()), list(double.values())]),
+                           np.array([list(SPEND.values())] * 2), {})
+    rfm = rfm_frame()
+    point = model.predict(rfm, 90, 12, 0.01)["clv_12m"].to_numpy()
+    got = expected_clv_bounds(model, draws, rfm, point, (90, 12, 0.01, 30.0), level=0.5)
+    values = np.column_stack([ClvModel.from_params("bgnbd", p, SPEND, time_unit_days=7.0).predict(rfm, 90)["clv_12m"]
+                              for p in (half, double)])
+    expected_low, expected_high = np.quantile(values, [0.25, 0.75], axis=1)
+    np.testing.assert_allclose(got.low, np.minimum(expected_low, point), rtol=1e-12)
+    np.testing.assert_allclose(got.high, np.maximum(expected_high, point), rtol=1e-12)
+    assert got.widened == int(((expected_low > point) | (expected_high < point)).sum())
+
+
+def test_point_outside_the_draws_is_widened_into_the_interval() -> None:
+    model, _ = model_and_draws()
+    richer = dict(SPEND, gamma=SPEND["gamma"] * 2)  # every draw spends more per order than the point model
+    draws = ParameterDraws("bgnbd", np.array([list(PURCHASES.values())] * 3), np.array([list(richer.values())] * 3), {})
+    rfm = rfm_frame()
+    point = model.predict(rfm, 90)["clv_12m"].to_numpy()
+    got = expected_clv_bounds(model, draws, rfm, point, (90, 12, 0.01, 30.0))
+    np.testing.assert_array_equal(got.low, point)
+    assert (got.high > point).all() and got.widened == 4
 
 
 def parts(n: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -94,6 +147,23 @@ def test_assembled_rows_meet_the_contract(locale: str) -> None:
     assert out["churn_risk_band"].tolist() == bands
     assert out["rfm_segment"].iloc[2] == {"en": "Champions", "zh": "重要价值客户"}[locale]
     assert out["clv_decile"].tolist() == [1, 4, 7, 10]
+    assert "p_alive" not in out.columns
+
+
+def test_without_amounts_spend_columns_are_null_and_the_rest_is_filled() -> None:
+    from dataclasses import replace
+
+    cfg = ScoringConfig.from_params(compose_params([])["scoring"])
+    features, churn, clv = parts()
+    layout = replace(LAYOUT, has_spend=False)
+    clv = clv.assign(expected_aov=np.nan, clv_12m=np.nan, clv_low=np.nan, clv_high=np.nan)
+    out = assemble(features, churn, clv, decile_edges(np.zeros(1)), cfg, layout, "en", stamp())
+    check_scores(out, layout)
+    assert out[list(layout.spend_columns())].isna().all().all()
+    assert out[["p_purchase_90d", "expected_purchases_90d", "p_no_purchase_12m"]].notna().all().all()
+    with pytest.raises(ValueError, match="NaN/inf"):
+        check_scores(out, LAYOUT)  # with amounts, an empty CLV breaks the contract
+    assert segment_summary(out, layout)["total_clv_12m"].isna().all()
 
 
 def test_misaligned_parts_are_refused() -> None:
