@@ -49,6 +49,7 @@ TABLES = ("transactions", "events", "customers")
 INTERIM_FILES = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
 REJECTED_FILES = {name: REJECTED / f"{name}.parquet" for name in TABLES}
 CDNOW_RESOURCE = ("lifetimes", "datasets/CDNOW_master.txt")  # package, file inside it (never downloaded)
+CDNOW_SAMPLE_RESOURCE = ("lifetimes", "datasets/CDNOW_sample.txt")  # the 1/10 sample (data=cdnow_sample)
 
 
 def rebase(path: Path, root: Path) -> Path:
@@ -62,11 +63,11 @@ def input_file(value: str | os.PathLike[str], root: Path = ROOT) -> Path:
     return path if path.is_absolute() else Path(root) / path
 
 
-def cdnow_file() -> Path:
-    """CDNOW_master.txt inside the installed lifetimes package (located without importing it)."""
+def cdnow_file(sample: bool = False) -> Path:
+    """CDNOW_master.txt (or the 1/10 CDNOW_sample.txt) inside the installed lifetimes package (not imported)."""
     from importlib.util import find_spec
 
-    package, name = CDNOW_RESOURCE
+    package, name = CDNOW_SAMPLE_RESOURCE if sample else CDNOW_RESOURCE
     spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return Path(package) / name

@@ -31,6 +31,9 @@ ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "utf_8": "
 CDNOW_COLUMNS = {"customer_id": "customer_id", "ts": "date", "amount": "dollar_value",
                  "quantity": "number_of_cds"}
 CDNOW_DATE_FORMAT = "%Y%m%d"
+# CDNOW_sample.txt has no header line: master id, the sample's own id 1..2357 (our customer_id, as in the
+# published sample figures), date, CDs, dollars.
+CDNOW_SAMPLE_HEADER = ("master_id", "customer_id", "date", "number_of_cds", "dollar_value")
 UNIT_SEPARATOR = "\x1f"  # a delimiter that never occurs, so read_csv yields whole lines
 
 
@@ -147,9 +150,13 @@ def read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> duckd
     return relation
 
 
-def read_whitespace(con: duckdb.DuckDBPyConnection, path: Path, name: str,
-                    tag: str) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation | None]:
-    """A whitespace-separated text file with a header line (the CDNOW format) as text columns + ROW."""
+def read_whitespace(con: duckdb.DuckDBPyConnection, path: Path, name: str, tag: str,
+                    header: tuple[str, ...] | None = None
+                    ) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation | None]:
+    """A whitespace-separated text file (the CDNOW format) as text columns + ROW.
+
+    The first line holds the column names unless `header` gives them (then every line is data).
+    """
     lines, bad = f"__ingest_lines_{tag}", f"__ingest_malformed_{tag}"
     try:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {lines} AS
@@ -159,10 +166,10 @@ def read_whitespace(con: duckdb.DuckDBPyConnection, path: Path, name: str,
             WHERE line IS NOT NULL AND trim(line) <> ''""", [path.as_posix(), UNIT_SEPARATOR])
     except duckdb.Error as err:
         raise DataError(name, None, "a readable whitespace-separated text file", _first_line(err)) from err
-    header = first_row(con, f"SELECT n, parts FROM {lines} ORDER BY n LIMIT 1")
-    if header is None:
+    top = first_row(con, f"SELECT n, parts FROM {lines} ORDER BY n LIMIT 1")
+    if top is None:
         raise DataError(name, None, "a header row and at least one data row", "the file has only blank lines")
-    first, columns = header
+    first, columns = top if header is None else (0, list(header))
     fields = ", ".join(f"parts[{i + 1}] AS {quote(col)}" for i, col in enumerate(columns))
     relation = con.sql(f"SELECT CAST(n - {first} AS BIGINT) AS {ROW}, {fields} FROM {lines} "
                        f"WHERE n > {first} AND len(parts) = {len(columns)}")
@@ -176,14 +183,15 @@ def read_whitespace(con: duckdb.DuckDBPyConnection, path: Path, name: str,
 
 def read_cdnow(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any], root: Path) -> Loaded:
     """CDNOW_master.txt from the installed lifetimes package (or data.transactions in that format)."""
-    configured = data.get("transactions")
-    path = paths.input_file(configured, root) if configured else paths.cdnow_file()
-    name = label(path, root) if configured else "/".join(paths.CDNOW_RESOURCE)
+    configured, sample = data.get("transactions"), bool(data.get("sample"))
+    resource = paths.CDNOW_SAMPLE_RESOURCE if sample else paths.CDNOW_RESOURCE
+    path = paths.input_file(configured, root) if configured else paths.cdnow_file(sample)
+    name = label(path, root) if configured else "/".join(resource)
     if not configured and not path.is_file():
         raise DataError(name, None, "the installed lifetimes package (pip install lifetimes==0.11.3)",
-                        "CDNOW_master.txt not found")
+                        f"{resource[1]} not found")
     _require_file(path, name, "data.transactions")
-    relation, malformed = read_whitespace(con, path, name, "transactions")
+    relation, malformed = read_whitespace(con, path, name, "transactions", CDNOW_SAMPLE_HEADER if sample else None)
     columns = map_columns("transactions", relation.columns, CDNOW_COLUMNS, name)
     spec = TableSpec(table="transactions", file=name, columns=columns, date_format=CDNOW_DATE_FORMAT,
                      timezone="UTC", duplicate_key=duplicate_key("transactions", data.get("duplicate_key")))

@@ -470,6 +470,16 @@ def test_cdnow_figures(tmp_path: Path) -> None:
     assert set(rejected["source_file"]) == {"lifetimes/datasets/CDNOW_master.txt"}
 
 
+def test_cdnow_sample_figures(tmp_path: Path) -> None:
+    stats = ingest.run(compose_params(["data=cdnow_sample"]), tmp_path)["transactions"]
+    assert (stats["rows_read"], stats["customers"], stats["file"]) == (
+        6_919, 2_357, "lifetimes/datasets/CDNOW_sample.txt")
+    assert (stats["min_ts"], stats["max_ts"]) == ("1997-01-01T00:00:00Z", "1998-06-30T00:00:00Z")
+    first = read(tmp_path, paths.TRANSACTIONS).iloc[0]
+    assert (first["customer_id"], first["ts"], first["amount"], first["quantity"]) == (
+        "0001", utc("1997-01-01"), 29.33, 2.0)  # the sample's own id, not the master id 00004
+
+
 def test_synthetic_source(tmp_path: Path) -> None:
     doc = ingest.run(compose_params(["data=synthetic", "data.n_customers=300"]), tmp_path)
     assert doc["source"] == "synthetic" and doc["truth_rows"] == 300
