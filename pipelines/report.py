@@ -1,9 +1,10 @@
 """Stage `report`: reports/index.html, one self-contained static page summarising the run.
 
-Headline metrics, churn model vs baselines (with deltas to the best baseline), the ablation, CLV model vs
-challenger, the training figures (churn PNGs embedded, CLV plot CSVs drawn here), the ingest summary, the
-segment summary of outputs/customer_scores.parquet and the cohort retention matrix. Viewable offline: inline
-CSS, images as data: URIs, no script and no external URL.
+Headline metrics, the churn champion and its validation, churn model vs baselines (with deltas to the best
+baseline), the ablation, the CLV purchase-model selection, CLV model vs challenger (or why spend is absent),
+the training figures (churn PNGs embedded, CLV plot CSVs drawn here), the ingest summary, the segment summary
+of outputs/customer_scores.parquet and the cohort retention matrix. Viewable offline: inline CSS, images as
+data: URIs, no script and no external URL.
 """
 
 from __future__ import annotations
@@ -166,12 +167,15 @@ def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
                     f"CLV horizon {layout.horizon_months} months, evaluation cutoff {churn.get('eval_cutoff', '?')}",
         "sections": SECTIONS,
         "cards": html.headline(ingest, features, churn, clv, score_headline(summary)),
+        "churn_champion": html.churn_champion_table(churn),
         "churn_models": html.churn_models_table(table),
         "churn_delta": html.churn_delta_table(churn.get("comparison", [])),
         "ablation": html.ablation_table(churn.get("ablation", [])),
         "churn_notes": [str(n) for n in churn.get("notes", [])],
         "churn_figures": churn_figures(where),
+        "clv_selection": html.clv_selection_table(clv),
         "clv_comparison": html.clv_comparison_table(clv),
+        "spend_note": html.spend_note(clv),
         "clv_figures": clv_figures(where),
         "segments": html.segment_table(summary, layout.horizon_months),
         "cohorts": html.cohort_table(cohorts_at(where.transactions, as_of)),

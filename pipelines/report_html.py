@@ -109,9 +109,22 @@ def headline(ingest: Mapping, features: Mapping, churn: Mapping, clv: Mapping, s
          "hint": f"interval {fmt(money.get('total_low'), 0)} – {fmt(money.get('total_high'), 0)}"},
         {"label": f"mean CLV, {months} months", "value": fmt(money.get(f"mean_{months}m"), 2),
          "hint": f"{fmt(clv.get('customers'), 0)} customers, model {clv.get('model', '?')}"},
+        {"label": "CLV purchase model", "value": str(clv.get("model", "–")),
+         "hint": selection_hint(clv.get("selection"))},
         {"label": "CLV champion", "value": str(champion.get("chosen", "–")),
          "hint": str(champion.get("reason", ""))},
     ]
+
+
+def selection_hint(selection: Any) -> str:
+    """How the CLV purchase model was chosen, in a few words."""
+    if not isinstance(selection, Mapping):
+        return "no selection recorded"
+    if not selection.get("candidates"):
+        return str(selection.get("rule", "configured"))
+    fitted = sum(1 for c in selection["candidates"].values() if c.get("status") == "fitted")
+    return (f"best {selection.get('metric', '?')} of {fitted}/{len(selection['candidates'])} fitted candidates "
+            f"({(selection.get('window') or {}).get('source', '?')})")
 
 
 def best_cells(frame: pd.DataFrame, metrics: Iterable[str], exclude: Iterable[str] = ()) -> set[tuple[int, str]]:
@@ -184,6 +197,79 @@ def clv_comparison_table(clv: Mapping) -> Table:
                  ["metric", "btyd", "ml challenger", "delta (ml − btyd)", "btyd better"], rows,
                  f"Holdout after the evaluation cutoff. Champion: {champion.get('chosen', '?')} — "
                  f"{champion.get('reason', '')}. {note}")
+
+
+def clv_selection_table(clv: Mapping) -> Table:
+    """Every candidate purchase model: status, validation figures, chosen (reports/clv.json `selection`)."""
+    selection = clv.get("selection")
+    if not isinstance(selection, Mapping):
+        return Table("clv-selection", "CLV: purchase model selection", ["model"], [],
+                     "reports/clv.json has no `selection` section: the model was not chosen by validation.")
+    metric = str(selection.get("metric", ""))
+    shown = [metric] if metric else []
+    candidates = selection.get("candidates") or {}
+    for record in candidates.values():
+        for m in (record.get("validation") or {}):
+            if m not in shown and m not in ("customers", "repeat_customers"):
+                shown.append(m)
+    rows = []
+    for name, record in candidates.items():
+        values = record.get("validation") or {}
+        chosen = name == selection.get("chosen")
+        rows.append([Cell(str(name), "name model" if chosen else "name"), Cell(str(record.get("status", "?")),
+                     "good" if record.get("status") == "fitted" else "bad")]
+                    + [Cell(fmt(values.get(m)), "num best" if chosen and m == metric else "num") for m in shown]
+                    + [Cell("✓ chosen" if chosen else "", "good" if chosen else ""),
+                       Cell("; ".join([str(record.get("reason", ""))] + [str(n) for n in record.get("notes") or []]))])
+    if not candidates:
+        rows.append([Cell(str(selection.get("chosen", "?")), "name model"), Cell("configured")]
+                    + [Cell("–") for _ in shown] + [Cell("✓ chosen", "good"), Cell(str(selection.get("rule", "")))])
+    window = selection.get("window") or {}
+    note = (f"Rule: {selection.get('rule', '?')}. Window: {window.get('note', '–')} "
+            f"({fmt(window.get('customers'), 0)} customers). The evaluation cutoff is never used to choose.")
+    return Table("clv-selection", "CLV: purchase model selection (training-period validation)",
+                 ["model", "status", *shown, "chosen", "reason / fit notes"], rows, note)
+
+
+def churn_champion_table(churn: Mapping) -> Table:
+    """The churn champion and every candidate's validation figures (reports/churn.json `champion`)."""
+    champion = churn.get("champion")
+    if not isinstance(champion, Mapping):
+        return Table("churn-champion", "Churn: champion", ["candidate"], [],
+                     "reports/churn.json has no `champion` key: this run did not choose a churn champion.")
+    validation = champion.get("validation") or {}
+    metrics = ["auc", "log_loss", "ece", "n"]
+    for values in validation.values():
+        metrics += [m for m in (values or {}) if m not in metrics]
+    frame = pd.DataFrame([{"candidate": k, **(v or {})} for k, v in validation.items()],
+                         columns=["candidate", *metrics])
+    best = best_cells(frame, [m for m in metrics if m != "n"]) if len(frame) else set()
+    rows = []
+    for i, record in enumerate(frame.to_dict(orient="records")):
+        chosen = record["candidate"] == champion.get("name")
+        rows.append([Cell(str(record["candidate"]), "name model" if chosen else "name")]
+                    + [Cell(fmt(record.get(m), 0 if m == "n" else 4), "num best" if (i, m) in best else "num")
+                       for m in metrics] + [Cell("✓ champion" if chosen else "", "good" if chosen else "")])
+    margin_text = flat(champion.get("margin_vs_best_baseline") or {})
+    return Table("churn-champion", f"Churn: champion {champion.get('name', '?')}", ["candidate", *metrics, "champion"],
+                 rows, f"Chosen on {champion.get('selected_on', '?')} (training-period validation; the evaluation "
+                       f"cutoff is never used). Margin vs the best baseline: {margin_text or '–'}.")
+
+
+def flat(value: Any) -> str:
+    """A number, or a (nested) mapping of numbers, as one line of text."""
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {flat(v)}" for k, v in value.items())
+    return fmt(value)
+
+
+def spend_note(clv: Mapping) -> str:
+    """Why the spend columns are empty, or '' when the data has amounts."""
+    spend = clv.get("spend")
+    if isinstance(spend, Mapping) and spend.get("available") is False:
+        return (f"Spend columns (expected_aov, CLV, its interval and decile) are empty in customer_scores: "
+                f"{spend.get('reason') or 'the data has no amounts'}.")
+    return ""
 
 
 def ablation_table(ablation: list[Mapping]) -> Table:

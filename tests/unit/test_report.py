@@ -54,12 +54,13 @@ def scores_frame() -> pd.DataFrame:
         "as_of": [date(2024, 3, 31)] * n,
         "churn_probability": [0.1, 0.9, 0.6, 0.3],
         "churn_risk_band": ["low", "high", "medium", "low"],
-        "p_alive": [0.9, 0.2, 0.5, 0.7],
+        LAYOUT.p_purchase_column: [0.9, 0.2, 0.5, 0.7],
         LAYOUT.purchases_column: [1.5, 0.1, 0.6, 0.8],
         "expected_aov": [10.0, 7.0, 6.0, 4.0],
         LAYOUT.clv_column: [30.0, 2.0, 10.0, 8.0],
         "clv_low": [20.0, 1.0, 5.0, 4.0],
         "clv_high": [40.0, 3.0, 15.0, 12.0],
+        LAYOUT.p_no_purchase_column: [0.05, 0.7, 0.3, 0.2],
         "clv_decile": [10, 1, 7, 4],
         "rfm_r": [5, 1, 3, 4], "rfm_f": [5, 1, 3, 1], "rfm_m": [4, 2, 2, 1],
         "rfm_segment": ["champions", "lost", NASTY, "champions"],
@@ -91,12 +92,26 @@ def build_root(root: Path) -> Path:
                 {"feature_set": "all", "prior": "none", "n_features": 80, **METRICS}]
     churn = {"as_of": "2024-03-31", "eval_cutoff": "2024-03-01", "eval_rows": 4, "eval_churn_rate": 0.5,
              "horizon_days": 30, "model": METRICS, "baselines": {"log_rfm": base}, "comparison": comparison,
-             "ablation": ablation, "notes": [f"note with {NASTY}"]}
+             "ablation": ablation, "notes": [f"note with {NASTY}"],
+             "champion": {"name": "lightgbm_prior", "selected_on": "latest training cutoff 2024-02-01",
+                          "validation": {"lightgbm": {"auc": 0.79, "log_loss": 0.45, "ece": 0.03, "n": 120},
+                                         "lightgbm_prior": {"auc": 0.82, "log_loss": 0.41, "ece": 0.02, "n": 120},
+                                         "log_rfm": {"auc": 0.78, "log_loss": 0.46, "ece": 0.02, "n": 120}},
+                          "margin_vs_best_baseline": {"auc": 0.04, "log_loss": -0.05}}}
     _write(reports / "churn.json", json.dumps(churn))
     table = pd.DataFrame([{"model": "lightgbm", **METRICS}, {"model": "log_rfm", **base},
                           {"model": "lightgbm_uncalibrated", **METRICS}])
     _write(reports / "churn_table.csv", table.to_csv(index=False))
-    clv = {"model": "bgnbd", "customers": 4, "horizon_months": 12, "horizon_days": 30,
+    selection = {"setting": "auto", "chosen": "bgnbd", "metric": "no_purchase_log_loss", "rule": "lowest log loss",
+                 "window": {"source": "training_cutoff", "note": "latest training cutoff 2024-02-01", "customers": 9},
+                 "candidates": {
+                     "bgnbd": {"status": "fitted", "reason": "fitted", "notes": [],
+                               "validation": {"no_purchase_log_loss": 0.41234, "purchases_mae": 0.3}},
+                     "pareto_nbd": {"status": "fitted", "reason": "fitted", "notes": ["boundary: s -> 0"],
+                                    "validation": {"no_purchase_log_loss": 0.45678, "purchases_mae": 0.31}},
+                     "mbgnbd": {"status": "skipped", "reason": "FitError: no usable fit", "notes": [],
+                                "validation": {}}}}
+    clv = {"model": "bgnbd", "selection": selection, "customers": 4, "horizon_months": 12, "horizon_days": 30,
            "clv": {"total_12m": 50.0, "mean_12m": 12.5, "total_low": 40.0, "total_high": 60.0},
            "champion": {"chosen": "btyd", "metric": "revenue_mae", "reason": "revenue_mae: btyd 1.0 vs ml 2.0"},
            "comparison": {"revenue_mae": {"btyd": 1.0, "ml": 2.0}, "revenue_gini": {"btyd": 0.5, "ml": 0.6},
@@ -165,7 +180,64 @@ def test_written_under_root(page: tuple[Path, str]) -> None:
 def test_expected_tables(parsed: _Collector) -> None:
     """Model vs baselines, deltas, ablation, CLV vs challenger, ingest, segments, cohorts."""
     ids = {a.get("data-table") for tag, a in parsed.tags if tag == "table"}
-    assert ids == {"churn-models", "churn-vs-best", "ablation", "clv-vs-challenger", "ingest", "segments", "cohorts"}
+    assert ids == {"churn-champion", "churn-models", "churn-vs-best", "ablation", "clv-selection", "clv-vs-challenger",
+                   "ingest", "segments", "cohorts"}
+
+
+def table_rows(html: str, table: str) -> list[list[str]]:
+    """The body cells of one data table of the page, as text."""
+    body = html.split(f'data-table="{table}"')[1].split("</table>")[0].split("<tbody>")[1]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def test_clv_selection_table_lists_every_candidate(page: tuple[Path, str]) -> None:
+    """Candidates with status, the selection metric, the chosen one and the skip reason."""
+    rows = {r[0]: r for r in table_rows(page[1], "clv-selection")}
+    assert set(rows) == {"bgnbd", "pareto_nbd", "mbgnbd"}
+    assert rows["bgnbd"][1:4] == ["fitted", "0.4123", "0.3000"] and "chosen" in rows["bgnbd"][4]
+    assert rows["mbgnbd"][1] == "skipped" and "FitError: no usable fit" in rows["mbgnbd"][5]
+    assert "boundary: s -&gt; 0" in rows["pareto_nbd"][5] and rows["pareto_nbd"][4] == ""
+    assert "latest training cutoff 2024-02-01" in page[1]
+
+
+def test_churn_champion_table(page: tuple[Path, str]) -> None:
+    """The champion marked among its candidates, with where it was chosen and its margin."""
+    rows = {r[0]: r for r in table_rows(page[1], "churn-champion")}
+    assert set(rows) == {"lightgbm", "lightgbm_prior", "log_rfm"}
+    assert rows["lightgbm_prior"][1:5] == ["0.8200", "0.4100", "0.0200", "120"]
+    assert "champion" in rows["lightgbm_prior"][5] and rows["lightgbm"][5] == ""
+    assert "Churn: champion lightgbm_prior" in page[1] and "auc: 0.0400; log_loss: -0.0500" in page[1]
+
+
+def test_absent_champion_and_selection_say_so(tmp_path: Path) -> None:
+    """Older reports without `champion` / `selection`: the sections say so instead of failing."""
+    root = build_root(tmp_path)
+    for name, key in (("churn.json", "champion"), ("clv.json", "selection")):
+        path = root / "reports" / name
+        data = json.loads(path.read_text())
+        data.pop(key)
+        path.write_text(json.dumps(data))
+    html = Path(report.run(PARAMS, root=root)["path"]).read_text(encoding="utf-8")
+    assert "reports/churn.json has no `champion` key" in html
+    assert "reports/clv.json has no `selection` section" in html
+
+
+def test_no_amounts_says_why_spend_is_empty(tmp_path: Path) -> None:
+    """Data without amounts: the CLV section says why the spend columns are empty; no CLV total is invented."""
+    root = build_root(tmp_path)
+    path = root / "reports" / "clv.json"
+    data = json.loads(path.read_text())
+    data.pop("clv")
+    data["comparison"] = {}
+    data["spend"] = {"available": False, "reason": "the transactions have no amounts"}
+    path.write_text(json.dumps(data))
+    scores = scores_frame()
+    for col in LAYOUT.spend_columns():
+        scores[col] = pd.array([pd.NA] * len(scores), dtype="Int64") if col == "clv_decile" else np.nan
+    scores.to_parquet(root / "outputs" / "customer_scores.parquet", index=False)
+    html = Path(report.run(PARAMS, root=root)["path"]).read_text(encoding="utf-8")
+    assert 'id="spend-note"' in html and "the transactions have no amounts" in html
+    assert all(r[6] == "–" for r in table_rows(html, "segments"))  # total CLV per segment: empty, not 0
 
 
 def test_images_are_embedded(parsed: _Collector) -> None:
