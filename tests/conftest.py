@@ -1,7 +1,8 @@
-"""Shared fixtures: Hydra-composed params and tiny contract-shaped frames."""
+"""Shared fixtures: Hydra-composed params and tiny contract-shaped frames; the data panel's summary table."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -69,3 +70,56 @@ def load_registered(info: dict) -> object:
         return mlflow.pyfunc.load_model(f"models:/{info['registered_model']}/{info['registered_version']}")
     finally:
         mlflow.set_tracking_uri(before)
+
+
+# ---------------------------------------------------------------- data panel summary (tests/e2e/test_panel.py)
+PANEL_ROWS = pytest.StashKey[list]()
+PANEL_SUMMARY = "panel_summary.md"
+
+
+def record_panel_row(config: pytest.Config, row: dict) -> None:
+    """Keep one panel member's summary row for the end-of-session table."""
+    config.stash.setdefault(PANEL_ROWS, []).append(row)
+
+
+def panel_table(rows: list[dict]) -> str:
+    """The panel rows as a Markdown table (columns of the first row), ordered by data set."""
+    rows = sorted(rows, key=lambda r: str(r.get("data set")))
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r.get(k, "")).replace("|", "/") for k in header) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`, a test without an xdist_group stays with its module (module fixtures run once)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker: hand the panel rows to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["panel_rows"] = json.dumps(session.config.stash.get(PANEL_ROWS, []))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001 - xdist hook
+    """In the xdist controller: collect a finished worker's panel rows."""
+    rows = json.loads(getattr(node, "workeroutput", {}).get("panel_rows", "[]"))
+    node.config.stash.setdefault(PANEL_ROWS, []).extend(rows)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  # noqa: ANN001
+    """Print the panel table and write it to <basetemp>/panel_summary.md (never into the repo)."""
+    rows = config.stash.get(PANEL_ROWS, [])
+    if not rows or getattr(config, "workeroutput", None) is not None:
+        return
+    table = panel_table(rows)
+    target = config._tmp_path_factory.getbasetemp() / PANEL_SUMMARY  # noqa: SLF001 - pytest's own tmp factory
+    target.write_text(table + "\n", encoding="utf-8")
+    terminalreporter.write_sep("=", "data panel")
+    terminalreporter.write_line(table)
+    terminalreporter.write_line(f"(written to {target})")

@@ -1,0 +1,213 @@
+"""The data panel (issue 9, item 8): the whole pipeline on data sets of different shapes, each in a temp root.
+
+ingest -> features -> train_churn -> train_clv -> score -> report run through the stages' `run` functions
+(`dvc repro` itself is covered by test_dvc_repro.py) with settings that do not change what is tested
+(fewer bootstrap resamples and parameter draws, no ablation, no MLflow logging). Members: CDNOW full at the
+default and at windows.as_of=1997-12-31, the CDNOW 1/10 sample, the grocery purchase log of
+../shared/data/real/ (skipped with the reason when absent) and the synthetic regimes of features/synthetic.py.
+
+Each member runs once per session in one xdist worker (`xdist_group`): `pytest -n 2 --dist loadgroup` spreads
+the members over two workers. Tests marked `awaits` read report keys other helpers add in this issue
+(reports/clv.json `selection`, reports/churn.json `champion`); they fail until those keys exist. The summary
+table (tests/conftest.py `panel_summary`) is printed at the end of the session and written to
+<pytest basetemp>/panel_summary.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from features import synthetic
+from tests.conftest import ROOT, compose_params, record_panel_row
+
+pytestmark = pytest.mark.slow
+
+REAL = Path(os.environ.get("CHURN_CLV_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
+GROCERY = REAL / "grocery_elog.csv"
+SYNTHETIC_CUSTOMERS = 3_000
+CHEAP = ("churn.bootstrap=100", "churn.ablation=false", "clv.n_draws=40", "scoring.interval_draws=30")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One panel data set: its Hydra overrides and, for data outside the repo, the file it needs."""
+
+    name: str
+    overrides: tuple[str, ...]
+    needs: Path | None = None
+
+
+MEMBERS = (
+    Member("cdnow", ()),
+    Member("cdnow_as_of_1997-12-31", ("windows.as_of=1997-12-31",)),
+    Member("cdnow_sample", ("data=cdnow_sample",)),
+    Member("grocery", ("data=files", f"data.transactions={GROCERY.as_posix()}",
+                       "data.columns.transactions.customer_id=customer", "data.columns.transactions.ts=date",
+                       "data.columns.transactions.amount=null", "data.columns.transactions.order_id=null",
+                       "data.columns.transactions.quantity=null", "data.columns.transactions.channel=null",
+                       "data.columns.transactions.category=null"), needs=GROCERY),
+    *(Member(f"synthetic_{regime}", ("data=synthetic", f"data.regime={regime}",
+                                     f"data.n_customers={SYNTHETIC_CUSTOMERS}"))
+      for regime in synthetic.REGIMES if regime != "default"),
+)
+PARAMS = [pytest.param(m, id=m.name, marks=pytest.mark.xdist_group(f"panel-{m.name}")) for m in MEMBERS]
+
+
+@dataclass
+class Run:
+    """A member's pipeline run: its root, reports, the stage that failed (if any) and the error."""
+
+    member: Member
+    root: Path
+    reports: dict[str, Any]
+    failed_stage: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    def require(self) -> None:
+        """Fail the calling test when the pipeline did not complete."""
+        if self.failed_stage is not None:
+            pytest.fail(f"{self.member.name}: stage {self.failed_stage} failed: {self.error}", pytrace=False)
+
+
+def run_pipeline(member: Member, root: Path) -> Run:
+    """Every stage in order under root; stops at the first failing stage and records it."""
+    from pipelines import features, ingest, report, score, train_churn, train_clv
+
+    params = compose_params([*member.overrides, *CHEAP])
+    stages = (("ingest", lambda: ingest.run(params, root)), ("features", lambda: features.run(params, root)),
+              ("train_churn", lambda: train_churn.run(params, track=False, root=root)),
+              ("train_clv", lambda: train_clv.run(params, root, track=False)),
+              ("score", lambda: score.run(params, root)), ("report", lambda: report.run(params, root)))
+    out = Run(member, root, {})
+    started = time.perf_counter()
+    for stage, call in stages:
+        try:
+            out.reports[stage] = call()
+        except Exception as exc:  # noqa: BLE001 - recorded and reported by every test of the member
+            out.failed_stage = stage
+            out.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            out.reports["traceback"] = traceback.format_exc()
+            break
+    out.seconds = round(time.perf_counter() - started, 1)
+    return out
+
+
+_RUNS: dict[str, Run] = {}
+
+
+@pytest.fixture
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The member's pipeline run, once per session (every test of a member shares it)."""
+    member: Member = request.param
+    if member.needs is not None and not member.needs.exists():
+        pytest.skip(f"{member.needs} is absent (real data folder ../shared/data/real/ or CHURN_CLV_REAL_DATA)")
+    if member.name not in _RUNS:
+        done = run_pipeline(member, tmp_path_factory.mktemp(f"panel-{member.name}"))
+        _RUNS[member.name] = done
+        record_panel_row(request.config, summary_row(done))
+    return _RUNS[member.name]
+
+
+def read_json(root: Path, name: str) -> dict[str, Any]:
+    """reports/<name> under root ({} when absent)."""
+    path = root / "reports" / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def auc_comparison(churn: dict[str, Any]) -> dict[str, Any]:
+    """The out-of-time roc_auc row of reports/churn.json (champion vs best baseline, paired-bootstrap CI)."""
+    return next((row for row in churn.get("comparison", []) if row.get("metric") == "roc_auc"), {})
+
+
+def summary_row(done: Run) -> dict[str, Any]:
+    """One line of the panel table, from whatever reports the run wrote."""
+    churn, clv = read_json(done.root, "churn.json"), read_json(done.root, "clv.json")
+    champion, auc = churn.get("champion") or {}, auc_comparison(churn)
+    validation = champion.get("validation") or {}
+    score = done.reports.get("score") or {}
+
+    def num(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+    oot = "-"
+    if auc:
+        oot = (f"{num(auc.get('model'))} vs {num(auc.get('best_baseline_value'))} ({auc.get('best_baseline')}); "
+               f"delta CI95 [{num(auc.get('delta_ci95_low'))}, {num(auc.get('delta_ci95_high'))}]")
+    return {
+        "data set": done.member.name,
+        "customers": score.get("rows_out", "-"),
+        "CLV model": (clv.get("selection") or {}).get("chosen") or (f"{clv['model']} (no selection)"
+                                                                     if "model" in clv else "-"),
+        "churn champion": champion.get("name", "-"),
+        "validation margin vs best baseline": (f"{num(validation.get('margin'))} {validation.get('metric', '')} "
+                                               f"vs {validation.get('best_baseline', '-')}" if validation else "-"),
+        "out-of-time AUC champion vs best baseline": oot,
+        "seconds": done.seconds,
+        "status": "ok" if done.failed_stage is None else f"FAILED in {done.failed_stage}: {done.error}"[:200],
+    }
+
+
+@pytest.mark.parametrize("run", PARAMS, indirect=True)
+def test_pipeline_completes(run: Run) -> None:
+    run.require()
+    scored = run.reports["score"]
+    features = pd.read_parquet(run.root / "data" / "features" / "score.parquet", columns=["customer_id"])
+    assert scored["rows_in"] == scored["rows_out"] == len(features) > 0
+    scores = pd.read_parquet(run.root / "outputs" / "customer_scores.parquet")
+    assert len(scores) == len(features) and scores["customer_id"].is_unique
+    assert scores["churn_probability"].between(0, 1).all()
+    assert (run.root / "reports" / "index.html").stat().st_size > 0
+
+
+@pytest.mark.awaits("H3: reports/clv.json `selection` (clv.model=auto)")
+@pytest.mark.parametrize("run", PARAMS, indirect=True)
+def test_clv_model_is_chosen_on_training_validation(run: Run) -> None:
+    run.require()
+    clv = read_json(run.root, "clv.json")
+    selection = clv.get("selection")
+    assert isinstance(selection, dict), f"reports/clv.json has no `selection` section (keys: {sorted(clv)})"
+    assert selection.get("chosen") == clv["model"], selection
+    candidates = selection.get("candidates") or {}
+    assert candidates.get(clv["model"], {}).get("status") == "fitted", f"chosen model not among fitted: {selection}"
+    assert all(c.get("status") and (c.get("validation") or c.get("reason")) for c in candidates.values()), candidates
+    window = selection.get("window") or {}
+    assert window.get("source") and "eval" not in str(window["source"]), f"not a training-period window: {window}"
+
+
+@pytest.mark.awaits("H2: reports/churn.json `champion` with its validation margin")
+@pytest.mark.parametrize("run", PARAMS, indirect=True)
+def test_churn_champion_and_its_validation_margin_are_reported(run: Run) -> None:
+    run.require()
+    churn = read_json(run.root, "churn.json")
+    champion = churn.get("champion")
+    assert isinstance(champion, dict), f"reports/churn.json has no `champion` (keys: {sorted(churn)})"
+    assert isinstance(champion.get("name"), str) and champion["name"], champion
+    validation = champion.get("validation") or {}
+    assert isinstance(validation.get("margin"), (int, float)), f"no validation margin: {champion}"
+    assert validation.get("best_baseline"), f"no best baseline named: {champion}"
+
+
+@pytest.mark.parametrize("run", PARAMS, indirect=True)
+def test_champion_holds_up_out_of_time(run: Run) -> None:
+    """Target of issue 9: the champion's out-of-time AUC >= the best baseline's minus its CI."""
+    run.require()
+    auc = auc_comparison(read_json(run.root, "churn.json"))
+    assert auc, "reports/churn.json has no roc_auc comparison row"
+    assert auc["delta_ci95_high"] >= 0, (
+        f"champion AUC {auc['model']:.4f} below {auc['best_baseline']} {auc['best_baseline_value']:.4f} "
+        f"beyond the paired-bootstrap CI [{auc['delta_ci95_low']:.4f}, {auc['delta_ci95_high']:.4f}]")
+
+
+def test_every_synthetic_regime_is_in_the_panel() -> None:
+    names = {m.name for m in MEMBERS}
+    assert {f"synthetic_{r}" for r in synthetic.REGIMES if r != "default"} <= names
