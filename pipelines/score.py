@@ -21,7 +21,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features.build import FeatureConfig
-from models.churn import explain
 from models.churn.errors import ChurnInputError
 from models.churn.features import PRIOR_COLUMN, feature_columns
 from models.churn.prior import btyd_prior
@@ -87,7 +86,7 @@ def check_schema(source: Path, columns: list[str], models: ScoringModels) -> Non
     empty = pq.read_schema(source).empty_table().to_pandas()
     present = set(feature_columns(empty))
     missing = [c for c in spec.features if c not in columns]
-    extra = sorted(present - set(spec.features))
+    extra = sorted(present - set(spec.expected_columns))
     absent = [c for c in ROW_COLUMNS + RFM if c not in columns]
     if missing or extra or absent:
         raise ChurnInputError(f"{source}: feature schema differs from the churn model's: missing {missing + absent}, "
@@ -129,7 +128,7 @@ def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: 
         stop = start + len(frame)
         if prior is not None:
             frame[PRIOR_COLUMN] = prior[start:stop]
-        churn = explain.score_with_reasons(models.churn, frame, layout.reason_codes)
+        churn = models.churn.score_with_reasons(frame, layout.reason_codes)
         rows = assemble(frame, churn, clv.iloc[start:stop], edges, cfg, layout, context["locale"], context["stamp"])
         sinks.write(rows)
         parts.append(summary_parts(rows, layout))

@@ -8,17 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.churn.model import ChurnModel
+from models.churn.base import MANIFEST, ChurnScorer, load_scorer
 from models.clv import ClvModel
 from models.clv.uncertainty import ParameterDraws, draws_from_dict
 from pipelines import paths
+
+MODEL_FILES = (MANIFEST, "model.txt", "model.json", "calibrator.json", "features.json")  # hashed into the version
 
 
 @dataclass
 class ScoringModels:
     """Churn model, CLV model with its parameter draws, and the version text written on every row."""
 
-    churn: ChurnModel
+    churn: ChurnScorer
     clv: ClvModel
     draws: ParameterDraws
     version: str
@@ -45,15 +47,15 @@ def from_artifacts(root: Path) -> ScoringModels:
     """The refits saved by train_churn (artifacts/churn) and train_clv (artifacts/clv/production*.json)."""
     art = paths.rebase(paths.ARTIFACTS, root)
     churn_dir, clv_dir = art / "churn", art / "clv"
-    model_file = churn_dir / "model.txt"
-    if not model_file.exists():
-        raise FileNotFoundError(f"{model_file}: missing; run the train_churn stage first (dvc repro train_churn)")
-    churn = ChurnModel.from_parts(model_file.read_text(encoding="utf-8"), _read_json(churn_dir / "calibrator.json"),
-                                  _read_json(churn_dir / "features.json"))
+    if not (churn_dir / MANIFEST).exists() and not (churn_dir / "model.txt").exists():
+        raise FileNotFoundError(f"{churn_dir / MANIFEST}: missing; run the train_churn stage first "
+                                "(dvc repro train_churn)")
+    churn = load_scorer(churn_dir)
+    model_files = [churn_dir / n for n in MODEL_FILES if (churn_dir / n).exists()]
     clv = ClvModel.from_dict(_read_json(clv_dir / "production.json"))
     draws = draws_from_dict(_read_json(clv_dir / "production_draws.json"))
     version = "|".join((
-        _version(churn_dir / "mlflow_run.json", [model_file, churn_dir / "calibrator.json"], "churn-lightgbm"),
+        _version(churn_dir / "mlflow_run.json", model_files, f"churn-{churn.name}"),
         _version(clv_dir / "mlflow.json", [clv_dir / "production.json"], f"clv-{clv.model}"),
     ))
     return ScoringModels(churn, clv, draws, version)
@@ -70,13 +72,13 @@ def _registered(uri: str) -> Any:
 
 
 def from_registry(churn_uri: str, clv_uri: str, tracking_uri: str) -> ScoringModels:
-    """Registered versions, e.g. models:/churn-lightgbm/1 and models:/clv-bgnbd/2 (no retraining)."""
+    """Registered versions, e.g. models:/churn@champion and models:/clv-bgnbd/2 (no retraining)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     churn, clv = _registered(churn_uri), _registered(clv_uri)
-    if not isinstance(getattr(churn, "model", None), ChurnModel):
-        raise ValueError(f"{churn_uri} is not a churn-lightgbm pyfunc (no ChurnModel inside)")
+    if not isinstance(getattr(churn, "model", None), ChurnScorer):
+        raise ValueError(f"{churn_uri} is not a churn pyfunc (no churn model inside; register one with train_churn)")
     if not isinstance(getattr(clv, "model", None), ClvModel) or getattr(clv, "draws", None) is None:
         raise ValueError(f"{clv_uri} is not a CLV pyfunc with parameter draws (register one with train_clv)")
     version = "|".join(u.removeprefix("models:/") for u in (churn_uri, clv_uri))

@@ -113,3 +113,27 @@ def start_run(mlflow_params: Mapping[str, Any], run_name: str, tags: Mapping[str
     mlflow.set_experiment(name)
     with mlflow.start_run(run_name=run_name, tags=dict(tags)) as run:
         yield run
+
+
+def set_champion(mlflow_params: Mapping[str, Any] | None, name: str, version: str | int, candidate: str) -> dict:
+    """Point alias `champion` at version; the version it pointed at before becomes `challenger`.
+
+    Every version is tagged with its candidate name and role, so the registry tells which model scores.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri(mlflow_params))
+    try:
+        previous = client.get_model_version_by_alias(name, "champion").version
+    except MlflowException:
+        previous = None
+    client.set_registered_model_alias(name, "champion", str(version))
+    client.set_model_version_tag(name, str(version), "candidate", candidate)
+    client.set_model_version_tag(name, str(version), "role", "champion")
+    aliases = {"champion": str(version)}
+    if previous is not None and str(previous) != str(version):
+        client.set_registered_model_alias(name, "challenger", str(previous))
+        client.set_model_version_tag(name, str(previous), "role", "challenger")
+        aliases["challenger"] = str(previous)
+    return aliases

@@ -21,11 +21,21 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureConfig
-from models.churn import ablation, baselines, evaluate, explain, plots
+from models.churn import ablation, baselines, champion, evaluate, explain, plots
+from models.churn.base import ChurnScorer, save_scorer
+from models.churn.candidates import (
+    Candidate,
+    candidate_list,
+    fit_candidate,
+    labels_and_groups,
+    plan_validation,
+    validation_predictions,
+    with_prior,
+)
 from models.churn.config import ChurnConfig
 from models.churn.errors import ChurnInputError
 from models.churn.features import LABEL, PRIOR_COLUMN, FeatureSpec, ignored_columns
-from models.churn.model import ChurnModel, fit_churn
+from models.churn.model import ChurnModel
 from models.churn.prior import btyd_prior
 from pipelines import paths, tracking
 from pipelines.config import load_params
@@ -62,7 +72,7 @@ class Locations:
         return paths.rebase(paths.REPORTS, self.root) / name
 
 
-MODEL_NAME = "churn-lightgbm"
+MODEL_NAME = "churn"  # one registered model; the champion's version carries the alias `champion`
 MODEL = "lightgbm"
 BASELINES = ("log_rfm", "recency_rule", *baselines.BTYD_MODELS)
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10", "capture_top10", "lift_top20")
@@ -107,54 +117,45 @@ def add_priors(
                 f"({why}); use another churn.prior (bgnbd, pareto_nbd, none)"
             )
         notes += [
-            f"prior {cfg.prior} at {role} cutoff {c}: {why} (training churn rate used)"
-            for c, why in failures.items()
+            f"prior {cfg.prior} at {role} cutoff {c}: {why} (training churn rate used)" for c, why in failures.items()
         ]
     return cfg
 
 
-def baseline_scores(
-    train: pd.DataFrame,
-    evaluation: pd.DataFrame,
-    cfg: ChurnConfig,
-    horizon: int,
-    unit: float,
-    notes: list[str],
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """P(churn) at the evaluation cutoff from each baseline, and their fitted coefficients."""
-    scores, details = {}, {}
-    for fit in (baselines.fit_log_rfm, baselines.fit_recency_rule):
-        base = fit(train)
-        scores[base.name], details[base.name] = base.predict_proba(evaluation), base.coefficients()
-    if not baselines.clv_available():
-        notes.append("BTYD baselines skipped: models.clv is not available")
-        return scores, details
-    for kind in cfg.btyd_baselines:
-        if cfg.prior == kind and evaluation[PRIOR_COLUMN].notna().all():
-            scores[kind] = evaluation[PRIOR_COLUMN].to_numpy(dtype=float)
+def btyd_probabilities(
+    frames: dict[str, pd.DataFrame], cfg: ChurnConfig, horizon: int, unit: float, notes: list[str]
+) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """BTYD P(no purchase in H) per row of train and eval for every kind a candidate reads, one fit per cutoff.
+
+    A kind whose fit fails at the evaluation cutoff or the latest training cutoff is skipped (with a note);
+    an older, small training cutoff falls back to the training churn rate (with a note).
+    """
+    wanted = list(dict.fromkeys([*cfg.btyd_baselines, *cfg.offset_priors, *([cfg.prior] * (cfg.prior != "none"))]))
+    out: dict[str, dict[str, np.ndarray]] = {"train": {}, "eval": {}}
+    if wanted and not baselines.clv_available():
+        notes.append("BTYD candidates skipped: models.clv is not available")
+        return out, []
+    latest = str(frames["train"]["cutoff"].max())
+    usable = []
+    for kind in wanted:
+        train, train_failed = btyd_prior(frames["train"], kind, horizon, unit, cfg.seed)
+        evaluation, eval_failed = btyd_prior(frames["eval"], kind, horizon, unit, cfg.seed)
+        failed = {**({latest: train_failed[latest]} if latest in train_failed else {}), **eval_failed}
+        if failed:
+            cutoff, why = next(iter(failed.items()))
+            notes.append(f"BTYD {kind} skipped: the fit failed at cutoff {cutoff} ({why})")
             continue
-        try:
-            scores[kind] = baselines.btyd_p_no_purchase(evaluation, kind, horizon, unit, cfg.seed)
-        except (ValueError, RuntimeError, FloatingPointError) as exc:
-            notes.append(f"baseline {kind} skipped: {type(exc).__name__}: {exc}")
-    return scores, details
+        notes += [
+            f"BTYD {kind} at training cutoff {c}: {why} (training churn rate used)" for c, why in train_failed.items()
+        ]
+        out["train"][kind], out["eval"][kind] = train, evaluation
+        usable.append(kind)
+    return out, usable
 
 
-def save_model(model: ChurnModel, folder: Path) -> dict[str, Path]:
-    """Booster text, calibrator JSON, feature spec JSON and fit info JSON (no pickles)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {
-        "model": folder / "model.txt",
-        "calibrator": folder / "calibrator.json",
-        "features": folder / "features.json",
-        "info": folder / "info.json",
-    }
-    with atomic_path(files["model"]) as tmp:
-        model.booster.save_model(str(tmp))
-    write_json(model.calibrator.to_dict(), files["calibrator"])
-    write_json(model.spec.to_dict(), files["features"])
-    write_json(model.info, files["info"])
-    return files
+def save_model(model: ChurnScorer, folder: Path) -> dict[str, Path]:
+    """The model's own files (JSON / LightGBM text, no pickles) and the manifest naming its kind."""
+    return save_scorer(model, folder)
 
 
 def write_csv(frame: pd.DataFrame, target: Path) -> None:
@@ -171,22 +172,23 @@ def write_text(text: str, target: Path) -> None:
 
 def write_figures(
     curves: dict[str, pd.DataFrame],
-    importance: pd.DataFrame,
-    model: ChurnModel,
+    importance: pd.DataFrame | None,
+    model: ChurnModel | None,
     sample: pd.DataFrame,
     seed: int,
     folder: Path,
 ) -> list[Path]:
-    """The PNG figures (logged to MLflow) under artifacts/churn/plots/."""
-    parts = explain.contributions(model, sample)
+    """The PNG figures (logged to MLflow) under artifacts/churn/plots/ (SHAP ones when LightGBM was fitted)."""
     figures = {
         "roc.png": plots.roc_figure(curves["roc"]),
         "pr.png": plots.pr_figure(curves["pr"]),
         "reliability.png": plots.reliability_figure(curves["reliability"]),
         "gains_lift.png": plots.gains_figure(curves["gains"], curves["lift"]),
-        "importance.png": plots.importance_figure(importance),
-        "shap_summary.png": plots.shap_summary_figure(parts.shap, parts.values, parts.names, seed=seed),
     }
+    if model is not None and importance is not None:
+        parts = explain.contributions(model, sample)
+        figures["importance.png"] = plots.importance_figure(importance)
+        figures["shap_summary.png"] = plots.shap_summary_figure(parts.shap, parts.values, parts.names, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fig in figures.items():
@@ -196,84 +198,163 @@ def write_figures(
     return written
 
 
-def write_plot_data(curves: dict[str, pd.DataFrame], importance: pd.DataFrame, folder: Path) -> None:
+def write_plot_data(curves: dict[str, pd.DataFrame], importance: pd.DataFrame | None, folder: Path) -> None:
     """DVC plot data: one CSV per curve under reports/plots/churn/ (declared in dvc.yaml `plots:`)."""
     for name, table in curves.items():
         keep = [c for c in table.columns if not c.endswith("_count")]
-        missing = {b: np.nan for b in (MODEL, *BASELINES) if b not in keep}  # dvc.yaml names every column
+        missing = {b: np.nan for b in ("champion", MODEL, *BASELINES) if b not in keep}  # dvc.yaml names columns
         write_csv(table[keep].assign(**missing), folder / f"{name}.csv")
+    if importance is None:
+        importance = pd.DataFrame(columns=["feature", "mean_abs_shap", "gain_share"])
     write_csv(importance[["feature", "mean_abs_shap", "gain_share"]].head(30), folder / "importance.csv")
 
 
-def backtest(
-    frames: dict[str, pd.DataFrame], cfg: ChurnConfig, horizon: int, unit: float, notes: list[str]
+def fit_candidates(
+    frames: dict[str, pd.DataFrame],
+    cfg: ChurnConfig,
+    priors: dict[str, dict[str, np.ndarray]],
+    usable: list[str],
+    notes: list[str],
 ) -> dict[str, Any]:
-    """Fit on the training cutoffs, score model and baselines at the evaluation cutoff."""
+    """Fit every candidate on the training cutoffs; its validation predictions and its scores at c_e."""
     train, evaluation = frames["train"], frames["eval"]
-    model = fit_churn(train, cfg)
-    y = evaluation[LABEL].to_numpy(dtype=float)
-    scores = {MODEL: model.predict_proba(evaluation)}
-    base_scores, coefficients = baseline_scores(train, evaluation, cfg, horizon, unit, notes)
-    scores.update(base_scores)
-    uncalibrated = model.predict_raw(evaluation)
-    results = evaluate.score_all(y, scores, cfg.top_fractions, cfg.ece_bins)
-    raw_result = evaluate.score_all(y, {"raw": uncalibrated}, cfg.top_fractions, cfg.ece_bins)["raw"]
-    rows = evaluate.comparison(results, MODEL, [b for b in BASELINES if b in scores])
-    rows = evaluate.add_intervals(rows, y, scores, MODEL, cfg.bootstrap, cfg.seed)
+    plan = plan_validation(train, cfg)
+    fitted: dict[str, tuple[Candidate, ChurnScorer]] = {}
+    scores, validation = {}, {}
+    for cand in candidate_list(cfg, usable):
+        tr, ev = with_prior(train, priors["train"], cand.prior), with_prior(evaluation, priors["eval"], cand.prior)
+        try:
+            model = fit_candidate(cand, tr, cfg)
+            if plan is not None:
+                validation[cand.name] = validation_predictions(cand, model, tr, cfg, plan)
+        except ChurnInputError as exc:
+            notes.append(f"candidate {cand.name} skipped: {exc}")
+            continue
+        fitted[cand.name] = (cand, model)
+        scores[cand.name] = model.predict_proba(ev)
+    if not fitted:
+        raise ChurnInputError("no churn candidate could be fitted on the training cutoffs (see the notes above)")
+    return {"plan": plan, "fitted": fitted, "scores": scores, "validation": validation}
+
+
+def choose_champion(train: pd.DataFrame, cfg: ChurnConfig, fits: dict[str, Any]) -> dict[str, Any]:
+    """reports/churn.json `champion`: chosen on training-period validation only (models/churn/champion.py)."""
+    plan, fitted = fits["plan"], fits["fitted"]
+    order = list(fitted)
+    pool = [n for n in order if fitted[n][0].baseline]
+    if plan is None:
+        name = "log_rfm" if "log_rfm" in fitted else order[0]
+        return {
+            "name": name,
+            "selected_on": "no validation rows (too few customers per fold): simplest label-fitted baseline",
+            "validation": {},
+            "margin_vs_best_baseline": {},
+            "steps": [],
+        }
+    y, groups = labels_and_groups(train, plan)
+    choice = champion.choose(
+        y,
+        fits["validation"],
+        order,
+        pool,
+        groups,
+        min_evidence=cfg.min_evidence,
+        n_boot=cfg.bootstrap,
+        seed=cfg.seed,
+        n_bins=cfg.ece_bins,
+    )
+    name, steps = choice.name, choice.steps
+    if cfg.champion != "auto":
+        if cfg.champion not in fitted:
+            raise ChurnInputError(f"churn.champion={cfg.champion!r} is not among the fitted candidates {order}")
+        name, steps = cfg.champion, [*steps, f"overridden by churn.champion={cfg.champion}"]
     return {
-        "model": model,
-        "y": y,
-        "scores": scores,
-        "uncalibrated": uncalibrated,
-        "results": results,
-        "raw_result": raw_result,
-        "comparison": rows,
-        "coefficients": coefficients,
+        "name": name,
+        "kind": fitted[name][1].kind,
+        "selected_on": plan.selected_on,
+        "rule": "min_evidence" if cfg.min_evidence else "lowest log loss",
+        "validation": choice.validation,
+        "margin_vs_best_baseline": choice.margin_vs_best_baseline,
+        "steps": steps,
     }
 
 
+def backtest_table(y: np.ndarray, fits: dict[str, Any], name: str, cfg: ChurnConfig) -> dict[str, Any]:
+    """Every candidate at c_e; each non-baseline (and the champion) against the best baseline with CIs."""
+    scores, fitted = fits["scores"], fits["fitted"]
+    results = evaluate.score_all(y, scores, cfg.top_fractions, cfg.ece_bins)
+    pool = [n for n in scores if fitted[n][0].baseline]
+    against = {}
+    for cand in [n for n in scores if n not in pool or n == name]:
+        others = [b for b in pool if b != cand]
+        if others:
+            rows = evaluate.comparison(results, cand, others)
+            against[cand] = evaluate.add_intervals(rows, y, scores, cand, cfg.bootstrap, cfg.seed)
+    return {"results": results, "against": against}
+
+
 def run_ablation(frames: dict[str, pd.DataFrame], cfg: ChurnConfig, model: ChurnModel) -> list[dict]:
-    """RFM-only vs all features, same recipe (plus all features without the prior, if one is used)."""
+    """RFM-only vs all features, same LightGBM recipe (plain LightGBM, no prior)."""
     table = ablation.run_ablation(frames["train"], frames["eval"], cfg, fitted={"all": model})
-    table.insert(1, "prior", cfg.prior)
-    if cfg.prior != "none":
-        plain = dataclasses.replace(cfg, prior="none")
-        extra = ablation.run_ablation(frames["train"], frames["eval"], plain)
-        extra.insert(1, "prior", "none")
-        table = pd.concat([table, extra], ignore_index=True)
+    table.insert(1, "prior", model.spec.prior)
     return table.to_dict(orient="records")
 
 
+def _ci(row: dict[str, Any]) -> str:
+    """'[lo, hi]' of a comparison row's delta interval, or ''."""
+    return f"[{row['delta_ci95_low']:+.4f}, {row['delta_ci95_high']:+.4f}]" if "delta_ci95_low" in row else ""
+
+
 def markdown_report(report: dict[str, Any], table: pd.DataFrame) -> str:
-    """reports/churn.md: the metrics table, deltas to the best baseline, the protocol and the ablation."""
+    """reports/churn.md: the champion and its validation, the c_e table, deltas to the best baseline, ablation."""
+    champ = report["champion"]
     lines = [
         f"# Churn backtest at {report['eval_cutoff']} (labels to {report['as_of']}, "
         f"horizon {report['horizon_days']} days)",
         "",
-        f"{report['eval_rows']:,} customers, churn rate {report['eval_churn_rate']:.4f}. "
-        f"Protocol: {report['protocol']['mode']} ({report['protocol']['reason']}).",
+        f"{report['eval_rows']:,} customers, churn rate {report['eval_churn_rate']:.4f}.",
+        "",
+        f"## Champion: {champ['name']}",
+        "",
+        f"Chosen on {champ['selected_on']} (training period only; the evaluation cutoff is never read for the "
+        f"choice). Rule: {champ.get('rule', '-')}.",
+        "",
+    ]
+    if champ["validation"]:
+        val = pd.DataFrame(champ["validation"]).T.rename_axis("model").reset_index()
+        lines += [evaluate.markdown_table(val, ["auc", "log_loss", "ece", "n"]), ""]
+    for metric, margin in champ["margin_vs_best_baseline"].items():
+        ci = margin.get("delta_ci95")
+        lines.append(
+            f"- validation {metric}: {margin['champion_value']:.4f} vs best baseline {margin['best_baseline']} "
+            f"{margin['best_baseline_value']:.4f} (delta {margin['delta']:+.4f}"
+            + (f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])" if ci else ")")
+        )
+    lines += [f"- {step}" for step in champ.get("steps", [])]
+    lines += [
+        "",
+        f"## Every candidate at the evaluation cutoff {report['eval_cutoff']}",
         "",
         evaluate.markdown_table(table, [c for c in TABLE_METRICS if c in table.columns]),
         "",
-        "| metric | lightgbm | best baseline | value | delta | 95% CI | lightgbm better |",
-        "|---|---|---|---|---|---|---|",
+        "| candidate | metric | value | best baseline | value | delta | 95% CI | better |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for row in report["comparison"]:
-        ci = (
-            f"[{row['delta_ci95_low']:+.4f}, {row['delta_ci95_high']:+.4f}]"
-            if "delta_ci95_low" in row
-            else ""
-        )
-        lines.append(
-            f"| {row['metric']} | {row['model']:.4f} | {row['best_baseline']} | "
-            f"{row['best_baseline_value']:.4f} | {row['delta']:+.4f} | {ci} | {row['model_better']} |"
-        )
+    for cand, rows in report["candidates_vs_best_baseline"].items():
+        for row in rows:
+            if row["metric"] not in ("roc_auc", "log_loss", "brier", "ece"):
+                continue
+            lines.append(
+                f"| {cand}{' (champion)' if cand == champ['name'] else ''} | {row['metric']} | {row['model']:.4f} | "
+                f"{row['best_baseline']} | {row['best_baseline_value']:.4f} | {row['delta']:+.4f} | {_ci(row)} | "
+                f"{row['model_better']} |"
+            )
     if report.get("ablation"):
         abl = pd.DataFrame(report["ablation"])
         abl["model"] = abl["feature_set"] + " / prior " + abl["prior"]
         lines += [
             "",
-            "## Ablation",
+            "## Ablation (LightGBM)",
             "",
             evaluate.markdown_table(abl, ["n_features", "roc_auc", "log_loss", "brier", "ece", "lift_top10"]),
         ]
@@ -282,9 +363,9 @@ def markdown_report(report: dict[str, Any], table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def score_at_as_of(model: ChurnModel, score: pd.DataFrame, k: int) -> pd.DataFrame:
+def score_at_as_of(model: ChurnScorer, score: pd.DataFrame, k: int) -> pd.DataFrame:
     """The refit model's calibrated P(churn) and top-k reason codes per customer at as_of."""
-    return pd.concat([score[["customer_id", "cutoff"]], explain.score_with_reasons(model, score, k)], axis=1)
+    return pd.concat([score[["customer_id", "cutoff"]], model.score_with_reasons(score, k)], axis=1)
 
 
 def _column_type(dtype: Any) -> str:
@@ -314,12 +395,15 @@ def model_inputs(spec: FeatureSpec, frame: pd.DataFrame) -> tuple[Any, pd.DataFr
 
 
 def _metrics(report: dict[str, Any]) -> dict[str, float]:
-    """Flat MLflow metrics: the model, each baseline, deltas to the best baseline, holdout diagnostics."""
-    out = {f"{MODEL}.{k}": v for k, v in report["model"].items()}
-    out.update({f"{MODEL}_uncalibrated.{k}": v for k, v in report["model_uncalibrated"].items()})
-    for name, values in report["baselines"].items():
-        out.update({f"baseline.{name}.{k}": v for k, v in values.items()})
+    """Flat MLflow metrics: the champion, every candidate at c_e and on validation, deltas, diagnostics."""
+    champ = report["champion"]
+    out = {f"champion.{k}": v for k, v in report["model"].items()}
+    for name, values in report["candidates"].items():
+        out.update({f"candidate.{name}.{k}": v for k, v in values.items()})
+    for name, values in champ["validation"].items():
+        out.update({f"validation.{name}.{k}": v for k, v in values.items()})
     out.update({f"delta_vs_best_baseline.{r['metric']}": r["delta"] for r in report["comparison"]})
+    out.update({f"validation_margin.{m}": v["delta"] for m, v in champ["margin_vs_best_baseline"].items()})
     for prefix, info in (("backtest", report["protocol"]), ("refit", report["refit"])):
         out.update({f"{prefix}.holdout.{k}": v for k, v in (info.get("holdout") or {}).items()})
         if info.get("best_iteration"):
@@ -328,28 +412,32 @@ def _metrics(report: dict[str, Any]) -> dict[str, float]:
         tag = f"ablation.{row['feature_set']}.prior_{row['prior']}"
         out.update({f"{tag}.{k}": row[k] for k in ("roc_auc", "log_loss", "pr_auc", "ece")})
     out["seconds"] = report["seconds"]
-    return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and np.isfinite(v)}
 
 
 def log_training_run(
     params: dict[str, Any],
     report: dict[str, Any],
-    production: ChurnModel,
-    files: dict[str, Path],
+    production: ChurnScorer,
+    folder: Path,
     score: pd.DataFrame,
     pngs: list[Path],
     where: Locations,
 ) -> dict[str, Any]:
-    """One MLflow run: params, tags, metrics, plots, reports; the refit model logged and registered."""
+    """One MLflow run: params, tags, metrics, plots, reports, challengers' backtest models; the champion's
+    refit registered as `churn` with alias `champion` (the previous champion version becomes `challenger`)."""
     import mlflow
 
     data_hash = tracking.fingerprint([where.features(r) for r in ("train", "eval", "score")])
+    champ = report["champion"]
     tags = tracking.run_tags(
         params,
         data_hash,
         report["as_of"],
         eval_cutoff=report["eval_cutoff"],
-        protocol=report["protocol"]["mode"],
+        champion=champ["name"],
+        champion_kind=production.kind,
+        selected_on=champ["selected_on"],
         prior=production.spec.prior,
         n_features=len(production.spec.features),
     )
@@ -360,7 +448,8 @@ def log_training_run(
         "features": {k: params["features"].get(k) for k in ("freq", "freq_multiplier")},
         "data": {"source": params.get("data", {}).get("source")},
     }
-    signature, example = model_inputs(production.spec, score)
+    signature, example = model_inputs(production.spec, score.assign(**{PRIOR_COLUMN: 0.5}))
+    root = Path(__file__).resolve().parents[1]
     with tracking.start_run(params.get("mlflow") or {}, "train_churn", tags) as run:
         mlflow.log_params(tracking.flatten(logged))
         mlflow.log_metrics(_metrics(report))
@@ -370,49 +459,78 @@ def log_training_run(
         for path in (where.report("churn.md"), where.report("churn_table.csv")):
             mlflow.log_artifact(str(path), "reports")
         mlflow.log_dict(report, "reports/churn.json")
-        for path in sorted(where.backtest.glob("*")):
-            mlflow.log_artifact(str(path), "backtest")
+        for path in sorted(where.backtest.rglob("*")):
+            if path.is_file():
+                mlflow.log_artifact(str(path), str(Path("backtest") / path.parent.relative_to(where.backtest)))
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(Path(__file__).resolve().parents[1] / "models/churn/mlflow_entry.py"),
-            artifacts={k: str(files[k]) for k in ("model", "calibrator", "features")},
-            code_paths=[str(Path(__file__).resolve().parents[1] / "models")],
+            python_model=str(root / "models/churn/mlflow_entry.py"),
+            artifacts={"churn": str(folder)},
+            code_paths=[str(root / "models")],
             signature=signature,
             input_example=example,
             registered_model_name=MODEL_NAME,
         )
+    version = info.registered_model_version
+    aliases = tracking.set_champion(params.get("mlflow"), MODEL_NAME, version, champ["name"])
     return {
         "tracking_uri": tracking.tracking_uri(params.get("mlflow")),
         "run_id": run.info.run_id,
         "experiment_id": run.info.experiment_id,
         "model_uri": info.model_uri,
         "registered_model": MODEL_NAME,
-        "registered_version": info.registered_model_version,
+        "registered_version": version,
+        "aliases": aliases,
         "data_fingerprint": data_hash,
     }
 
 
+def _production_prior(
+    frames: dict[str, pd.DataFrame], model: ChurnScorer, cfg: ChurnConfig, horizon: int, unit: float
+) -> pd.DataFrame:
+    """The score frame with the champion's BTYD prior fitted at as_of (unchanged without a prior)."""
+    kind = model.spec.prior
+    if kind == "none":
+        return frames["score"]
+    values, failures = btyd_prior(frames["score"], kind, horizon, unit, cfg.seed)
+    if failures:
+        why = next(iter(failures.values()))
+        raise ChurnInputError(f"champion {model.name}: BTYD {kind} fit failed at as_of: {why}")
+    return frames["score"].assign(**{PRIOR_COLUMN: values})
+
+
 def run(params: dict[str, Any], track: bool = True, root: Path | None = None) -> dict[str, Any]:
-    """Backtest, refit, write artifacts / reports / plot data, and log the run to MLflow."""
+    """Candidates, champion on training-period validation, backtest at c_e, champion refit, reports, MLflow."""
     started = time.perf_counter()
     where = Locations(Path(root) if root is not None else paths.ROOT)
-    cfg = ChurnConfig.from_params(params.get("churn") or {}, seed=int(params.get("seed", 42)))
     horizon, unit = int(params["windows"]["horizon_days"]), time_unit_days(params["features"])
+    cfg = ChurnConfig.from_params(params.get("churn") or {}, seed=int(params.get("seed", 42)))
+    cfg = dataclasses.replace(cfg, horizon_days=horizon)
     notes: list[str] = []
     frames = read_frames(where)
-    cfg = add_priors(frames, cfg, horizon, unit, notes)
-    result = backtest(frames, cfg, horizon, unit, notes)
-    model: ChurnModel = result["model"]
-    evaluation, y = frames["eval"], result["y"]
+    priors, usable = btyd_probabilities(frames, cfg, horizon, unit, notes)
+    fits = fit_candidates(frames, cfg, priors, usable, notes)
+    champ = choose_champion(frames["train"], cfg, fits)
+    name = champ["name"]
+    cand, model = fits["fitted"][name]
+    evaluation = frames["eval"]
+    y = evaluation[LABEL].to_numpy(dtype=float)
+    table_data = backtest_table(y, fits, name, cfg)
+    results = table_data["results"]
+    scores = {**fits["scores"], "champion": fits["scores"][name]}
+    curves = evaluate.curve_tables(y, scores, cfg.ece_bins)
+    table = evaluate.metrics_table(results)
 
+    lgb_model = fits["fitted"].get(MODEL, (None, None))[1]
     sample = evaluation.sample(min(SHAP_SAMPLE, len(evaluation)), random_state=cfg.seed)
-    importance = explain.global_importance(model, sample)
-    curves = evaluate.curve_tables(y, result["scores"], cfg.ece_bins)
-    table = evaluate.metrics_table({**result["results"], f"{MODEL}_uncalibrated": result["raw_result"]})
-    ablation_rows = run_ablation(frames, cfg, model) if cfg.ablation else []
+    importance = explain.global_importance(lgb_model, sample) if lgb_model is not None else None
+    ablation_rows = run_ablation(frames, cfg, lgb_model) if cfg.ablation and lgb_model is not None else []
 
-    production = fit_churn(pd.concat([frames["train"], evaluation], ignore_index=True), cfg)
-    scored = score_at_as_of(production, frames["score"], cfg.reason_codes)
+    both = pd.concat([frames["train"], evaluation], ignore_index=True)
+    if cand.prior != "none":
+        both[PRIOR_COLUMN] = np.concatenate([priors["train"][cand.prior], priors["eval"][cand.prior]])
+    production = fit_candidate(cand, both, cfg)
+    scored = score_at_as_of(production, _production_prior(frames, production, cfg, horizon, unit), cfg.reason_codes)
 
     as_of = str(frames["score"]["cutoff"].iloc[0])
     report = {
@@ -422,34 +540,39 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
         "train_cutoffs": sorted(frames["train"]["cutoff"].unique().tolist()),
         "eval_rows": len(evaluation),
         "eval_churn_rate": float(y.mean()),
+        "champion": champ,
         "protocol": {k: v for k, v in model.info.items() if k != "seconds"},
-        "model": result["results"][MODEL],
-        "model_uncalibrated": result["raw_result"],
-        "baselines": {k: v for k, v in result["results"].items() if k != MODEL},
-        "comparison": result["comparison"],
-        "baseline_coefficients": result["coefficients"],
+        "model": results[name],
+        "candidates": results,
+        "baselines": {k: v for k, v in results.items() if fits["fitted"][k][0].baseline},
+        "comparison": table_data["against"].get(name, []),
+        "candidates_vs_best_baseline": table_data["against"],
         "ablation": ablation_rows,
         "refit": {k: v for k, v in production.info.items() if k != "seconds"},
         "features": {"n": len(model.spec.features), "ignored": ignored_columns(frames["train"])},
-        "top_features": importance.head(10)[["feature", "mean_abs_shap", "gain_share"]].to_dict("records"),
+        "top_features": []
+        if importance is None
+        else importance.head(10)[["feature", "mean_abs_shap", "gain_share"]].to_dict("records"),
         "notes": notes,
     }
     files = save_model(production, where.art)
-    save_model(model, where.backtest)
-    eval_out = evaluation[["customer_id", "cutoff", LABEL]].assign(
-        **{f"p_{name}": p for name, p in result["scores"].items()},
-        p_lightgbm_uncalibrated=result["uncalibrated"],
+    for other, (_, fitted_model) in fits["fitted"].items():
+        save_model(fitted_model, where.backtest if other == name else where.backtest / "challengers" / other)
+    write_parquet(
+        evaluation[["customer_id", "cutoff", LABEL]].assign(**{f"p_{n}": p for n, p in scores.items()}),
+        where.art / "eval_predictions.parquet",
     )
-    write_parquet(eval_out, where.art / "eval_predictions.parquet")
     write_parquet(scored, where.art / "scores.parquet")
-    pngs = write_figures(curves, importance, model, sample, cfg.seed, where.art / "plots")
+    pngs = write_figures(curves, importance, lgb_model, sample, cfg.seed, where.art / "plots")
     write_plot_data(curves, importance, where.plot_data)
     write_csv(table, where.report("churn_table.csv"))
     write_text(markdown_report(report, table), where.report("churn.md"))
     report["seconds"] = round(time.perf_counter() - started, 2)
     write_json(report, where.report("churn.json"))
     if track:
-        report["mlflow"] = log_training_run(params, report, production, files, frames["score"], pngs, where)
+        report["mlflow"] = log_training_run(
+            params, report, production, files["manifest"].parent, frames["score"], pngs, where
+        )
         write_json(report["mlflow"], where.art / "mlflow_run.json")
     return report
 

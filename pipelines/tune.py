@@ -95,7 +95,7 @@ def tune(
     """Run the study; with track, one parent MLflow run and a nested run per trial. Returns the summary."""
     import optuna
 
-    base = dict(params.get("churn") or {})
+    base = {**(params.get("churn") or {}), "horizon_days": int(params["windows"]["horizon_days"])}  # purged split
     run_seed = int(params.get("seed", 42))
 
     def objective(trial: optuna.Trial) -> float:

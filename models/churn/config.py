@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.churn.errors import ChurnInputError
+from models.churn.prior import btyd_kinds
 
 CLASS_WEIGHTS = ("balanced", "none")
 CALIBRATIONS = ("isotonic", "platt", "none")
-PRIORS = ("none", "bgnbd", "pareto_nbd")
 LOOP_KEYS = (
     "num_boost_round",
     "n_estimators",
@@ -40,20 +40,20 @@ class ChurnConfig:
     ablation: bool = True
     bootstrap: int = 200
     btyd_baselines: tuple[str, ...] = ("bgnbd", "pareto_nbd")
+    offset_priors: tuple[str, ...] = ("bgnbd", "pareto_nbd")
+    champion: str = "auto"
+    min_evidence: bool = True
     seed: int = 42
     horizon_days: int | None = None  # windows.horizon_days (set by the stage): purges overlapping cutoffs
 
     def __post_init__(self) -> None:
         if self.class_weight not in CLASS_WEIGHTS:
-            raise ChurnInputError(
-                f"churn.class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}"
-            )
-        if self.prior not in PRIORS:
-            raise ChurnInputError(f"churn.prior must be one of {PRIORS}, got {self.prior!r}")
+            raise ChurnInputError(f"churn.class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
+        kinds = btyd_kinds()
+        if self.prior != "none" and kinds and self.prior not in kinds:
+            raise ChurnInputError(f"churn.prior must be one of {('none', *kinds)}, got {self.prior!r}")
         if self.calibration not in CALIBRATIONS:
-            raise ChurnInputError(
-                f"churn.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}"
-            )
+            raise ChurnInputError(f"churn.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         for name in (
             "num_boost_round",
             "early_stopping_rounds",
@@ -65,9 +65,12 @@ class ChurnConfig:
         ):
             if int(getattr(self, name)) < 1:
                 raise ChurnInputError(f"churn.{name} must be >= 1, got {getattr(self, name)}")
-        unknown = [b for b in self.btyd_baselines if b not in PRIORS[1:]]
-        if unknown:
-            raise ChurnInputError(f"churn.btyd_baselines must be among {PRIORS[1:]}, got {unknown}")
+        for key in ("btyd_baselines", "offset_priors"):
+            unknown = [b for b in getattr(self, key) if kinds and b not in kinds]
+            if unknown:
+                raise ChurnInputError(f"churn.{key} must be among {kinds} (models.clv.MODELS), got {unknown}")
+        if self.champion != "auto" and not self.champion.strip():
+            raise ChurnInputError("churn.champion must be auto or a candidate name")
         if not 0 <= self.min_fit_share <= 1:
             raise ChurnInputError(f"churn.min_fit_share must be in [0, 1], got {self.min_fit_share}")
 
@@ -75,16 +78,13 @@ class ChurnConfig:
     def from_params(cls, block: dict[str, Any], seed: int = 42) -> ChurnConfig:
         """Build from params['churn']: loop settings are read from inside `params` (tunable with -S)."""
         raw = dict(block.get("params") or {})
-        rounds = next(
-            (raw[k] for k in ("num_boost_round", "n_estimators", "num_iterations") if k in raw), 1000
-        )
+        rounds = next((raw[k] for k in ("num_boost_round", "n_estimators", "num_iterations") if k in raw), 1000)
         stop = next((raw[k] for k in ("early_stopping_rounds", "early_stopping_round") if k in raw), 50)
         lgb_params = {k: v for k, v in raw.items() if k not in LOOP_KEYS}
-        extra = {
-            k: v for k, v in block.items() if k in cls.__dataclass_fields__ and k not in ("params", "seed")
-        }
-        if "btyd_baselines" in extra:
-            extra["btyd_baselines"] = tuple(extra["btyd_baselines"] or ())
+        extra = {k: v for k, v in block.items() if k in cls.__dataclass_fields__ and k not in ("params", "seed")}
+        for key in ("btyd_baselines", "offset_priors"):
+            if key in extra:
+                extra[key] = tuple(extra[key] or ())
         if "top_fractions" in extra:
             extra["top_fractions"] = tuple(float(f) for f in extra["top_fractions"])
         return cls(

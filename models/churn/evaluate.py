@@ -30,9 +30,7 @@ def metrics_table(results: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     return table.rename_axis("model").reset_index()
 
 
-def comparison(
-    results: Mapping[str, Mapping[str, float]], model: str, baselines: Sequence[str]
-) -> list[dict]:
+def comparison(results: Mapping[str, Mapping[str, float]], model: str, baselines: Sequence[str]) -> list[dict]:
     """Per metric: the model's value, the best baseline on it, the delta, whether the model wins."""
     rows = []
     available = [b for b in baselines if b in results]
@@ -59,9 +57,7 @@ def comparison(
 
 def _cell(value: object, digits: int) -> str:
     """A table cell: whole numbers as integers, other numbers with `digits` decimals."""
-    if isinstance(value, (int, np.integer)) or (
-        isinstance(value, float) and value.is_integer() and value > 1
-    ):
+    if isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer() and value > 1):
         return str(int(value))
     return f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
 
@@ -77,9 +73,7 @@ def markdown_table(table: pd.DataFrame, columns: Sequence[str], digits: int = 4)
     return "\n".join([head, rule, *body])
 
 
-def curve_tables(
-    y: np.ndarray, scores: Mapping[str, np.ndarray], n_bins: int = 10
-) -> dict[str, pd.DataFrame]:
+def curve_tables(y: np.ndarray, scores: Mapping[str, np.ndarray], n_bins: int = 10) -> dict[str, pd.DataFrame]:
     """Wide tables for plotting: roc, pr, gains and lift by fraction, reliability by bin."""
     roc = pr = gains = lift = None
     reliability = pd.DataFrame({"predicted": (np.arange(n_bins) + 0.5) / n_bins})
@@ -129,9 +123,7 @@ def add_intervals(
     out = []
     for row in rows:
         if row["metric"] in BOOTSTRAP_METRICS:
-            lo, hi = paired_bootstrap(
-                y, scores[model], scores[row["best_baseline"]], row["metric"], n_boot, seed
-            )
+            lo, hi = paired_bootstrap(y, scores[model], scores[row["best_baseline"]], row["metric"], n_boot, seed)
             row = {**row, "delta_ci95_low": lo, "delta_ci95_high": hi}
         out.append(row)
     return out

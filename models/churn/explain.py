@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,9 +70,7 @@ def _value_text(value: float, categories: list[str] | None) -> str:
     return f"{value:.3g}"
 
 
-def _texts(
-    model: ChurnModel, names: list[str], feat: np.ndarray, value: np.ndarray, sign: np.ndarray
-) -> np.ndarray:
+def _texts(model: Any, names: list[str], feat: np.ndarray, value: np.ndarray, sign: np.ndarray) -> np.ndarray:
     """Reason texts for flat (column index, shown value, sign) arrays, each distinct one formatted once."""
     value_codes, value_uniques = pd.factorize(value, use_na_sentinel=False)
     n_feat = len(names)
@@ -108,10 +107,8 @@ def top_contributions(contrib: np.ndarray, k: int, direction: str = "abs") -> np
     return order
 
 
-def _reasons(
-    model: ChurnModel, parts: Contributions, k: int, direction: str, index: pd.Index
-) -> pd.DataFrame:
-    """reason_1..k texts from computed contributions."""
+def reasons_from(model: Any, parts: Contributions, k: int, direction: str, index: pd.Index) -> pd.DataFrame:
+    """reason_1..k texts from computed contributions (model: anything with a FeatureSpec `spec`)."""
     order = top_contributions(parts.shap, k, direction)
     picked = np.take_along_axis(parts.shap, order, axis=1)
     values = np.take_along_axis(parts.values, order, axis=1)
@@ -128,18 +125,16 @@ def _reasons(
 
 def reason_codes(model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs") -> pd.DataFrame:
     """Top-k reasons per customer, e.g. 'days_since_last_purchase=143 raises risk' (columns reason_1..k)."""
-    return _reasons(model, contributions(model, frame), k, direction, frame.index)
+    return reasons_from(model, contributions(model, frame), k, direction, frame.index)
 
 
-def score_with_reasons(
-    model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs"
-) -> pd.DataFrame:
+def score_with_reasons(model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs") -> pd.DataFrame:
     """Calibrated p_churn (sum of the contributions) and reason_1..k per row: what a scoring stage calls."""
     parts = contributions(model, frame)
     center = model.spec.prior_center if model.spec.prior != "none" else 0.0
     raw = parts.shap.sum(axis=1) + parts.bias + center  # TreeSHAP adds up to the raw score
     p = model.calibrator.transform(expit(raw))
-    out = _reasons(model, parts, k, direction, frame.index)
+    out = reasons_from(model, parts, k, direction, frame.index)
     out.insert(0, "p_churn", p)
     return out
 

@@ -68,6 +68,12 @@ class FeatureSpec:
     prior: str = "none"
     prior_fallback: float = 0.5
     prior_center: float = 0.0
+    schema: tuple[str, ...] = ()  # every feature column of the training frame (models reading a subset)
+
+    @property
+    def expected_columns(self) -> tuple[str, ...]:
+        """The feature columns a scoring file must hold exactly: the training schema, else the features."""
+        return self.schema or self.features
 
     @property
     def categorical(self) -> list[str]:
@@ -86,6 +92,7 @@ class FeatureSpec:
                 "fallback": self.prior_fallback,
                 "center": self.prior_center,
             },
+            **({"schema": list(self.schema)} if self.schema else {}),
         }
 
     @classmethod
@@ -99,6 +106,7 @@ class FeatureSpec:
             prior["kind"],
             float(prior["fallback"]),
             float(prior["center"]),
+            tuple(data.get("schema") or ()),
         )
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
@@ -14,6 +15,7 @@ import pandas as pd
 from scipy.special import expit
 
 from models import metrics
+from models.churn.base import ChurnScorer, read_json_file, register, write_json_file
 from models.churn.calibration import Calibrator, fit_calibrator
 from models.churn.config import ChurnConfig
 from models.churn.features import LABEL, FeatureSpec, design_matrix, fit_spec, model_frame
@@ -22,14 +24,17 @@ from models.churn.split import TimeSplit, grouped_folds, stratified_cap, time_sp
 from models.churn.treeshap import Tree, compile_trees
 
 
+@register
 @dataclass
-class ChurnModel:
+class ChurnModel(ChurnScorer):
     """A fitted booster (native text format on disk), its calibrator and the inputs it expects."""
 
+    kind = "lightgbm"
     booster: lgb.Booster
     calibrator: Calibrator
     spec: FeatureSpec
     info: dict[str, Any] = field(default_factory=dict)
+    validation: pd.Series | None = field(default=None, repr=False, compare=False)  # P on validation rows
     _trees: list[Tree] | None = field(default=None, init=False, repr=False, compare=False)
 
     def trees(self) -> list[Tree]:
@@ -62,6 +67,37 @@ class ChurnModel:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of no purchase within the horizon."""
         return self.calibrator.transform(self.predict_raw(frame))
+
+    def score_with_reasons(self, frame: pd.DataFrame, k: int = 3, direction: str = "abs") -> pd.DataFrame:
+        """p_churn (the sum of the TreeSHAP contributions, calibrated) and reason_1..k per row."""
+        from models.churn.explain import score_with_reasons
+
+        return score_with_reasons(self, frame, k, direction)
+
+    def save_files(self, folder: Path) -> dict[str, Path]:
+        """model.txt (LightGBM text format), calibrator.json, features.json, info.json."""
+        files = {"model": folder / "model.txt"}
+        tmp = folder / "model.txt.tmp"
+        self.booster.save_model(str(tmp))
+        tmp.replace(files["model"])
+        files["calibrator"] = write_json_file(self.calibrator.to_dict(), folder / "calibrator.json")
+        files["features"] = write_json_file(self.spec.to_dict(), folder / "features.json")
+        files["info"] = write_json_file(self.info, folder / "info.json")
+        return files
+
+    @classmethod
+    def load_files(cls, folder: Path) -> ChurnModel:
+        """Inverse of save_files (info.json optional)."""
+        model_file = folder / "model.txt"
+        if not model_file.exists():
+            raise FileNotFoundError(f"{model_file}: missing; run the train_churn stage first (dvc repro train_churn)")
+        info = read_json_file(folder / "info.json") if (folder / "info.json").exists() else {}
+        return cls.from_parts(
+            model_file.read_text(encoding="utf-8"),
+            read_json_file(folder / "calibrator.json"),
+            read_json_file(folder / "features.json"),
+            info,
+        )
 
     @classmethod
     def from_parts(
@@ -97,11 +133,7 @@ def _dataset(
 
 def _positive_weight(cfg: ChurnConfig, y: np.ndarray, applied: bool) -> float | None:
     """negatives / positives of the fit rows when balanced weighting applies, else None."""
-    if (
-        not applied
-        or cfg.class_weight != "balanced"
-        or {"scale_pos_weight", "is_unbalance"} & set(cfg.params)
-    ):
+    if not applied or cfg.class_weight != "balanced" or {"scale_pos_weight", "is_unbalance"} & set(cfg.params):
         return None
     positives = float(y.sum())
     return (y.size - positives) / positives
@@ -139,15 +171,19 @@ def _cross_fit(
     if offset is not None:
         oof += offset
     booster = lgb.train(params, _dataset(fit_rows, spec, weight), num_boost_round=best)
-    return booster, oof, {
-        "num_boost_round": best,
-        "best_iteration": best,
-        "early_stopping_metric": (
-            f"{len(folds)}-fold customer-grouped CV binary_logloss" + (" (class-weighted)" if weight else "")
-        ),
-        "cv_folds": len(folds),
-        "cv_log_loss_mean": float(curve[best - 1]),
-    }
+    return (
+        booster,
+        oof,
+        {
+            "num_boost_round": best,
+            "best_iteration": best,
+            "early_stopping_metric": (
+                f"{len(folds)}-fold customer-grouped CV binary_logloss" + (" (class-weighted)" if weight else "")
+            ),
+            "cv_folds": len(folds),
+            "cv_log_loss_mean": float(curve[best - 1]),
+        },
+    )
 
 
 def _train(
@@ -172,12 +208,16 @@ def _train(
     train_set = _dataset(fit_rows, spec, weight)
     if not holdout:
         booster = lgb.train(params, train_set, num_boost_round=cfg.fixed_num_boost_round)
-        return booster, None, {
-            "num_boost_round": cfg.fixed_num_boost_round,
-            "best_iteration": None,
-            "early_stopping_metric": None,
-            **info,
-        }
+        return (
+            booster,
+            None,
+            {
+                "num_boost_round": cfg.fixed_num_boost_round,
+                "best_iteration": None,
+                "early_stopping_metric": None,
+                **info,
+            },
+        )
     valid = _dataset(split.holdout, spec, weight, reference=train_set)
     booster = lgb.train(
         params,
@@ -189,12 +229,16 @@ def _train(
     )
     best = int(booster.best_iteration or booster.current_iteration())
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    return booster, None, {
-        "num_boost_round": best,
-        "best_iteration": best,
-        "early_stopping_metric": "binary_logloss (class-weighted)" if weight else "binary_logloss",
-        **info,
-    }
+    return (
+        booster,
+        None,
+        {
+            "num_boost_round": best,
+            "best_iteration": best,
+            "early_stopping_metric": "binary_logloss (class-weighted)" if weight else "binary_logloss",
+            **info,
+        },
+    )
 
 
 def crossfit_calibrated(kind: str, raw: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -243,9 +287,7 @@ def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | N
     split = time_split(train, cfg.min_customers, cfg.min_fit_share, cfg.horizon_days)
     fit_rows = stratified_cap(split.fit, cfg.max_train_rows, cfg.seed)
     if split.holdout is not None:  # early-stopping and calibration rows are capped the same way
-        split = dataclasses.replace(
-            split, holdout=stratified_cap(split.holdout, cfg.max_train_rows, cfg.seed)
-        )
+        split = dataclasses.replace(split, holdout=stratified_cap(split.holdout, cfg.max_train_rows, cfg.seed))
     spec = _with_prior(fit_spec(train, features), cfg, fit_rows)
     booster, oof, loop = _train(cfg, split, spec, fit_rows)
     model = ChurnModel(booster, Calibrator("none"), spec)
@@ -273,13 +315,13 @@ def fit_churn(train: pd.DataFrame, cfg: ChurnConfig, features: Sequence[str] | N
         y_hold = raw = None
     if raw is not None:
         model.calibrator = fit_calibrator(cfg.calibration, raw, y_hold)
+        rows = split.holdout.index if split.mode == "holdout" else fit_rows.index
+        model.validation = pd.Series(crossfit_calibrated(cfg.calibration, raw, y_hold, seed=cfg.seed), index=rows)
         info["holdout"] = _holdout_report(
             raw, model.calibrator.transform(raw), y_hold, cfg.ece_bins, cfg.calibration, cfg.seed
         )
     else:
-        model.calibrator = Calibrator(
-            "none", info={"reason": f"fixed mode ({split.reason}): no held-out rows"}
-        )
+        model.calibrator = Calibrator("none", info={"reason": f"fixed mode ({split.reason}): no held-out rows"})
     info["calibration"] = model.calibrator.kind
     info["seconds"] = round(time.perf_counter() - started, 3)
     model.info = info

@@ -14,9 +14,7 @@ def _models(table: pd.DataFrame, x: str, skip: tuple[str, ...] = ()) -> list[str
     return [c for c in table.columns if c != x and c not in skip and not c.endswith("_count")]
 
 
-def _line_figure(
-    table: pd.DataFrame, x: str, title: str, xlabel: str, ylabel: str, diagonal: bool = False
-) -> Figure:
+def _line_figure(table: pd.DataFrame, x: str, title: str, xlabel: str, ylabel: str, diagonal: bool = False) -> Figure:
     """One line per model column, optional y = x reference."""
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.add_subplot()
@@ -32,9 +30,7 @@ def _line_figure(
 
 def roc_figure(roc: pd.DataFrame) -> Figure:
     """ROC curves."""
-    return _line_figure(
-        roc, "fpr", "ROC (evaluation cutoff)", "false positive rate", "true positive rate", True
-    )
+    return _line_figure(roc, "fpr", "ROC (evaluation cutoff)", "false positive rate", "true positive rate", True)
 
 
 def pr_figure(pr: pd.DataFrame) -> Figure:
@@ -52,9 +48,7 @@ def gains_figure(gains: pd.DataFrame, lift: pd.DataFrame) -> Figure:
         right.plot(lift["fraction"], lift[name], label=name, lw=width)
     left.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
     right.axhline(1.0, ls="--", color="grey", lw=1)
-    left.set(
-        title="Cumulative gains", xlabel="share of customers targeted", ylabel="share of churners captured"
-    )
+    left.set(title="Cumulative gains", xlabel="share of customers targeted", ylabel="share of churners captured")
     right.set(title="Lift", xlabel="share of customers targeted", ylabel="lift")
     for ax in (left, right):
         ax.grid(alpha=0.3)
@@ -75,7 +69,7 @@ def reliability_figure(reliability: pd.DataFrame) -> Figure:
             marker="o",
             ms=3,
             label=name,
-            lw=2.0 if name == "lightgbm" else 1.0,
+            lw=2.5 if name == "champion" else 1.0,
         )
     ax.set(
         title="Reliability (evaluation cutoff)",

@@ -17,13 +17,19 @@ from scipy.special import logit
 from models.churn.errors import ChurnInputError, MissingFeaturesError
 from models.churn.features import PRIOR_COLUMN, FeatureSpec
 
-PRIOR_KINDS = ("none", "bgnbd", "pareto_nbd")
 CLIP = 1e-4
 
 
-def prior_probability(
-    frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring frame"
-) -> np.ndarray | None:
+def btyd_kinds() -> tuple[str, ...]:
+    """The purchase models registered in models.clv (empty when models.clv cannot be imported)."""
+    try:
+        from models.clv import MODELS
+    except ImportError:
+        return ()
+    return tuple(MODELS)
+
+
+def prior_probability(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring frame") -> np.ndarray | None:
     """The prior P(churn) per row (fallback where missing), or None when the model has no prior."""
     if spec.prior == "none":
         return None
@@ -47,8 +53,8 @@ def btyd_prior(
     """P(no purchase in horizon) per row from a BTYD model fitted per cutoff (NaN + reason on failure)."""
     from models.clv import fit_clv
 
-    if kind not in PRIOR_KINDS[1:]:
-        raise ChurnInputError(f"churn.prior must be one of {PRIOR_KINDS}, got {kind!r}")
+    if kind not in btyd_kinds():
+        raise ChurnInputError(f"churn.prior must be one of {('none', *btyd_kinds())}, got {kind!r}")
     out = np.full(len(frame), np.nan)
     failures: dict[str, str] = {}
     positions = np.arange(len(frame))

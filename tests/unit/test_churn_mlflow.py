@@ -16,9 +16,8 @@ from tests.unit.test_churn_frames import CUTOFFS, churn_frame, stacked
 N = 600
 
 
-@pytest.fixture(scope="module")
-def stage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
-    """A temporary repo root with tiny feature tables, the stage run on it with a temporary sqlite store."""
+def _root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary repo root with tiny feature tables."""
     root = tmp_path_factory.mktemp("root")
     ids = np.char.add("c", np.arange(N).astype(str))
     tables = {
@@ -30,7 +29,12 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
         path = root / "data" / "features" / f"{role}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(path, index=False)
-    params = compose_params(
+    return root
+
+
+def _params(root: Path, *extra: str) -> dict:
+    """Small, fast stage settings with the MLflow store under root."""
+    return compose_params(
         [
             f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}",
             "churn.params.num_leaves=7",
@@ -39,8 +43,17 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
             "churn.bootstrap=20",
             "churn.btyd_baselines=[bgnbd]",
             "churn.prior=none",
+            "churn.offset_priors=[]",
+            *extra,
         ]
     )
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    """The stage with LightGBM forced as champion (its files and registry entry are checked below)."""
+    root = _root(tmp_path_factory)
+    params = _params(root, "churn.champion=lightgbm")
     return root, params, train_churn.run(params, root=root)
 
 
@@ -85,9 +98,10 @@ def test_registered_model_reproduces_the_stage_scores(stage) -> None:
 
     root, params, report = stage
     info = report["mlflow"]
-    assert info["registered_model"] == "churn-lightgbm" and info["tracking_uri"].endswith("mlflow.db")
+    assert info["registered_model"] == "churn" and info["tracking_uri"].endswith("mlflow.db")
+    assert info["aliases"]["champion"] == str(info["registered_version"])
     mlflow.set_tracking_uri(info["tracking_uri"])
-    loaded = mlflow.pyfunc.load_model(f"models:/churn-lightgbm/{info['registered_version']}")
+    loaded = mlflow.pyfunc.load_model(f"models:/churn/{info['registered_version']}")
     score = pd.read_parquet(root / "data" / "features" / "score.parquet")
     predicted = loaded.predict(score)["p_churn"].to_numpy()
     stage_scores = pd.read_parquet(root / "artifacts" / "churn" / "scores.parquet")["p_churn"].to_numpy()
@@ -105,7 +119,8 @@ def test_run_carries_tags_params_metrics_and_plots(stage) -> None:
     assert tags["as_of"] == CUTOFFS[3] and tags["horizon_days"] == str(params["windows"]["horizon_days"])
     assert tags["git_commit"] and tags["data_source"] == params["data"]["source"]
     assert run.data.params["churn.params.num_leaves"] == "7"
-    assert "lightgbm.roc_auc" in run.data.metrics and "baseline.log_rfm.roc_auc" in run.data.metrics
+    assert "champion.roc_auc" in run.data.metrics and "candidate.log_rfm.roc_auc" in run.data.metrics
+    assert "validation.lightgbm.log_loss" in run.data.metrics and tags["champion"] == "lightgbm"
     plots = {f.path for f in client.list_artifacts(run.info.run_id, "plots")}
     assert {
         "plots/roc.png",
@@ -116,6 +131,27 @@ def test_run_carries_tags_params_metrics_and_plots(stage) -> None:
     } <= plots
     features = json.loads((root / "artifacts" / "churn" / "features.json").read_text())["features"]
     assert "features.json" in {f.path for f in client.list_artifacts(run.info.run_id)} and len(features) > 10
+
+
+def test_a_logistic_champion_is_registered_scored_and_takes_the_champion_alias(stage) -> None:
+    import mlflow
+
+    root, _, first = stage
+    params = _params(root, "churn.champion=log_rfm", "churn.ablation=false")
+    report = train_churn.run(params, root=root)
+    assert report["champion"]["name"] == "log_rfm" and report["champion"]["kind"] == "logistic"
+    info = report["mlflow"]
+    assert info["aliases"] == {"champion": str(info["registered_version"]),
+                               "challenger": str(first["mlflow"]["registered_version"])}
+    mlflow.set_tracking_uri(info["tracking_uri"])
+    loaded = mlflow.pyfunc.load_model("models:/churn@champion")
+    score = pd.read_parquet(root / "data" / "features" / "score.parquet")
+    stage_scores = pd.read_parquet(root / "artifacts" / "churn" / "scores.parquet")
+    np.testing.assert_allclose(loaded.predict(score)["p_churn"], stage_scores["p_churn"], rtol=0, atol=1e-12)
+    assert stage_scores["reason_1"].str.contains(" (?:raises|lowers) risk$").all()
+    saved = json.loads((root / "reports" / "churn.json").read_text())
+    assert set(saved["champion"]["validation"]) >= {"bgnbd", "recency_rule", "log_rfm", "lightgbm"}
+    assert "## Champion: log_rfm" in (root / "reports" / "churn.md").read_text()
 
 
 def test_tracking_uri_is_anchored_on_dvc_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
