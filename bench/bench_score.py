@@ -16,17 +16,18 @@ and peak RSS:
              ingest, full features stage (train/eval/score), BTYD prior per cutoff, then train_churn's
              production refit (fit_churn on train + eval, stratified cap churn.max_train_rows) saved with
              train_churn.save_model into <root>/artifacts/churn.  Reused from --churn-root when already there.
-  clv        train_clv.fit_production on all N customers at as_of (+ Laplace parameter draws), saved as
+  clv        train_clv's production refit on all N customers at as_of (fit_clv of clv.model, bgnbd when it
+             is auto: the bench times one fit, not the selection; + Laplace parameter draws), saved as
              artifacts/clv/production.json and production_draws.json as train_clv writes them
-  score      pipelines.score.run(params, root): CLV + predictive intervals, churn with reason codes, risk
+  score      pipelines.score.run(params, root): CLV + its expected-value interval, churn with reason codes, risk
              bands, actions, deciles, streamed in scoring.chunk_rows chunks into CSV, Parquet and DuckDB
   reference  the same production CLV parameters put into lifetimes (BetaGeoFitter / GammaGammaFitter):
              customer_lifetime_value, conditional_expected_number_of_purchases_up_to_time and
              conditional_probability_alive on the same N customers vs our ClvModel.predict; ratios and
              agreement (only for clv.model=bgnbd)
-  intervals  the score stage's CLV predictive bounds (predictive_clv_bounds: one simulation per unique
-             (x, t_x, T)) vs the general `intervals` (one per unique (x, t_x, T, m), every interval kind), on
-             the same quantised rows of --intervals-sample customers: seconds and mean bounds
+  intervals  the score stage's CLV bounds (bounds.expected_clv_bounds: closed-form CLV per parameter draw on
+             quantised rows, scaled to each exact point) vs the general `intervals` (every interval kind, with
+             simulation) on --intervals-sample customers: seconds and mean bounds
 """
 
 from __future__ import annotations
@@ -157,27 +158,31 @@ def step_churn(root: Path, n: int, seed: int, extra: list[str], churn_root: Path
 
 
 def step_clv(root: Path, n: int, seed: int, extra: list[str]) -> dict[str, Any]:
-    """train_clv.fit_production on every customer at as_of; production.json and production_draws.json."""
+    """The production refit (fit_clv + Laplace draws) on every customer at as_of; production*.json."""
     import pandas as pd
 
+    from models.clv import fit_clv
     from models.clv.inputs import RFM_COLUMNS
-    from models.clv.uncertainty import draws_to_dict
+    from models.clv.uncertainty import draws_to_dict, laplace_draws
     from pipelines import paths
     from pipelines.io import write_json
     from pipelines.train_churn import time_unit_days
-    from pipelines.train_clv import ARTIFACT_FILES, ClvConfig, fit_production
+    from pipelines.train_clv import ARTIFACT_FILES, ClvConfig
 
     params = _params(root, extra)
     seed = int(params.get("seed", 42))
+    cfg = ClvConfig.from_params(params["clv"], seed)
     frame = pd.read_parquet(paths.rebase(paths.FEATURE_FILES["score"], root), columns=list(RFM_COLUMNS))
     started = time.perf_counter()
-    model, draws = fit_production(frame, ClvConfig.from_params(params["clv"], seed), time_unit_days(params["features"]),
-                                  seed)
+    model = fit_clv(frame, "bgnbd" if cfg.model == "auto" else cfg.model,
+                    time_unit_days=time_unit_days(params["features"]), penalizer_grid=cfg.penalizer_grid, seed=seed)
+    draws = laplace_draws(model, frame, cfg.n_draws, seed)
     fit_s = time.perf_counter() - started
     write_json(model.to_dict(), paths.rebase(ARTIFACT_FILES["production"], root))
     write_json(draws_to_dict(draws), paths.rebase(ARTIFACT_FILES["production_draws"], root))
     return {"fit_s": round(fit_s, 2), "model": model.model, "purchases": model.purchases.params,
-            "spend": model.spend.params, "unique_rows": model.purchases.n_unique_rows, "draws": draws.n_draws}
+            "spend": model.spend.params if model.spend is not None else None,
+            "unique_rows": model.purchases.n_unique_rows, "draws": draws.n_draws}
 
 
 def step_score(root: Path, n: int, seed: int, extra: list[str]) -> dict[str, Any]:
@@ -247,13 +252,14 @@ def step_reference(root: Path, n: int, seed: int, extra: list[str]) -> dict[str,
 
 
 def step_intervals(root: Path, n: int, seed: int, extra: list[str], sample: int) -> dict[str, Any]:
-    """predictive_clv_bounds (score stage) vs intervals (general) on the same quantised rows."""
+    """expected_clv_bounds (score stage) vs intervals (general, on quantised rows) on the same customers."""
     import numpy as np
     import pandas as pd
 
     from models.clv import ClvModel
-    from models.clv.uncertainty import Horizon, draws_from_dict, intervals, predictive_clv_bounds
-    from models.scoring.assemble import RFM, first_draws, quantized
+    from models.clv.bounds import expected_clv_bounds, quantized
+    from models.clv.uncertainty import Horizon, draws_from_dict, intervals
+    from models.scoring.assemble import RFM, first_draws
     from models.scoring.config import ScoringConfig
     from pipelines import paths
     from pipelines.train_clv import ARTIFACT_FILES
@@ -272,13 +278,21 @@ def step_intervals(root: Path, n: int, seed: int, extra: list[str], sample: int)
                       float(clv["discount_rate_monthly"]), float(clv["days_per_month"]))
     level, n_m = float(clv["interval"]), int(clv["horizon_months"])
     out = {"customers": len(rfm), "draws": draws.n_draws}
-    for name, fn in (("predictive_clv_bounds", predictive_clv_bounds), ("intervals", intervals)):
-        started = time.perf_counter()
-        got = fn(model, coarse, draws, horizon, level, seed)
-        out[name] = {"seconds": round(time.perf_counter() - started, 2),
-                     "mean_low": round(float(np.mean(got[f"clv_{n_m}m_pred_low"])), 3),
-                     "mean_high": round(float(np.mean(got[f"clv_{n_m}m_pred_high"])), 3)}
-    out["ratio"] = round(out["intervals"]["seconds"] / out["predictive_clv_bounds"]["seconds"], 1)
+    started = time.perf_counter()
+    point = model.predict(rfm, horizon.horizon_days, n_m, horizon.discount_rate_monthly,
+                          days_per_month=horizon.days_per_month)[f"clv_{n_m}m"].to_numpy()
+    got = expected_clv_bounds(model, draws, rfm, point, (horizon.horizon_days, n_m, horizon.discount_rate_monthly,
+                                                         horizon.days_per_month), level,
+                              cfg.interval_grid_days / model.time_unit_days)
+    out["expected_clv_bounds"] = {"seconds": round(time.perf_counter() - started, 2),
+                                  "mean_low": round(float(np.mean(got.low)), 3),
+                                  "mean_high": round(float(np.mean(got.high)), 3), "widened": got.widened}
+    started = time.perf_counter()
+    general = intervals(model, coarse, draws, horizon, level, seed)
+    out["intervals"] = {"seconds": round(time.perf_counter() - started, 2),
+                        "mean_low": round(float(np.mean(general["clv_low"])), 3),
+                        "mean_high": round(float(np.mean(general["clv_high"])), 3)}
+    out["ratio"] = round(out["intervals"]["seconds"] / out["expected_clv_bounds"]["seconds"], 1)
     return out
 
 
@@ -366,7 +380,7 @@ def summary_table(n: int, results: dict[str, dict[str, Any]]) -> str:
     iv = results.get("intervals", {})
     if "ratio" in iv:
         lines.append(f"CLV bounds on {iv['customers']:,} customers ({iv['draws']} draws): score path "
-                     f"{iv['predictive_clv_bounds']} vs general intervals {iv['intervals']} -> {iv['ratio']}x")
+                     f"{iv['expected_clv_bounds']} vs general intervals {iv['intervals']} -> {iv['ratio']}x")
     ref = results.get("reference", {})
     if "lifetimes_s" in ref:
         lines.append(f"reference: lifetimes {ref['lifetimes_s']} vs ours predict {ref['ours_predict_s']} s -> "

@@ -33,7 +33,7 @@ from features.build import FeatureConfig
 from models.clv import DEFAULT_PENALIZER_GRID, MODELS, ClvModel, FitError, fit_clv
 from models.clv import evaluation as ev
 from models.clv import selection as sel
-from models.clv.backtest import NO_SPEND, purchases_evaluation
+from models.clv.backtest import NO_SPEND, purchases_evaluation, without_challenger
 from models.clv.challenger import CHAMPION_METRICS, CHAMPIONS, ChallengerConfig, choose_champion, fit_challenger
 from models.clv.inputs import RFM_COLUMNS, check_model
 from models.clv.uncertainty import Horizon, ParameterDraws, draws_to_dict, intervals, laplace_draws
@@ -325,18 +325,24 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
 
 
 def backtest(eval_frame: pd.DataFrame, train: pd.DataFrame, model: ClvModel, cfg: ClvConfig, h: int,
-             seed: int) -> tuple[dict[str, Any], pd.DataFrame, Any, ParameterDraws | None]:
-    """Holdout sections, predictions, the ML challenger (None without amounts) and the c_e parameter draws."""
+             seed: int) -> tuple[dict[str, Any], pd.DataFrame, Any, ParameterDraws]:
+    """Holdout sections, predictions, the ML challenger (or why none was fitted) and the c_e parameter draws."""
     point = model.predict(eval_frame, h, cfg.horizon_months, cfg.discount_rate_monthly,
                           days_per_month=cfg.days_per_month)
     draws = laplace_draws(model, eval_frame, cfg.n_draws, seed)
     if model.spend is None:
         body, predictions = purchases_evaluation(eval_frame, point, h)
         body["champion"] = {"setting": cfg.champion, "chosen": "btyd", "reason": f"no ML challenger: {NO_SPEND}"}
-        return body, predictions, None, draws
+        return body, predictions, f"ML challenger not fitted: {NO_SPEND}", draws
     horizon = Horizon(h, cfg.horizon_months, cfg.discount_rate_monthly, cfg.days_per_month)
     bounds = intervals(model, eval_frame, draws, horizon, cfg.interval, seed)
-    challenger = fit_challenger(train, _cutoff(eval_frame, Path("eval.parquet")), cfg.challenger)
+    try:
+        challenger = fit_challenger(train, _cutoff(eval_frame, Path("eval.parquet")), cfg.challenger)
+    except ValueError as exc:  # e.g. too few training customers: reported, the BTYD backtest still runs
+        body, predictions = without_challenger(eval_frame, point, bounds, h, cfg.horizon_months)
+        body["champion"] = {"setting": cfg.champion, "chosen": "btyd", "reason": f"no ML challenger: {exc}"}
+        body["coverage"] = {"level": cfg.interval, **body["coverage"], "note": COVERAGE_NOTE}
+        return body, predictions, f"ML challenger not fitted: {exc}", draws
     body, predictions = evaluate(eval_frame, point, bounds, challenger.predict(eval_frame), cfg, h)
     return body, predictions, challenger, draws
 
@@ -373,7 +379,8 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
               "customers": len(eval_frame), "repeat_customers": int((eval_frame["frequency"] > 0).sum()),
               "spend": {"available": spend, "reason": None if spend else NO_SPEND}, **body,
               "fit": fit_section(model, {"std_errors": draws.std_errors, "warnings": draws.warnings}),
-              "challenger": challenger.report if challenger is not None else {"skipped": NO_SPEND}}
+              "challenger": {"skipped": challenger} if isinstance(challenger, str) else challenger.report}
+    challenger = None if isinstance(challenger, str) else challenger
     daily = actual_daily(files["transactions"], eval_frame["customer_id"], eval_cutoff, h, weekly)
     tables = plot_tables(eval_frame, model, report, daily)
     production = (chosen.production, laplace_draws(chosen.production, score_frame, cfg.n_draws, seed))
@@ -403,7 +410,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     side = report.get("comparison")
     if side:
         for key in ("revenue_mae", "revenue_rmse", "revenue_spearman", "revenue_gini", "revenue_total_error_pct"):
-            lines.append(f"  {key:26s} btyd={side[key]['btyd']:.4g}  ml={side[key]['ml']:.4g}")
+            btyd, ml = (side[key][k] for k in ("btyd", "ml"))
+            lines.append(f"  {key:26s} btyd={btyd:.4g}  ml={'-' if ml is None else f'{ml:.4g}'}")
         cov = report["coverage"]
         lines.append(f"  coverage {cov['level']:.0%}: parameter={cov['revenue_parameter']:.3f} "
                      f"predictive={cov['revenue_predictive']:.3f}; champion: {report['champion']['chosen']}")

@@ -31,3 +31,17 @@ def purchases_evaluation(frame: pd.DataFrame, point: pd.DataFrame, horizon_days:
     predictions = pd.concat([frame[keys].reset_index(drop=True), point[keep].reset_index(drop=True)], axis=1)
     predictions["future_purchases"] = actual
     return body, predictions
+
+
+def without_challenger(frame: pd.DataFrame, point: pd.DataFrame, bounds: pd.DataFrame, horizon_days: int,
+                       horizon_months: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """ev.holdout_evaluation's sections for the BTYD side alone (no ML challenger could be fitted)."""
+    h = horizon_days
+    own = {"purchases": point[f"expected_purchases_{h}d"].to_numpy(dtype=float)}
+    own["revenue"] = own["purchases"] * point["expected_aov"].to_numpy(dtype=float)
+    body, predictions = ev.holdout_evaluation(frame, point, bounds, own, h, horizon_months)  # ML side = BTYD, dropped
+    body.pop("ml")
+    body["comparison"] = {k: {"btyd": v["btyd"], "ml": None} for k, v in body["comparison"].items()}
+    for row in body["conditional_expectation"].values():
+        row.pop("ml_predicted", None)
+    return body, predictions.drop(columns=[c for c in predictions.columns if c.startswith("ml_")])

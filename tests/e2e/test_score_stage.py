@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,9 +74,22 @@ def test_scores_use_the_refit_models(trained) -> None:
     assert (merged["churn_probability"] - merged["p_churn"]).abs().max() < 1e-12  # train_churn's own scores
     assert (merged["reason_1_x"] == merged["reason_1_y"]).all()
     clv = json.loads((trained["root"] / "artifacts/clv/mlflow.json").read_text())
-    versions = {f"churn-lightgbm/{trained['churn']['mlflow']['registered_version']}",
-                f"clv-bgnbd/{clv['registered_version']}"}
+    versions = {f"churn/{trained['churn']['mlflow']['registered_version']}",
+                f"clv-{trained['clv']['model']}/{clv['registered_version']}"}
     assert set(parquet["model_version"].iloc[0].split("|")) == versions
+
+
+def test_columns_agree_and_every_clv_lies_in_its_interval(trained) -> None:
+    layout = score.layout_of(trained["params"])
+    out = pd.read_parquet(trained["root"] / "outputs/customer_scores.parquet")
+    assert "p_alive" not in out.columns
+    assert ((out["clv_low"] <= out[layout.clv_column]) & (out[layout.clv_column] <= out["clv_high"])).all()
+    csv = pd.read_csv(trained["root"] / "outputs/customer_scores.csv", dtype={"customer_id": str})
+    assert ((csv["clv_low"] <= csv[layout.clv_column]) & (csv[layout.clv_column] <= csv["clv_high"])).all()
+    p_buy, churn = out[layout.p_purchase_column], out["churn_probability"]
+    assert not ((p_buy > 0.9) & (churn > 0.9)).any()  # "sure to buy" and "sure not to buy" never on one row
+    assert np.corrcoef(1 - p_buy, churn)[0, 1] > 0.5  # two models of the same event
+    assert (out[layout.p_no_purchase_column] <= 1 - p_buy + 1e-9).all()  # the CLV horizon contains H days
 
 
 def test_rescoring_the_same_as_of_replaces_the_batch(trained) -> None:
@@ -96,13 +110,14 @@ def test_standalone_scoring_of_new_data_with_registered_models(trained, tmp_path
     version = trained["churn"]["mlflow"]["registered_version"]
     params = stage_params(root, "data=files", f"data.transactions={csv}", "windows.as_of=2024-09-30",
                           "data.duplicate_key=[customer_id,ts,amount]",
-                          f"churn.model_uri=models:/churn-lightgbm/{version}", "clv.model_uri=models:/clv-bgnbd/1")
+                          f"churn.model_uri=models:/churn/{version}")  # clv.model=auto: the chosen one
     report = score.run(params, root)
+    chosen = f"clv-{trained['clv']['model']}"
     assert report["standalone"] and report["as_of"] == "2024-09-30"
     assert report["rows_out"] == new["customer_id"].nunique()
     out = pd.read_parquet(root / "outputs/customer_scores.parquet")
     assert set(out["customer_id"]) == set(new["customer_id"])
-    assert out["model_version"].iloc[0] == f"churn-lightgbm/{version}|clv-bgnbd/1"
+    assert out["model_version"].iloc[0] == f"churn/{version}|{chosen}/latest"
     with duckdb.connect(str(root / "outputs/warehouse.duckdb"), read_only=True) as con:
         assert sorted(str(r[0]) for r in con.execute("SELECT DISTINCT as_of FROM customer_scores").fetchall()) == [
             "2024-09-30", "2024-12-31"]  # history: one batch per as_of
@@ -116,11 +131,12 @@ def test_a_feature_schema_mismatch_names_the_columns(trained) -> None:
     root = trained["root"]
     models = from_artifacts(root)
     spec = models.churn.spec
-    models.churn.spec = dataclasses.replace(spec, features=(*spec.features[1:], "shoe_size"))
+    expected = spec.expected_columns  # the training file's feature columns (a linear champion reads a subset)
+    models.churn.spec = dataclasses.replace(spec, features=(*expected[1:], "shoe_size"), schema=())
     source = root / "data/features/score.parquet"
     import pyarrow.parquet as pq
 
-    with pytest.raises(ValueError, match=rf"missing \['shoe_size'\], extra \['{spec.features[0]}'\]"):
+    with pytest.raises(ValueError, match=rf"missing \['shoe_size'\], extra \['{expected[0]}'\]"):
         score.check_schema(source, pq.read_schema(source).names, models)
 
 

@@ -125,7 +125,7 @@ def test_params_json_rebuilds_the_stage_predictions(staged) -> None:
 
 def test_registered_pyfunc_is_the_as_of_refit(staged) -> None:
     info = json.loads(staged["files"]["mlflow"].read_text())
-    assert info["registered_model"] == "clv-bgnbd"
+    assert info["registered_model"] == f"clv-{staged['report']['model']}"
     loaded = load_registered(info)
     score = pd.read_parquet(staged["files"]["score"])
     production = ClvModel.from_dict(json.loads(staged["files"]["production"].read_text()))
@@ -143,9 +143,65 @@ def test_production_draws_round_trip(staged) -> None:
     from models.clv.uncertainty import draws_from_dict
 
     draws = draws_from_dict(json.loads(staged["files"]["production_draws"].read_text()))
-    assert draws.model == "bgnbd"
+    assert draws.model == staged["report"]["model"]
     assert draws.n_draws >= 20 and draws.purchases.shape[1] == 4
     assert staged["report"]["production"]["customers"] == len(pd.read_parquet(staged["files"]["score"]))
+
+
+def test_auto_selection_records_every_candidate_on_the_training_window(staged) -> None:
+    from models.clv import MODELS
+
+    report = staged["report"]
+    section = report["selection"]
+    assert set(section["candidates"]) == set(MODELS)
+    assert section["chosen"] == report["model"] == report["fit"]["purchases"]["model"]
+    assert section["candidates"][section["chosen"]]["status"] == "fitted"
+    assert section["window"]["source"] == "training_cutoff"
+    cutoff = section["window"]["note"].split()[3].rstrip(":")
+    assert cutoff < report["eval_cutoff"]  # chosen on a training cutoff, never on c_e
+    for name, cand in section["candidates"].items():
+        assert cand["status"] in ("fitted", "skipped") and cand["reason"], name
+        if cand["status"] == "fitted":
+            assert np.isfinite(cand["validation"]["no_purchase_log_loss"]), name
+    fitted = {n: c["validation"]["no_purchase_log_loss"] for n, c in section["candidates"].items()
+              if c["status"] == "fitted"}
+    assert fitted[section["chosen"]] <= min(fitted.values()) * (1 + 1e-3)
+
+
+def test_configured_model_skips_selection(tree: Path, tmp_path: Path) -> None:
+    root = copy_tree(tree, tmp_path)
+    report = run(stage_params(root, "clv.model=mbgnbd", "clv.n_draws=10"), root, track=False)
+    assert report["model"] == "mbgnbd" and report["selection"]["rule"].startswith("configured")
+    assert "candidates" not in report["selection"]
+
+
+def test_one_tiny_training_cutoff_falls_back_and_still_runs(tree: Path, tmp_path: Path) -> None:
+    root = copy_tree(tree, tmp_path)
+    target = paths.rebase(paths.FEATURE_FILES["train"], root)
+    train = pd.read_parquet(target)
+    latest = train[train["cutoff"] == train["cutoff"].max()]
+    write_parquet(latest.head(25), target)  # one training cutoff, 25 customers: too few to fit or to challenge
+    report = run(stage_params(root, "clv.n_draws=10"), root, track=False)
+    section = report["selection"]
+    assert section["window"]["source"] == "eval_cutoff_in_sample" and section["metric"] == "in_sample_bic"
+    assert "no label" in section["rule"]
+    assert report["challenger"]["skipped"].startswith("ML challenger not fitted")
+    assert report["champion"]["chosen"] == "btyd" and report["comparison"]["revenue_mae"]["ml"] is None
+    assert stage_files(root)["production"].exists()
+
+
+def test_main_turns_fit_failures_into_one_line(monkeypatch, capsys) -> None:
+    from models.clv import FitError
+    from pipelines import train_clv
+
+    for exc in (FitError("no usable fit; attempts: a\nb"), FloatingPointError("non-finite CLV outputs")):
+        def boom(*_args, exc=exc, **_kwargs):
+            raise exc
+        monkeypatch.setattr(train_clv, "run", boom)
+        monkeypatch.setattr(train_clv, "load_params", lambda argv: {})
+        assert train_clv.main([]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("train_clv: error: ") and "Traceback" not in err
 
 
 def test_challenger_never_trains_on_the_evaluation_cutoff(staged) -> None:
@@ -215,3 +271,23 @@ def test_other_purchase_models_run_through_the_stage(tree: Path, tmp_path: Path,
     assert report["model"] == model and report["fit"]["purchases"]["model"] == model
     predictions = pd.read_parquet(stage_files(root)["predictions"])
     assert np.isfinite(predictions.select_dtypes("number").to_numpy()).all()
+
+
+def test_without_amounts_only_purchases_are_modelled(tree: Path, tmp_path: Path) -> None:
+    root = copy_tree(tree, tmp_path)
+    for role in ("train", "eval", "score"):
+        target = paths.rebase(paths.FEATURE_FILES[role], root)
+        frame = pd.read_parquet(target)
+        spend = [c for c in ("monetary_value", "future_revenue") if c in frame.columns]
+        write_parquet(frame.assign(**{c: np.nan for c in spend}), target)
+    report = run(stage_params(root, "clv.n_draws=10"), root, track=False)
+    assert report["spend"]["available"] is False and "no amounts" in report["spend"]["reason"]
+    assert report["fit"]["spend"] is None and report["production"]["spend"] is None
+    assert "revenue" not in report["btyd"] and "comparison" not in report
+    assert report["challenger"]["skipped"].startswith("ML challenger not fitted")
+    assert np.isfinite(report["btyd"]["purchases"]["mae"])
+    predictions = pd.read_parquet(stage_files(root)["predictions"])
+    assert not [c for c in predictions.columns if "clv" in c or "revenue" in c or c == "expected_aov"]
+    assert np.isfinite(predictions.select_dtypes("number").to_numpy()).all()
+    production = ClvModel.from_dict(json.loads(stage_files(root)["production"].read_text()))
+    assert production.spend is None
