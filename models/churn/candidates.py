@@ -15,7 +15,7 @@ import pandas as pd
 
 from models.churn.base import ChurnScorer
 from models.churn.config import ChurnConfig
-from models.churn.features import LABEL, PRIOR_COLUMN
+from models.churn.features import LABEL, PRIOR_COLUMN, tenure_relative_columns
 from models.churn.model import fit_churn
 from models.churn.scorers import LOG_RFM, RECENCY, fit_btyd_churn, fit_logistic_churn
 from models.churn.split import TimeSplit, grouped_folds, stratified_cap, time_split
@@ -30,11 +30,13 @@ class Candidate:
     prior: str = "none"
     baseline: bool = False
     columns: tuple[str, ...] = ()
+    relative: bool = False  # LightGBM on tenure-relative features only (features.TIME_ABSOLUTE left out)
 
 
 def candidate_list(cfg: ChurnConfig, btyd: list[str]) -> list[Candidate]:
     """Simplest first: BTYD models (usable kinds only), recency rule, log-RFM, log-RFM + logit BTYD prior,
-    LightGBM, LightGBM boosting from a BTYD prior."""
+    LightGBM boosting from a BTYD prior on tenure-relative features only, LightGBM on every feature, LightGBM
+    on every feature boosting from a BTYD prior."""
     out = [Candidate(k, "btyd", prior=k, baseline=True) for k in cfg.btyd_baselines if k in btyd]
     out += [
         Candidate("recency_rule", "logistic", baseline=True, columns=RECENCY),
@@ -42,6 +44,11 @@ def candidate_list(cfg: ChurnConfig, btyd: list[str]) -> list[Candidate]:
     ]
     out += [
         Candidate(f"log_rfm_prior_{k}", "logistic", prior=k, columns=LOG_RFM) for k in cfg.offset_priors if k in btyd
+    ]
+    out += [
+        Candidate(f"lightgbm_relative_prior_{k}", "lightgbm", prior=k, relative=True)
+        for k in cfg.offset_priors
+        if k in btyd
     ]
     if cfg.prior == "none" or cfg.prior in btyd:
         out.append(Candidate("lightgbm", "lightgbm", prior=cfg.prior))
@@ -63,7 +70,8 @@ def fit_candidate(candidate: Candidate, train: pd.DataFrame, cfg: ChurnConfig) -
     elif candidate.family == "logistic":
         model = fit_logistic_churn(train, candidate.name, candidate.columns, candidate.prior)
     else:
-        model = fit_churn(train, dataclasses.replace(cfg, prior=candidate.prior))
+        features = tenure_relative_columns(train) if candidate.relative else None
+        model = fit_churn(train, dataclasses.replace(cfg, prior=candidate.prior), features)
     model.info["name"] = candidate.name
     return model
 

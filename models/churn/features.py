@@ -27,6 +27,25 @@ CATEGORICAL = (
     "acquisition_channel",
     "rfm_segment",
 )
+# Columns that grow with calendar time or tenure: trees cannot extrapolate them past the training range (a
+# customer 364 days dormant at c_e lands in the leaf of one 183 days dormant at the training cutoff). The
+# tenure-relative feature set leaves them out and lets a BTYD prior (offset) carry ageing in its closed form.
+TIME_ABSOLUTE = (
+    "recency",
+    "T",
+    "recency_days",
+    "tenure_days",
+    "days_since_last_purchase",
+    "days_since_last_event",
+    "days_since_signup",
+    "purchase_days_total",
+    "orders_total",
+    "revenue_gross_total",
+    "revenue_net_total",
+    "returns_total",
+    "returned_amount_total",
+    "support_tickets_total",
+)
 RFM_ONLY = (
     "days_since_last_purchase",
     "frequency",
@@ -51,6 +70,11 @@ def _is_numeric(series: pd.Series) -> bool:
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """Every numeric column and known categorical column, in frame order, except EXCLUDED."""
     return [c for c in frame.columns if c not in EXCLUDED and (c in CATEGORICAL or _is_numeric(frame[c]))]
+
+
+def tenure_relative_columns(frame: pd.DataFrame) -> list[str]:
+    """feature_columns without TIME_ABSOLUTE: rates, shares, ranks, gaps relative to the customer's own."""
+    return [c for c in feature_columns(frame) if c not in TIME_ABSOLUTE]
 
 
 def ignored_columns(frame: pd.DataFrame) -> list[str]:

@@ -83,7 +83,10 @@ def test_simpler_models_need_only_their_columns_but_check_the_training_schema() 
 
 def test_candidates_come_simplest_first_and_respect_usable_btyd() -> None:
     names = [c.name for c in candidate_list(ChurnConfig.from_params({}), ["bgnbd"])]
-    assert names == ["bgnbd", "recency_rule", "log_rfm", "log_rfm_prior_bgnbd", "lightgbm", "lightgbm_prior_bgnbd"]
+    assert names == [
+        "bgnbd", "recency_rule", "log_rfm", "log_rfm_prior_bgnbd", "lightgbm_relative_prior_bgnbd", "lightgbm",
+        "lightgbm_prior_bgnbd",
+    ]
 
 
 @pytest.mark.parametrize("frames", ["holdout", "cv"])
