@@ -198,6 +198,8 @@ def test_expected_tables(loaded: dict[str, Any]) -> None:
     assert tables["segments"]["rows"] == 3  # champions/low (2 customers), lost/high, the markup label/medium
     assert tables["cohorts"] == {"rows": 3, "columns": 2 + 3}  # cohort, customers, months 0..2
     assert {"ablation", "clv-vs-challenger", "ingest"} <= set(tables)
+    assert tables["clv-selection"]["rows"] == 3  # bgnbd, pareto_nbd, mbgnbd (skipped)
+    assert tables["churn-champion"]["rows"] == 3  # lightgbm, lightgbm_prior, log_rfm
 
 
 def test_heat_map_coloured(loaded: dict[str, Any]) -> None:
