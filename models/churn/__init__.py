@@ -1,5 +1,6 @@
-"""Churn model: LightGBM on point-in-time features, time-ordered validation, calibration, reasons."""
+"""Churn models behind one interface (ChurnScorer), a champion chosen on training-period validation, reasons."""
 
+from models.churn.base import ChurnScorer, load_scorer, save_scorer
 from models.churn.calibration import Calibrator, fit_calibrator
 from models.churn.config import ChurnConfig
 from models.churn.errors import ChurnInputError, MissingFeaturesError, SingleClassError, TooFewCustomersError
@@ -14,6 +15,7 @@ __all__ = [
     "ChurnConfig",
     "ChurnInputError",
     "ChurnModel",
+    "ChurnScorer",
     "FeatureSpec",
     "MissingFeaturesError",
     "SingleClassError",
@@ -22,6 +24,8 @@ __all__ = [
     "fit_calibrator",
     "fit_churn",
     "global_importance",
+    "load_scorer",
     "reason_codes",
+    "save_scorer",
     "score_with_reasons",
 ]

@@ -6,7 +6,8 @@ same validation rows: the latest training cutoff held out in time (fit rows purg
 models/churn/split.py) when usable, else the out-of-fold rows of the customer-grouped CV on the training
 rows. The evaluation cutoff is never read here.
 
-Rule: the incumbent starts as the baseline with the lowest validation log loss. Each more complex candidate,
+Rule: the incumbent starts as the baseline with the lowest validation log loss (among baselines whose log
+loss is within the paired-bootstrap noise of that one, the one with the highest AUC). Each more complex candidate,
 in order, replaces the incumbent only when (a) its log loss is lower than the incumbent's beyond validation
 noise (the upper end of the customer-grouped paired-bootstrap 95% interval of the difference is below 0;
 with ``min_evidence`` off: any lower point estimate) and (b) it is no worse than the best baseline on
@@ -75,6 +76,37 @@ def _interval(deltas: np.ndarray) -> list[float]:
     return [float(lo), float(hi)]
 
 
+def _starting_baseline(
+    y: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    pool: list[str],
+    table: dict[str, dict[str, float]],
+    groups: np.ndarray,
+    boots: int,
+    seed: int,
+    min_evidence: bool,
+) -> tuple[str, list[str]]:
+    """The baseline with the lowest validation log loss; among baselines within its noise, the highest AUC."""
+    best = min(pool, key=lambda n: table[n]["log_loss"])
+    tied = [best]
+    if boots and min_evidence:
+        for name in pool:
+            if name != best:
+                deltas = group_bootstrap_deltas(
+                    y, predictions[name], predictions[best], groups, "log_loss", boots, seed
+                )
+                if _interval(deltas)[0] <= 0:
+                    tied.append(name)
+    start = max(tied, key=lambda n: table[n]["auc"])
+    steps = [f"lowest validation log loss of the baselines: {best} ({table[best]['log_loss']:.4f})"]
+    if start != best:
+        steps.append(
+            f"start from {start}: log loss {table[start]['log_loss']:.4f} within the noise of {best}'s, "
+            f"higher AUC ({table[start]['auc']:.4f} vs {table[best]['auc']:.4f})"
+        )
+    return start, steps
+
+
 def choose(
     y: np.ndarray,
     predictions: Mapping[str, np.ndarray],
@@ -96,11 +128,8 @@ def choose(
     table = {n: validation_metrics(y, np.asarray(predictions[n], dtype=float), n_bins) for n in names}
     best_ll = min(pool, key=lambda n: table[n]["log_loss"])
     best_auc = max(pool, key=lambda n: table[n]["auc"])
-    incumbent = best_ll
-    steps = [
-        f"start from {best_ll}, the lowest validation log loss of the baselines ({table[best_ll]['log_loss']:.4f})"
-    ]
     boots = max(int(n_boot), 0)
+    incumbent, steps = _starting_baseline(y, predictions, pool, table, groups, boots, seed, min_evidence)
     for name in names:
         if name in pool:
             continue
@@ -122,7 +151,7 @@ def choose(
             incumbent = name
         else:
             why = (
-                "not beyond validation noise"
+                "no lower log loss beyond validation noise"
                 if not beats
                 else (f"worse than the best baseline (AUC {row['auc']:.4f} vs {best_auc} {table[best_auc]['auc']:.4f})")
             )

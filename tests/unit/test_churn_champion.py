@@ -36,7 +36,7 @@ def test_a_complex_model_within_noise_keeps_the_simpler_baseline() -> None:
     preds = {"bgnbd": np.full(y.size, y.mean()), "log_rfm": p, "lightgbm": noisy}
     choice = choose(y, preds, ORDER, BASELINES, np.arange(y.size), n_boot=100, seed=1)
     assert choice.name == "log_rfm"
-    assert "not beyond validation noise" in choice.steps[-1]
+    assert "no lower log loss beyond validation noise" in choice.steps[-1]
     loose = choose(y, preds, ORDER, BASELINES, np.arange(y.size), min_evidence=False, n_boot=100, seed=1)
     assert loose.name in {"log_rfm", "lightgbm"}  # point estimates only
 
@@ -71,3 +71,16 @@ def test_grouped_bootstrap_resamples_whole_customers() -> None:
         for r in ([0, 1, 0, 1], [2, 3, 2, 3], [0, 1, 2, 3])
     }
     assert all(any(np.isclose(d, w) for w in whole) for d in deltas)
+
+
+def test_baselines_tied_on_log_loss_start_from_the_better_ranking_one() -> None:
+    p, y = _labels(3000)
+    rng = np.random.default_rng(2)
+    flat = 0.5 * p + 0.25  # calibrated-ish but compressed: same ranking as p
+    shuffled = flat.copy()
+    worse_rank = rng.random(y.size) < 0.3
+    shuffled[worse_rank] = rng.permutation(flat[worse_rank])  # similar log loss, worse ranking
+    preds = {"bgnbd": shuffled, "log_rfm": flat}
+    choice = choose(y, preds, ["bgnbd", "log_rfm"], ["bgnbd", "log_rfm"], np.arange(y.size), n_boot=100, seed=0)
+    assert choice.validation["log_rfm"]["auc"] > choice.validation["bgnbd"]["auc"]
+    assert choice.name == "log_rfm"
