@@ -24,7 +24,7 @@ FORMATS = """
   NaN, inf or an empty number (a chunk holding one is rejected with an error naming the column and
   the customer), with one stated exception: when the transactions have no amounts
   (`data.columns.transactions.amount: null`) the spend columns `expected_aov`, `clv_<M>m`, `clv_low`,
-  `clv_high` and `clv_decile` are empty cells (unquoted, nothing between the commas) on every row,
+  `clv_high`, `clv_decile` and `rfm_m` are empty cells (unquoted, nothing between the commas) on every row,
   and `total_clv_<M>m` / `mean_clv_<M>m` of segment_summary likewise; `reports/score.json` says so
   under `spend`. Churn, purchase and probability columns are always filled.
 - Spreadsheet formula injection: a text cell (any text column, `customer_id` included) whose first

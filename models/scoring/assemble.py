@@ -128,7 +128,7 @@ def assemble(features: pd.DataFrame, churn: pd.DataFrame, clv: pd.DataFrame, edg
         "clv_high": clv["clv_high"].to_numpy(dtype=float),
         layout.p_no_purchase_column: probabilities[layout.p_no_purchase_column],
         "clv_decile": decile,
-        **{c: features[c].to_numpy(dtype="int64") for c in ("rfm_r", "rfm_f", "rfm_m")},
+        **{c: pd.array(features[c].to_numpy(), dtype="Int64") for c in ("rfm_r", "rfm_f", "rfm_m")},  # m: may be null
         "rfm_segment": segment_labels(features["rfm_segment"].reset_index(drop=True), locale),
         **{f"reason_{i}": churn[f"reason_{i}"].fillna("").to_numpy(dtype=object)
            for i in range(1, layout.reason_codes + 1)},

@@ -62,7 +62,7 @@ class ScoreLayout:
 
     def spend_columns(self) -> tuple[str, ...]:
         """The columns that need amounts: null on every row when the data has none."""
-        return ("expected_aov", self.clv_column, "clv_low", "clv_high", "clv_decile")
+        return ("expected_aov", self.clv_column, "clv_low", "clv_high", "clv_decile", "rfm_m")
 
     @property
     def purchases_column(self) -> str:
@@ -119,7 +119,8 @@ def output_columns(layout: ScoreLayout) -> list[Column]:
                f"in this batch: 10 = the most valuable 10%. {NO_AMOUNTS}", nullable=True),
         Column("rfm_r", "integer", "score 1-5", "Recency score at as_of: 5 = bought most recently."),
         Column("rfm_f", "integer", "score 1-5", "Frequency score at as_of: 5 = most purchase days."),
-        Column("rfm_m", "integer", "score 1-5", "Monetary score at as_of: 5 = highest average order value."),
+        Column("rfm_m", "integer", "score 1-5", f"Monetary score at as_of: 5 = highest average order value. "
+               f"{NO_AMOUNTS}", nullable=True),
         Column("rfm_segment", "text", "label", "RFM segment (R, F, M each high or low: 8 segments), labelled in "
                "features.segment_locale."),
     ]

@@ -116,12 +116,12 @@ def test_without_amounts_spend_cells_are_empty_and_the_rest_filled(tmp_path):
     layout = replace(LAYOUT, has_spend=False)
     frame = tiny_frame()
     for col in layout.spend_columns():
-        frame[col] = pd.array([pd.NA] * len(frame), dtype="Int64") if col == "clv_decile" else np.nan
+        frame[col] = pd.array([pd.NA] * len(frame), dtype="Int64") if col in ("clv_decile", "rfm_m") else np.nan
     with ScoreSinks(tmp_path, layout, FIRST_AS_OF) as sinks:
         sinks.write(frame)
         sinks.finish(segment_summary(frame, layout))
     text = (tmp_path / "customer_scores.csv").read_text(encoding="utf-8").splitlines()
-    assert text[1].startswith("c0000000,2024-01-31,0.1234,low,1.0000,2.500,,,,,0.0000,,1,1,1,champions,")
+    assert text[1].startswith("c0000000,2024-01-31,0.1234,low,1.0000,2.500,,,,,0.0000,,1,1,,champions,")
     stored = pd.read_parquet(tmp_path / "customer_scores.parquet")
     assert stored[list(layout.spend_columns())].isna().all().all()
     assert stored["p_no_purchase_12m"].notna().all()

@@ -233,7 +233,7 @@ def test_no_amounts_says_why_spend_is_empty(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     scores = scores_frame()
     for col in LAYOUT.spend_columns():
-        scores[col] = pd.array([pd.NA] * len(scores), dtype="Int64") if col == "clv_decile" else np.nan
+        scores[col] = pd.array([pd.NA] * len(scores), dtype="Int64") if col in ("clv_decile", "rfm_m") else np.nan
     scores.to_parquet(root / "outputs" / "customer_scores.parquet", index=False)
     html = Path(report.run(PARAMS, root=root)["path"]).read_text(encoding="utf-8")
     assert 'id="spend-note"' in html and "the transactions have no amounts" in html

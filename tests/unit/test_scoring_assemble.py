@@ -157,6 +157,7 @@ def test_without_amounts_spend_columns_are_null_and_the_rest_is_filled() -> None
     features, churn, clv = parts()
     layout = replace(LAYOUT, has_spend=False)
     clv = clv.assign(expected_aov=np.nan, clv_12m=np.nan, clv_low=np.nan, clv_high=np.nan)
+    features = features.assign(rfm_m=np.nan)  # the features stage leaves the monetary score null without amounts
     out = assemble(features, churn, clv, decile_edges(np.zeros(1)), cfg, layout, "en", stamp())
     check_scores(out, layout)
     assert out[list(layout.spend_columns())].isna().all().all()
