@@ -3,9 +3,10 @@
 For every Laplace parameter draw k the closed-form CLV of a row is computed (ClvModel.predict with the drawn
 parameters); the interval is the (1 - level)/2 and (1 + level)/2 quantiles over the draws, i.e. what
 `uncertainty.intervals` calls the parameter interval. It says how well the expected value is known, not what
-one customer will spend. Speed: the draws are evaluated once per unique row of RFM quantised to a grid
-(recency and T to `grid_units`, spend to 2 significant digits) and expressed relative to the point CLV of that
-quantised row; each customer's bounds are those ratios times its own exact point CLV. Containment: the ratios
+one customer will spend. Speed: the draws are evaluated on RFM quantised to a grid (recency and T to
+`grid_units`, spend to 2 significant digits), the purchase factor once per unique (x, t_x, T) and the spend
+factor once per unique (x, m), each relative to the point model; each customer's bounds are the quantiles of
+the product of those ratios times its own exact point CLV. Containment: the ratios
 are clipped to [.. <= 1 <= ..], so clv_low <= clv_<M>m <= clv_high holds for every row by construction (the
 point is widened into the interval when it lies outside the draws' quantiles; `widened` counts those rows).
 """

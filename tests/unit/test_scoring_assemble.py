@@ -92,13 +92,14 @@ def test_expected_bounds_hand_case_ratio_scaled_to_the_exact_point() -> None:
     model, _ = model_and_draws()
     half, double = ({k: v for k, v in PURCHASES.items()} for _ in range(2))
     half["alpha"], double["alpha"] = PURCHASES["alpha"] * 2, PURCHASES["alpha"] / 2  # fewer / more purchases
+    spends = [SPEND, dict(SPEND, p=7.0, q=3.2, gamma=12.0)]  # the factorised bounds must follow spend draws too
     draws = ParameterDraws("bgnbd", np.array([list(half.values()), list(double.values())]),
-                           np.array([list(SPEND.values())] * 2), {})
+                           np.array([list(sp.values()) for sp in spends]), {})
     rfm = rfm_frame()
     point = model.predict(rfm, 90, 12, 0.01)["clv_12m"].to_numpy()
     got = expected_clv_bounds(model, draws, rfm, point, (90, 12, 0.01, 30.0), level=0.5)
-    values = np.column_stack([ClvModel.from_params("bgnbd", p, SPEND, time_unit_days=7.0).predict(rfm, 90)["clv_12m"]
-                              for p in (half, double)])
+    values = np.column_stack([ClvModel.from_params("bgnbd", p, sp, time_unit_days=7.0).predict(rfm, 90)["clv_12m"]
+                              for p, sp in zip((half, double), spends, strict=True)])
     expected_low, expected_high = np.quantile(values, [0.25, 0.75], axis=1)
     np.testing.assert_allclose(got.low, np.minimum(expected_low, point), rtol=1e-12)
     np.testing.assert_allclose(got.high, np.maximum(expected_high, point), rtol=1e-12)
