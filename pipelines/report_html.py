@@ -253,7 +253,8 @@ def churn_champion_table(churn: Mapping) -> Table:
     margin_text = flat(champion.get("margin_vs_best_baseline") or {})
     return Table("churn-champion", f"Churn: champion {champion.get('name', '?')}", ["candidate", *metrics, "champion"],
                  rows, f"Chosen on {champion.get('selected_on', '?')} (training-period validation; the evaluation "
-                       f"cutoff is never used). Margin vs the best baseline: {margin_text or '–'}.")
+                       f"cutoff is never used). Margin vs the best baseline: {margin_text or '–'}."
+                       + "".join(f" {step}." for step in champion.get("steps") or []))
 
 
 def flat(value: Any) -> str:

@@ -97,7 +97,8 @@ def build_root(root: Path) -> Path:
                           "validation": {"lightgbm": {"auc": 0.79, "log_loss": 0.45, "ece": 0.03, "n": 120},
                                          "lightgbm_prior": {"auc": 0.82, "log_loss": 0.41, "ece": 0.02, "n": 120},
                                          "log_rfm": {"auc": 0.78, "log_loss": 0.46, "ece": 0.02, "n": 120}},
-                          "margin_vs_best_baseline": {"auc": 0.04, "log_loss": -0.05}}}
+                          "margin_vs_best_baseline": {"auc": 0.04, "log_loss": -0.05},
+                          "steps": ["lightgbm_prior beats log_rfm beyond the noise"]}}
     _write(reports / "churn.json", json.dumps(churn))
     table = pd.DataFrame([{"model": "lightgbm", **METRICS}, {"model": "log_rfm", **base},
                           {"model": "lightgbm_uncalibrated", **METRICS}])
@@ -207,6 +208,7 @@ def test_churn_champion_table(page: tuple[Path, str]) -> None:
     assert rows["lightgbm_prior"][1:5] == ["0.8200", "0.4100", "0.0200", "120"]
     assert "champion" in rows["lightgbm_prior"][5] and rows["lightgbm"][5] == ""
     assert "Churn: champion lightgbm_prior" in page[1] and "auc: 0.0400; log_loss: -0.0500" in page[1]
+    assert "lightgbm_prior beats log_rfm beyond the noise." in page[1]
 
 
 def test_absent_champion_and_selection_say_so(tmp_path: Path) -> None:
