@@ -125,30 +125,37 @@ def add_priors(
 def btyd_probabilities(
     frames: dict[str, pd.DataFrame], cfg: ChurnConfig, horizon: int, unit: float, notes: list[str]
 ) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
-    """BTYD P(no purchase in H) per row of train and eval for every kind a candidate reads, one fit per cutoff.
+    """BTYD P(no purchase in H) per row of train, eval and score for every kind a candidate reads, one fit per
+    cutoff (the scoring cutoff too, so a champion that reads a prior can always score at as_of).
 
-    A kind whose fit fails at the evaluation cutoff or the latest training cutoff is skipped (with a note);
-    an older, small training cutoff falls back to the training churn rate (with a note).
+    A kind whose fit fails at the latest training cutoff, the evaluation cutoff or as_of is skipped (with a
+    note); an older, small training cutoff falls back to the training churn rate (with a note).
     """
     wanted = list(dict.fromkeys([*cfg.btyd_baselines, *cfg.offset_priors, *([cfg.prior] * (cfg.prior != "none"))]))
-    out: dict[str, dict[str, np.ndarray]] = {"train": {}, "eval": {}}
+    out: dict[str, dict[str, np.ndarray]] = {"train": {}, "eval": {}, "score": {}}
     if wanted and not baselines.clv_available():
         notes.append("BTYD candidates skipped: models.clv is not available")
         return out, []
     latest = str(frames["train"]["cutoff"].max())
     usable = []
     for kind in wanted:
-        train, train_failed = btyd_prior(frames["train"], kind, horizon, unit, cfg.seed)
-        evaluation, eval_failed = btyd_prior(frames["eval"], kind, horizon, unit, cfg.seed)
-        failed = {**({latest: train_failed[latest]} if latest in train_failed else {}), **eval_failed}
+        values, failed = {}, {}
+        for role in ("train", "eval", "score"):
+            values[role], failures = btyd_prior(frames[role], kind, horizon, unit, cfg.seed)
+            failed.update({c: why for c, why in failures.items() if role != "train" or c == latest})
+            if failed:
+                break
+            if role == "train":
+                notes += [
+                    f"BTYD {kind} at training cutoff {c}: {why} (training churn rate used)"
+                    for c, why in failures.items()
+                ]
         if failed:
             cutoff, why = next(iter(failed.items()))
             notes.append(f"BTYD {kind} skipped: the fit failed at cutoff {cutoff} ({why})")
             continue
-        notes += [
-            f"BTYD {kind} at training cutoff {c}: {why} (training churn rate used)" for c, why in train_failed.items()
-        ]
-        out["train"][kind], out["eval"][kind] = train, evaluation
+        for role in out:
+            out[role][kind] = values[role]
         usable.append(kind)
     return out, usable
 
@@ -485,20 +492,6 @@ def log_training_run(
     }
 
 
-def _production_prior(
-    frames: dict[str, pd.DataFrame], model: ChurnScorer, cfg: ChurnConfig, horizon: int, unit: float
-) -> pd.DataFrame:
-    """The score frame with the champion's BTYD prior fitted at as_of (unchanged without a prior)."""
-    kind = model.spec.prior
-    if kind == "none":
-        return frames["score"]
-    values, failures = btyd_prior(frames["score"], kind, horizon, unit, cfg.seed)
-    if failures:
-        why = next(iter(failures.values()))
-        raise ChurnInputError(f"champion {model.name}: BTYD {kind} fit failed at as_of: {why}")
-    return frames["score"].assign(**{PRIOR_COLUMN: values})
-
-
 def run(params: dict[str, Any], track: bool = True, root: Path | None = None) -> dict[str, Any]:
     """Candidates, champion on training-period validation, backtest at c_e, champion refit, reports, MLflow."""
     started = time.perf_counter()
@@ -530,7 +523,7 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     if cand.prior != "none":
         both[PRIOR_COLUMN] = np.concatenate([priors["train"][cand.prior], priors["eval"][cand.prior]])
     production = fit_candidate(cand, both, cfg)
-    scored = score_at_as_of(production, _production_prior(frames, production, cfg, horizon, unit), cfg.reason_codes)
+    scored = score_at_as_of(production, with_prior(frames["score"], priors["score"], cand.prior), cfg.reason_codes)
 
     as_of = str(frames["score"]["cutoff"].iloc[0])
     report = {
