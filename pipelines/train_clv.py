@@ -232,26 +232,12 @@ def fit_section(model: ClvModel, draws_report: dict[str, Any]) -> dict[str, Any]
 def choose_model(cfg: ClvConfig, train: pd.DataFrame, eval_frame: pd.DataFrame, score_frame: pd.DataFrame,
                  fit: sel.Fitter, h: int) -> tuple[sel.Chosen, dict[str, Any]]:
     """The purchase model (selected on the training window when clv.model=auto), fitted at c_e and as_of."""
-    rfm = list(RFM_COLUMNS)
-    if cfg.model != "auto":
-        chosen = sel.fit_chosen([cfg.model], fit, eval_frame[rfm], score_frame)
-        return chosen, {"setting": cfg.model, "chosen": cfg.model,
-                        "rule": f"configured (clv.model={cfg.model}); no selection"}
-    window, note = sel.validation_window(train, _cutoff(eval_frame, Path("eval.parquet")), h)
-
     def predict(model: ClvModel, frame: pd.DataFrame) -> pd.DataFrame:
         """Purchase predictions over the horizon (the CLV columns are not scored)."""
         return model.predict(frame, h, cfg.horizon_months, cfg.discount_rate_monthly, days_per_month=cfg.days_per_month)
 
-    selection = sel.select_model(MODELS, fit, predict, None if window is None else window[rfm + ["churned",
-                                 "future_purchases"]], note, eval_frame[rfm], h, cfg.selection_metric,
-                                 cfg.selection_tolerance)
-    chosen = sel.fit_chosen(selection.ranking, fit, eval_frame[rfm], score_frame)
-    section = selection.to_dict()
-    section["chosen"] = chosen.name
-    for name, reason in chosen.passed_over.items():
-        section["candidates"][name]["reason"] += f"; ranked above {chosen.name} but passed over: {reason}"
-    return chosen, section
+    return sel.choose(cfg.model, MODELS, fit, predict, train, eval_frame[list(RFM_COLUMNS)], score_frame,
+                      _cutoff(eval_frame, Path("eval.parquet")), h, cfg.selection_metric, cfg.selection_tolerance)
 
 
 def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, report: dict[str, Any],

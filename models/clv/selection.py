@@ -233,3 +233,22 @@ def fit_chosen(ranking: Sequence[str], fit: Fitter, eval_rfm: pd.DataFrame, scor
         return Chosen(name, backtest, production, passed_over)
     why = "; ".join(f"{n}: {r}" for n, r in passed_over.items())
     raise ValueError(f"no CLV purchase model could be fitted ({why})")
+
+
+def choose(setting: str, candidates: Sequence[str], fit: Fitter, predict: Callable[[Any, pd.DataFrame], pd.DataFrame],
+           train: pd.DataFrame, eval_rfm: pd.DataFrame, score_rfm: pd.DataFrame, eval_cutoff: date,
+           horizon_days: int, metric: str = "no_purchase_log_loss",
+           tolerance: float = 1e-3) -> tuple[Chosen, dict[str, Any]]:
+    """The model used (chosen on the window when setting is 'auto'), its c_e and as_of fits, the report section."""
+    if setting != "auto":
+        return fit_chosen([setting], fit, eval_rfm, score_rfm), {
+            "setting": setting, "chosen": setting, "rule": f"configured (clv.model={setting}); no selection"}
+    window, note = validation_window(train, eval_cutoff, horizon_days)
+    labelled = None if window is None else window[[*eval_rfm.columns, "churned", "future_purchases"]]
+    selection = select_model(candidates, fit, predict, labelled, note, eval_rfm, horizon_days, metric, tolerance)
+    chosen = fit_chosen(selection.ranking, fit, eval_rfm, score_rfm)
+    section = selection.to_dict()
+    section["chosen"] = chosen.name
+    for name, reason in chosen.passed_over.items():
+        section["candidates"][name]["reason"] += f"; ranked above {chosen.name} but passed over: {reason}"
+    return chosen, section

@@ -137,3 +137,21 @@ def test_fit_chosen_passes_over_a_model_that_fails_at_as_of() -> None:
 def test_unknown_metric_is_refused() -> None:
     with pytest.raises(ValueError, match="clv.selection_metric"):
         sel.select_model(["bgnbd"], fitter({}, {}), predict, window(), "w", window(), 91, metric="auc")
+
+
+def test_choose_configured_skips_selection_and_auto_reports_the_pass_over() -> None:
+    def fit(name: str, frame: pd.DataFrame) -> Fake:
+        """mbgnbd wins on the window but cannot be fitted on the 2-row as_of frame."""
+        if name == "mbgnbd" and len(frame) == 2:
+            raise FitError("no usable fit")
+        return Fake(name, {"bgnbd": 0.5, "mbgnbd": 0.75}[name])
+
+    train = window().assign(cutoff="2024-01-01", recency=0.0, T=10.0, monetary_value=1.0)
+    rfm = train[["customer_id", "frequency", "recency", "T", "monetary_value"]]
+    chosen, section = sel.choose("bgnbd", ["bgnbd", "mbgnbd"], fit, predict, train, rfm, rfm.head(2),
+                                 date(2024, 6, 30), 91)
+    assert chosen.name == "bgnbd" and section["rule"].startswith("configured") and "candidates" not in section
+    chosen, section = sel.choose("auto", ["bgnbd", "mbgnbd"], fit, predict, train, rfm, rfm.head(2),
+                                 date(2024, 6, 30), 91)
+    assert section["ranking"] == ["mbgnbd", "bgnbd"] and chosen.name == section["chosen"] == "bgnbd"
+    assert "passed over: not fitted at as_of: FitError: no usable fit" in section["candidates"]["mbgnbd"]["reason"]
