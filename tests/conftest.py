@@ -91,13 +91,6 @@ def panel_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup`, a test without an xdist_group stays with its module (module fixtures run once)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """In an xdist worker: hand the panel rows to the controller."""
     workeroutput = getattr(session.config, "workeroutput", None)

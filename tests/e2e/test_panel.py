@@ -6,11 +6,13 @@ ingest -> features -> train_churn -> train_clv -> score -> report run through th
 default and at windows.as_of=1997-12-31, the CDNOW 1/10 sample, the grocery purchase log of
 ../shared/data/real/ (skipped with the reason when absent) and the synthetic regimes of features/synthetic.py.
 
-Each member runs once per session in one xdist worker (`xdist_group`): `pytest -n 2 --dist loadgroup` spreads
-the members over two workers. Tests marked `awaits` read report keys other helpers add in this issue
-(reports/clv.json `selection`, reports/churn.json `champion`); they fail until those keys exist. The summary
-table (tests/conftest.py `panel_summary`) is printed at the end of the session and written to
-<pytest basetemp>/panel_summary.md.
+Each member is a test class (TestPanel_<member>) whose tests share one pipeline run: `pytest -n 2 --dist
+loadscope` (pyproject.toml) keeps a class in one worker and spreads the members over two. (Not loadgroup:
+pytest 9 derives `nodeid` from the node's id, so pytest-xdist 3.8's `@group` suffix never reaches the
+scheduler and xdist_group tests are spread like `load`.) Tests marked `awaits` read report keys other
+helpers add in this issue (reports/clv.json `selection`, reports/churn.json `champion`); they fail until
+those exist. The summary table (tests/conftest.py `panel_table`) is printed at the end of the session and
+written to <pytest basetemp>/panel_summary.md.
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ MEMBERS = (
                                      f"data.n_customers={SYNTHETIC_CUSTOMERS}"))
       for regime in synthetic.REGIMES if regime != "default"),
 )
-PARAMS = [pytest.param(m, id=m.name, marks=pytest.mark.xdist_group(f"panel-{m.name}")) for m in MEMBERS]
 
 
 @dataclass
@@ -107,10 +108,14 @@ _RUNS: dict[str, Run] = {}
 
 @pytest.fixture
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """The member's pipeline run, once per session (every test of a member shares it)."""
-    member: Member = request.param
+    """The member's pipeline run, once per session (every test of a member's class shares it)."""
+    member: Member = request.cls.member
     if member.needs is not None and not member.needs.exists():
-        pytest.skip(f"{member.needs} is absent (real data folder ../shared/data/real/ or CHURN_CLV_REAL_DATA)")
+        reason = f"{member.needs} is absent (real data folder ../shared/data/real/ or CHURN_CLV_REAL_DATA)"
+        if member.name not in _RUNS:
+            _RUNS[member.name] = Run(member, member.needs, {}, "skipped", reason)
+            record_panel_row(request.config, {"data set": member.name, "status": f"skipped: {reason}"})
+        pytest.skip(reason)
     if member.name not in _RUNS:
         done = run_pipeline(member, tmp_path_factory.mktemp(f"panel-{member.name}"))
         _RUNS[member.name] = done
@@ -124,6 +129,14 @@ def read_json(root: Path, name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+def section(run: Run, name: str, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """reports/<name> of a completed run and its `key` section (the test fails when it is not a dict)."""
+    run.require()
+    doc = read_json(run.root, name)
+    assert isinstance(doc.get(key), dict), f"reports/{name} has no `{key}` section (keys: {sorted(doc)})"
+    return doc, doc[key]
+
+
 def auc_comparison(churn: dict[str, Any]) -> dict[str, Any]:
     """The out-of-time roc_auc row of reports/churn.json (champion vs best baseline, paired-bootstrap CI)."""
     return next((row for row in churn.get("comparison", []) if row.get("metric") == "roc_auc"), {})
@@ -133,7 +146,7 @@ def summary_row(done: Run) -> dict[str, Any]:
     """One line of the panel table, from whatever reports the run wrote."""
     churn, clv = read_json(done.root, "churn.json"), read_json(done.root, "clv.json")
     champion, auc = churn.get("champion") or {}, auc_comparison(churn)
-    validation = champion.get("validation") or {}
+    margins = champion.get("margin_vs_best_baseline") or {}
     score = done.reports.get("score") or {}
 
     def num(value: Any) -> str:
@@ -149,63 +162,64 @@ def summary_row(done: Run) -> dict[str, Any]:
         "CLV model": (clv.get("selection") or {}).get("chosen") or (f"{clv['model']} (no selection)"
                                                                      if "model" in clv else "-"),
         "churn champion": champion.get("name", "-"),
-        "validation margin vs best baseline": (f"{num(validation.get('margin'))} {validation.get('metric', '')} "
-                                               f"vs {validation.get('best_baseline', '-')}" if validation else "-"),
+        "validation margin vs best baseline": "; ".join(
+            f"{metric} {m.get('delta'):+.4f} vs {m.get('best_baseline')}" for metric, m in margins.items()
+            if isinstance(m, dict) and isinstance(m.get("delta"), (int, float))) or "-",
         "out-of-time AUC champion vs best baseline": oot,
         "seconds": done.seconds,
         "status": "ok" if done.failed_stage is None else f"FAILED in {done.failed_stage}: {done.error}"[:200],
     }
 
 
-@pytest.mark.parametrize("run", PARAMS, indirect=True)
-def test_pipeline_completes(run: Run) -> None:
-    run.require()
-    scored = run.reports["score"]
-    features = pd.read_parquet(run.root / "data" / "features" / "score.parquet", columns=["customer_id"])
-    assert scored["rows_in"] == scored["rows_out"] == len(features) > 0
-    scores = pd.read_parquet(run.root / "outputs" / "customer_scores.parquet")
-    assert len(scores) == len(features) and scores["customer_id"].is_unique
-    assert scores["churn_probability"].between(0, 1).all()
-    assert (run.root / "reports" / "index.html").stat().st_size > 0
+class PanelChecks:
+    """The checks every panel member must pass (collected through the TestPanel_<member> classes)."""
+
+    member: Member
+
+    def test_pipeline_completes(self, run: Run) -> None:
+        run.require()
+        scored = run.reports["score"]
+        features = pd.read_parquet(run.root / "data" / "features" / "score.parquet", columns=["customer_id"])
+        assert scored["rows_in"] == scored["rows_out"] == len(features) > 0
+        scores = pd.read_parquet(run.root / "outputs" / "customer_scores.parquet")
+        assert len(scores) == len(features) and scores["customer_id"].is_unique
+        assert scores["churn_probability"].between(0, 1).all()
+        assert (run.root / "reports" / "index.html").stat().st_size > 0
+
+    @pytest.mark.awaits("H3: reports/clv.json `selection` (clv.model=auto)")
+    def test_clv_model_is_chosen_on_training_validation(self, run: Run) -> None:
+        clv, selection = section(run, "clv.json", "selection")
+        assert selection.get("chosen") == clv["model"], selection
+        candidates = selection.get("candidates") or {}
+        assert candidates.get(clv["model"], {}).get("status") == "fitted", f"chosen model not fitted: {selection}"
+        assert all(c.get("status") and (c.get("validation") or c.get("reason")) for c in candidates.values()), \
+            candidates
+        window = selection.get("window") or {}
+        # the latest training cutoff's labels, or (none fits there) in-sample at c_e: never the labels after c_e
+        assert window.get("source") in ("training_cutoff", "eval_cutoff_in_sample"), f"unexpected window: {window}"
+
+    @pytest.mark.awaits("H2: reports/churn.json `champion` (name, validation, margin_vs_best_baseline)")
+    def test_churn_champion_and_its_validation_margin_are_reported(self, run: Run) -> None:
+        _, champion = section(run, "churn.json", "champion")
+        assert isinstance(champion.get("name"), str) and champion["name"], champion
+        assert champion["name"] in (champion.get("validation") or {}), f"champion has no validation figures: {champion}"
+        margin = (champion.get("margin_vs_best_baseline") or {}).get("roc_auc") or {}
+        assert isinstance(margin.get("delta"), (int, float)) and margin.get("best_baseline"), \
+            f"no validation AUC margin over a named best baseline: {champion}"
+
+    def test_champion_holds_up_out_of_time(self, run: Run) -> None:
+        """Target of issue 9: the champion's out-of-time AUC >= the best baseline's minus its CI."""
+        run.require()
+        auc = auc_comparison(read_json(run.root, "churn.json"))
+        assert auc, "reports/churn.json has no roc_auc comparison row"
+        assert auc["delta_ci95_high"] >= 0, (
+            f"champion AUC {auc['model']:.4f} below {auc['best_baseline']} {auc['best_baseline_value']:.4f} "
+            f"beyond the paired-bootstrap CI [{auc['delta_ci95_low']:.4f}, {auc['delta_ci95_high']:.4f}]")
 
 
-@pytest.mark.awaits("H3: reports/clv.json `selection` (clv.model=auto)")
-@pytest.mark.parametrize("run", PARAMS, indirect=True)
-def test_clv_model_is_chosen_on_training_validation(run: Run) -> None:
-    run.require()
-    clv = read_json(run.root, "clv.json")
-    selection = clv.get("selection")
-    assert isinstance(selection, dict), f"reports/clv.json has no `selection` section (keys: {sorted(clv)})"
-    assert selection.get("chosen") == clv["model"], selection
-    candidates = selection.get("candidates") or {}
-    assert candidates.get(clv["model"], {}).get("status") == "fitted", f"chosen model not among fitted: {selection}"
-    assert all(c.get("status") and (c.get("validation") or c.get("reason")) for c in candidates.values()), candidates
-    window = selection.get("window") or {}
-    assert window.get("source") and "eval" not in str(window["source"]), f"not a training-period window: {window}"
-
-
-@pytest.mark.awaits("H2: reports/churn.json `champion` with its validation margin")
-@pytest.mark.parametrize("run", PARAMS, indirect=True)
-def test_churn_champion_and_its_validation_margin_are_reported(run: Run) -> None:
-    run.require()
-    churn = read_json(run.root, "churn.json")
-    champion = churn.get("champion")
-    assert isinstance(champion, dict), f"reports/churn.json has no `champion` (keys: {sorted(churn)})"
-    assert isinstance(champion.get("name"), str) and champion["name"], champion
-    validation = champion.get("validation") or {}
-    assert isinstance(validation.get("margin"), (int, float)), f"no validation margin: {champion}"
-    assert validation.get("best_baseline"), f"no best baseline named: {champion}"
-
-
-@pytest.mark.parametrize("run", PARAMS, indirect=True)
-def test_champion_holds_up_out_of_time(run: Run) -> None:
-    """Target of issue 9: the champion's out-of-time AUC >= the best baseline's minus its CI."""
-    run.require()
-    auc = auc_comparison(read_json(run.root, "churn.json"))
-    assert auc, "reports/churn.json has no roc_auc comparison row"
-    assert auc["delta_ci95_high"] >= 0, (
-        f"champion AUC {auc['model']:.4f} below {auc['best_baseline']} {auc['best_baseline_value']:.4f} "
-        f"beyond the paired-bootstrap CI [{auc['delta_ci95_low']:.4f}, {auc['delta_ci95_high']:.4f}]")
+for _member in MEMBERS:
+    _name = "TestPanel_" + "".join(c if c.isalnum() else "_" for c in _member.name)
+    globals()[_name] = type(_name, (PanelChecks,), {"member": _member, "__doc__": f"Panel member {_member.name}."})
 
 
 def test_every_synthetic_regime_is_in_the_panel() -> None:
