@@ -1,4 +1,4 @@
-"""CLV: BG/NBD, Pareto/NBD or MBG/NBD purchases and Gamma-Gamma spend, lifetimes behind our own API."""
+"""CLV: a registered BTYD purchase model (BG/NBD, MBG/NBD, Pareto/NBD, BG/BB) and Gamma-Gamma spend, our own core."""
 
 from models.clv.fitting import DEFAULT_PENALIZER_GRID, FitError
 from models.clv.inputs import MODELS

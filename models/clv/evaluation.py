@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from models.clv import formulas
 from models.clv.inputs import RFM_COLUMNS, unique_rows
 from models.clv.model import ClvModel
 
@@ -123,8 +122,8 @@ def population_expected(model: ClvModel, t: np.ndarray) -> np.ndarray:
     """E[X(t)]: expected repeat purchases of a just-acquired customer by age t (model time unit)."""
     t = np.asarray(t, dtype=float)
     zero = np.zeros_like(t)
-    alive = formulas.p_alive(model.model, model.purchases.params, zero, zero, zero)
-    return alive * formulas.alive_expected(model.model, model.purchases.params, zero, zero, t)
+    purchase, params = model.purchase_model, model.purchases.params
+    return purchase.p_alive(params, zero, zero, zero) * purchase.alive_expected(params, zero, zero, t)
 
 
 def tracking_table(model: ClvModel, rfm: pd.DataFrame, actual_daily: np.ndarray | pd.Series) -> pd.DataFrame:
@@ -141,11 +140,11 @@ def tracking_table(model: ClvModel, rfm: pd.DataFrame, actual_daily: np.ndarray 
     (uage,), _, n_age = unique_rows(age)
     grid = uage[:, None] + t[None, :]
     population = n_age[:, None] * (population_expected(model, grid) - population_expected(model, uage)[:, None])
-    alive = formulas.p_alive(model.model, model.purchases.params, x, tx, age)
+    purchase, params = model.purchase_model, model.purchases.params
+    alive = purchase.p_alive(params, x, tx, age)
     (ux, uage2), row, _ = unique_rows(x, age)
     alive_sum = np.bincount(row, weights=alive, minlength=ux.size)
-    conditional = alive_sum[:, None] * formulas.alive_expected(
-        model.model, model.purchases.params, ux[:, None], uage2[:, None], t[None, :])
+    conditional = alive_sum[:, None] * purchase.alive_expected(params, ux[:, None], uage2[:, None], t[None, :])
     return pd.DataFrame({"day": days.astype(int), "actual": np.cumsum(actual),
                          "predicted_population": population.sum(axis=0),
                          "predicted_conditional": conditional.sum(axis=0)})
@@ -156,7 +155,7 @@ def p_alive_matrix(model: ClvModel, max_frequency: int, age: float, n_recency: i
     recency = np.linspace(0.0, float(age), n_recency)
     f, r = np.meshgrid(np.arange(max_frequency + 1, dtype=float), recency, indexing="ij")
     r = np.where(f == 0, 0.0, r)  # recency is 0 without a repeat purchase
-    alive = formulas.p_alive(model.model, model.purchases.params, f.ravel(), r.ravel(), np.full(f.size, float(age)))
+    alive = model.purchase_model.p_alive(model.purchases.params, f.ravel(), r.ravel(), np.full(f.size, float(age)))
     return pd.DataFrame({"frequency": f.ravel().astype(int), "recency": np.tile(recency, max_frequency + 1),
                          "p_alive": np.clip(alive, 0.0, 1.0)})
 
@@ -169,7 +168,7 @@ def p_alive_curves(model: ClvModel, age: float, frequencies: tuple[int, ...] = P
     for f in frequencies:
         x = np.full(n_recency, float(f))
         tx = recency if f > 0 else np.zeros(n_recency)
-        alive = formulas.p_alive(model.model, model.purchases.params, x, tx, np.full(n_recency, float(age)))
+        alive = model.purchase_model.p_alive(model.purchases.params, x, tx, np.full(n_recency, float(age)))
         out[f"p_alive_x{f}"] = np.clip(alive, 0.0, 1.0)
     return pd.DataFrame(out)
 

@@ -5,22 +5,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from models.clv.btyd import REGISTRY, SPEND_MODEL, get
+
 RFM_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
-MODELS = ("bgnbd", "pareto_nbd", "mbgnbd")
-PURCHASE_PARAMS = {"bgnbd": ("r", "alpha", "a", "b"), "mbgnbd": ("r", "alpha", "a", "b"),
-                   "pareto_nbd": ("r", "alpha", "s", "beta")}
-SPEND_PARAMS = ("p", "q", "gamma")
+MODELS = tuple(REGISTRY)  # registered purchase models
+PURCHASE_PARAMS = {name: model.param_names for name, model in REGISTRY.items()}
+SPEND_PARAMS = SPEND_MODEL.param_names
 
 
 def check_model(model: str) -> str:
-    """The model name, or a ValueError listing the known ones."""
-    if model not in MODELS:
-        raise ValueError(f"unknown clv model {model!r}: expected one of {', '.join(MODELS)}")
+    """The model name, or a ValueError listing the registered ones."""
+    get(model)
     return model
 
 
+def spend_missing(rfm: pd.DataFrame) -> bool:
+    """True when the frame has no amounts at all (monetary_value entirely null): spend is not modelled."""
+    return "monetary_value" in rfm.columns and len(rfm) > 0 and bool(rfm["monetary_value"].isna().all())
+
+
 def rfm_arrays(rfm: pd.DataFrame) -> dict[str, np.ndarray]:
-    """frequency, recency, T, monetary_value as float arrays, after checking the frame is usable."""
+    """frequency, recency, T, monetary_value as float arrays, after checking the frame is usable.
+
+    monetary_value may be entirely null (data without amounts): it is returned as NaN; partly null is an error.
+    """
     missing = [c for c in RFM_COLUMNS if c not in rfm.columns]
     if missing:
         raise ValueError(f"rfm frame lacks column(s) {missing}; expected {list(RFM_COLUMNS)}")
@@ -30,6 +38,9 @@ def rfm_arrays(rfm: pd.DataFrame) -> dict[str, np.ndarray]:
         raise ValueError("rfm customer_id has missing values")
     out = {}
     for col in RFM_COLUMNS[1:]:
+        if col == "monetary_value" and spend_missing(rfm):
+            out[col] = np.full(len(rfm), np.nan)
+            continue
         values = pd.to_numeric(rfm[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         bad = int((~np.isfinite(values)).sum())
         if bad:

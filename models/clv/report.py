@@ -1,4 +1,4 @@
-"""What happened during a fit: the attempts made, the penalizer chosen, the data it saw."""
+"""What happened during a fit: the attempts made, the penalizer used, boundary notes, the data it saw."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class FitReport:
     warnings: list[str] = field(default_factory=list)
     n_excluded: int = 0
     diagnostics: dict[str, float | None] = field(default_factory=dict)
+    boundary: list[str] = field(default_factory=list)  # what a boundary optimum means (also in warnings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of the report."""
@@ -42,4 +43,4 @@ class FitReport:
         """Inverse of to_dict."""
         attempts = [Attempt(**a) for a in data["attempts"]]
         params = {k: float(v) for k, v in data["params"].items()}
-        return cls(**{**data, "attempts": attempts, "params": params})
+        return cls(**{**data, "attempts": attempts, "params": params, "boundary": list(data.get("boundary") or [])})

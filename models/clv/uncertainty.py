@@ -10,6 +10,9 @@ Predictive: for each parameter draw, each customer's own latent state is drawn f
 (x, t_x, T, m) -- alive or not, purchase rate, dropout (BG/NBD: p, Pareto/NBD: remaining lifetime), spend
 scale -- then its purchases and spend over the horizon are simulated month by month. Quantiles of those draws
 bound the revenue a customer may actually bring (`*_pred_low` / `*_pred_high`).
+
+Without a spend part (data without amounts) the spend draws are an empty (n, 0) array and every spend-based
+bound is NaN.
 """
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from models.clv import formulas
-from models.clv import lifetimes_adapter as lt
+from models.clv.btyd import SPEND_MODEL, get
 from models.clv.inputs import PURCHASE_PARAMS, SPEND_PARAMS, rfm_arrays, unique_rows
 from models.clv.model import ClvModel
 
@@ -45,9 +47,16 @@ class ParameterDraws:
         """Number of usable draws."""
         return int(self.purchases.shape[0])
 
-    def params(self, k: int) -> tuple[dict[str, float], dict[str, float]]:
-        """Purchase and spend parameters of draw k."""
+    @property
+    def has_spend(self) -> bool:
+        """False when the model had no spend part (spend draws of width 0)."""
+        return self.spend.ndim == 2 and self.spend.shape[1] == len(SPEND_PARAMS)
+
+    def params(self, k: int) -> tuple[dict[str, float], dict[str, float] | None]:
+        """Purchase and spend parameters of draw k (spend None without a spend part)."""
         purchases = dict(zip(PURCHASE_PARAMS[self.model], map(float, self.purchases[k]), strict=True))
+        if not self.has_spend:
+            return purchases, None
         return purchases, dict(zip(SPEND_PARAMS, map(float, self.spend[k]), strict=True))
 
 
@@ -79,19 +88,30 @@ def laplace_covariance(hessian: np.ndarray, name: str) -> tuple[np.ndarray, list
     return (vectors / values) @ vectors.T, notes
 
 
+def _weighted_loglik(loglik: Callable, names: tuple[str, ...], data: dict, weights: np.ndarray
+                     ) -> Callable[[np.ndarray], float]:
+    """Total log-likelihood as a function of log-parameters (NaN where it cannot be computed)."""
+    def f(u: np.ndarray) -> float:
+        """sum of weights * per-row log-likelihood at exp(u)."""
+        with np.errstate(all="ignore"):
+            return float((weights * np.asarray(loglik(dict(zip(names, np.exp(u), strict=True)), data))).sum())
+    return f
+
+
 def _log_lik_functions(model: ClvModel, rfm: pd.DataFrame) -> dict[str, Callable[[np.ndarray], float]]:
     """Total log-likelihood of each sub-model as a function of its log-parameters, on compressed rows."""
     cols = rfm_arrays(rfm)
     x, m = cols["frequency"], cols["monetary_value"]
     (ux, utx, uage), _, n = unique_rows(x, cols["recency"], cols["T"])
-    paying = (x > 0) & (m > 0)
-    (sx, sm), _, ns = unique_rows(x[paying], m[paying])
-    names = PURCHASE_PARAMS[model.model]
-    return {
-        "purchases": lambda u: lt.purchase_loglik(model.model, dict(zip(names, np.exp(u), strict=True)),
-                                                  ux, utx, uage, n.astype(float)),
-        "spend": lambda u: lt.spend_loglik(dict(zip(SPEND_PARAMS, np.exp(u), strict=True)), sx, sm, ns.astype(float)),
-    }
+    purchase = model.purchase_model
+    out = {"purchases": _weighted_loglik(purchase.loglik, purchase.param_names, purchase.prepare(ux, utx, uage),
+                                         n.astype(float))}
+    if model.spend is not None:
+        paying = (x > 0) & (m > 0)
+        (sx, sm), _, ns = unique_rows(x[paying], m[paying])
+        out["spend"] = _weighted_loglik(SPEND_MODEL.loglik, SPEND_PARAMS, SPEND_MODEL.prepare(sx, sm),
+                                        ns.astype(float))
+    return out
 
 
 def laplace_draws(model: ClvModel, rfm: pd.DataFrame, n_draws: int, seed: int) -> ParameterDraws:
@@ -100,9 +120,11 @@ def laplace_draws(model: ClvModel, rfm: pd.DataFrame, n_draws: int, seed: int) -
         raise ValueError(f"n_draws must be >= 2, got {n_draws}")
     rng = np.random.default_rng([seed, 7])
     fns = _log_lik_functions(model, rfm)
-    out, errors, notes = {}, {}, []
-    for part, names, params in (("purchases", PURCHASE_PARAMS[model.model], model.purchases.params),
-                                ("spend", SPEND_PARAMS, model.spend.params)):
+    out, errors, notes = {"spend": np.empty((n_draws, 0))}, {}, []
+    parts = [("purchases", PURCHASE_PARAMS[model.model], model.purchases.params)]
+    if model.spend is not None:
+        parts.append(("spend", SPEND_PARAMS, model.spend.params))
+    for part, names, params in parts:
         centre = np.log([params[n] for n in names])
         cov, found = laplace_covariance(numerical_hessian(fns[part], centre), part)
         notes += found
@@ -110,7 +132,8 @@ def laplace_draws(model: ClvModel, rfm: pd.DataFrame, n_draws: int, seed: int) -
         errors.update({n: float(params[n] * s) for n, s in zip(names, se_log, strict=True)})  # delta method
         out[part] = np.exp(rng.multivariate_normal(centre, cov, size=n_draws, method="eigh"))
     usable = np.isfinite(out["purchases"]).all(axis=1) & np.isfinite(out["spend"]).all(axis=1)
-    usable &= out["spend"][:, SPEND_PARAMS.index("q")] > 1.0  # else the mean spend is undefined
+    if model.spend is not None:
+        usable &= out["spend"][:, SPEND_PARAMS.index("q")] > 1.0  # else the mean spend is undefined
     if usable.sum() < MIN_USABLE_SHARE * n_draws:
         raise FloatingPointError(f"only {int(usable.sum())} of {n_draws} parameter draws are usable (finite, q > 1)")
     if not usable.all():
@@ -138,29 +161,7 @@ class Horizon:
 def _simulate_counts(rng: np.random.Generator, model: str, p: dict[str, float], x: np.ndarray, tx: np.ndarray,
                      age: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Purchases per segment (rows x segments) after T, each customer's latent state drawn from its posterior."""
-    n = x.size
-    alive = rng.random(n) < formulas.p_alive(model, p, x, tx, age)
-    lam = rng.gamma(p["r"] + x, 1.0 / (p["alpha"] + age))
-    widths = np.diff(ends, prepend=0.0)
-    if model == "pareto_nbd":
-        mu = np.maximum(rng.gamma(p["s"], 1.0 / (p["beta"] + age)), 1e-300)
-        tau = rng.exponential(1.0 / mu)  # remaining lifetime
-        active = np.clip(tau[:, None] - (ends - widths)[None, :], 0.0, widths[None, :])
-        counts = rng.poisson(lam[:, None] * active)
-    else:
-        shift = 1.0 if model == "mbgnbd" else 0.0
-        drop = np.clip(rng.beta(p["a"], p["b"] + x + shift), 1e-12, 1.0)  # P(dropout after a purchase) | alive
-        last = rng.geometric(drop)  # the K-th future purchase is the last
-        total = np.minimum(np.cumsum(rng.poisson(lam[:, None] * widths[None, :]), axis=1), last[:, None])
-        counts = np.diff(total, axis=1, prepend=0)
-    return np.where(alive[:, None], counts, 0)
-
-
-def _simulate_spend(rng: np.random.Generator, p: dict[str, float], x: np.ndarray, m: np.ndarray,
-                    counts: np.ndarray) -> np.ndarray:
-    """Spend per segment: Gamma(p * n, nu) with the spend scale nu drawn from its Gamma-Gamma posterior."""
-    nu = rng.gamma(p["q"] + p["p"] * x, 1.0 / (p["gamma"] + x * np.maximum(m, 0.0)))
-    return rng.gamma(p["p"] * counts, 1.0 / nu[:, None])  # shape 0 gives 0
+    return get(model).simulate_future(rng, p, x, tx, age, ends)
 
 
 def _chunk_draws(model: ClvModel, draws: ParameterDraws, horizon: Horizon, rows: pd.DataFrame,
@@ -176,7 +177,11 @@ def _chunk_draws(model: ClvModel, draws: ParameterDraws, horizon: Horizon, rows:
         point = drawn.predict(rows, h, months, horizon.discount_rate_monthly, days_per_month=horizon.days_per_month)
         out["clv"][:, k] = point[f"clv_{months}m"].to_numpy()
         out["revenue"][:, k] = (point[f"expected_purchases_{h}d"] * point["expected_aov"]).to_numpy()
-        value = _simulate_spend(rng, spend, x, m, _simulate_counts(rng, model.model, purchases, x, tx, age, ends))
+        counts = _simulate_counts(rng, model.model, purchases, x, tx, age, ends)
+        if spend is None:
+            out["clv_pred"][:, k] = out["revenue_pred"][:, k] = np.nan
+            continue
+        value = SPEND_MODEL.simulate_future(rng, spend, x, m, counts)
         out["clv_pred"][:, k] = value @ discount
         out["revenue_pred"][:, k] = value @ in_horizon.astype(float)
     return out
@@ -201,7 +206,8 @@ def intervals(model: ClvModel, rfm: pd.DataFrame, draws: ParameterDraws, horizon
     for i, start in enumerate(range(0, len(rows), size)):
         chunk = _chunk_draws(model, draws, horizon, rows.iloc[start:start + size], np.random.default_rng([seed, 11, i]))
         for key, values in chunk.items():
-            lo, hi = np.quantile(values, q, axis=1)
+            with np.errstate(invalid="ignore"):
+                lo, hi = np.quantile(values, q, axis=1)  # NaN without a spend part
             bounds.setdefault(f"{names[key]}_low", []).append(np.maximum(lo, 0.0))
             bounds.setdefault(f"{names[key]}_high", []).append(np.maximum(hi, 0.0))
     table = {name: np.concatenate(parts)[row] for name, parts in bounds.items()}
@@ -214,7 +220,7 @@ def _spend_factors(rng: np.random.Generator, model: str, purchases: dict[str, fl
                    weights: np.ndarray) -> np.ndarray:
     """One draw per (x, t_x, T) row of sum_j weights_j * Gamma(p * n_j, 1) / Gamma(q + p x, 1).
 
-    Times (gamma + x m) that is _simulate_spend's draw weighted over the segments: the Gamma-Gamma posterior
+    Times (gamma + x m) that is GammaGamma.simulate_future's draw weighted over the segments: the Gamma-Gamma posterior
     scale nu = Gamma(q + p x, 1) / (gamma + x m), so spend = Gamma(p n, 1) * (gamma + x m) / Gamma(q + p x, 1).
     """
     x, tx, age = rows
@@ -235,6 +241,11 @@ def predictive_clv_bounds(model: ClvModel, rfm: pd.DataFrame, draws: ParameterDr
     """
     if not 0 < level < 1:
         raise ValueError(f"interval level must be in (0, 1), got {level}")
+    n = horizon.horizon_months
+    if model.spend is None or not draws.has_spend:  # no amounts: no spend, so no CLV bounds
+        nan = np.full(len(rfm), np.nan)
+        return pd.DataFrame({"customer_id": rfm["customer_id"].reset_index(drop=True),
+                             f"clv_{n}m_pred_low": nan, f"clv_{n}m_pred_high": nan.copy()}, copy=False)
     cols = rfm_arrays(rfm)
     x, m = cols["frequency"], np.maximum(cols["monetary_value"], 0.0)
     (ux, utx, uage), key3, _ = unique_rows(x, cols["recency"], cols["T"])
@@ -262,7 +273,6 @@ def predictive_clv_bounds(model: ClvModel, rfm: pd.DataFrame, draws: ParameterDr
             # A simulated value, not an interpolation: with most draws at 0 (no purchase) and a few at the spend
             # of an order, linear interpolation invents amounts nobody spends (e.g. 0.42 between 0 and 36).
             bounds[:, part] = np.maximum(np.quantile(values, q, axis=1, method="inverted_cdf"), 0.0)
-    n = horizon.horizon_months
     return pd.DataFrame({"customer_id": rfm["customer_id"].reset_index(drop=True),
                          f"clv_{n}m_pred_low": bounds[0][key4], f"clv_{n}m_pred_high": bounds[1][key4]}, copy=False)
 
@@ -276,9 +286,12 @@ def draws_to_dict(draws: ParameterDraws) -> dict[str, object]:
 def draws_from_dict(data: dict[str, object]) -> ParameterDraws:
     """Rebuild parameter draws saved with draws_to_dict (ValueError when the shapes do not fit the model)."""
     model = str(data["model"])
-    purchases, spend = np.asarray(data["purchases"], dtype=float), np.asarray(data["spend"], dtype=float)
-    if purchases.ndim != 2 or purchases.shape[1] != len(PURCHASE_PARAMS[model]) or spend.shape != (
-            purchases.shape[0], len(SPEND_PARAMS)):
+    if model not in PURCHASE_PARAMS:
+        raise ValueError(f"parameter draws of unknown clv model {model!r}")
+    purchases = np.asarray(data["purchases"], dtype=float)
+    spend = np.asarray(data["spend"], dtype=float).reshape(purchases.shape[0] if purchases.ndim == 2 else -1, -1)
+    if purchases.ndim != 2 or purchases.shape[1] != len(PURCHASE_PARAMS[model]) or spend.shape[1] not in (
+            0, len(SPEND_PARAMS)):
         raise ValueError(f"parameter draws do not fit model {model!r}: shapes {purchases.shape}, {spend.shape}")
     return ParameterDraws(model, purchases, spend, dict(data.get("std_errors") or {}),
                           list(data.get("warnings") or []))

@@ -24,7 +24,8 @@ from models.clv.uncertainty import (
 SPEND = {"p": 6.25, "q": 3.74, "gamma": 15.44}
 PUBLISHED = {"bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
              "pareto_nbd": {"r": 0.5534, "alpha": 10.5802, "s": 0.6061, "beta": 11.6562},
-             "mbgnbd": {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}}
+             "mbgnbd": {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614},
+             "bgbb": {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}}  # weeks as BG/BB periods
 
 
 def fixed_draws(name: str, n: int) -> ParameterDraws:
@@ -79,7 +80,7 @@ def test_laplace_draws_are_seeded_and_positive() -> None:
     assert (one.purchases > 0).all() and (one.spend[:, 1] > 1).all()
 
 
-@pytest.mark.parametrize("name", ["bgnbd", "pareto_nbd", "mbgnbd"])
+@pytest.mark.parametrize("name", ["bgnbd", "pareto_nbd", "mbgnbd", "bgbb"])
 def test_posterior_simulation_mean_equals_the_closed_form(name: str) -> None:
     model = ClvModel.from_params(name, PUBLISHED[name], SPEND, time_unit_days=7.0)
     copies, n_draws = 5_000, 4  # 20,000 simulations per customer

@@ -69,7 +69,7 @@ def test_from_dict_rejects_other_documents(model) -> None:
 
 
 def test_unknown_model_name(rfm) -> None:
-    with pytest.raises(ValueError, match="unknown clv model 'gamma'.*bgnbd, pareto_nbd, mbgnbd"):
+    with pytest.raises(ValueError, match="unknown clv model .gamma.: expected one of bgnbd, mbgnbd, pareto_nbd, bgbb"):
         fit_clv(rfm, "gamma", time_unit_days=7.0)
 
 
