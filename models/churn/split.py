@@ -69,8 +69,7 @@ def check_training_frame(frame: pd.DataFrame, min_customers: int, where: str = "
     n_customers = frame["customer_id"].nunique()
     if n_customers < min_customers:
         raise TooFewCustomersError(
-            f"{where} has {n_customers} customer(s); at least {min_customers} are needed "
-            "(churn.min_customers)"
+            f"{where} has {n_customers} customer(s); at least {min_customers} are needed (churn.min_customers)"
         )
     classes = sorted(frame[LABEL].astype(int).unique().tolist())
     if len(classes) < 2:
@@ -120,9 +119,7 @@ def time_split(
     purged_text = tuple(str(c) for c in purged)
     note = f"; purged {len(purged)} cutoff(s) whose labels overlap it" if purged else ""
     if not fit_cutoffs:
-        return TimeSplit(
-            frame, None, "fixed", f"no older cutoff c with c + {horizon_days} days <= {cutoffs[-1]}{note}"
-        )
+        return TimeSplit(frame, None, "fixed", f"no older cutoff c with c + {horizon_days} days <= {cutoffs[-1]}{note}")
     fit, holdout = frame[frame["cutoff"].isin(fit_cutoffs)], frame[frame["cutoff"] == cutoffs[-1]]
     reason = _unusable(fit, holdout, min_customers, min_fit_share)
     if reason:
