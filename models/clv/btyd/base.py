@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 Params = dict[str, float]
+LOG_ZERO = -1e300  # log of an absent term: finite, so second derivatives (Laplace, warm starts) stay finite
 REGISTRY: dict[str, PurchaseModel] = {}
 
 

@@ -26,7 +26,7 @@ from autograd.scipy.special import gammaln, logsumexp
 from scipy.special import digamma
 from scipy.special import gammaln as sp_gammaln
 
-from models.clv.btyd.base import Params, PurchaseModel, register
+from models.clv.btyd.base import LOG_ZERO, Params, PurchaseModel, register
 
 WHOLE = 1e-9  # tolerance when reading a horizon in periods as whole opportunities
 
@@ -72,7 +72,7 @@ class BGBB(PurchaseModel):
         i = np.arange(k)[None, :]
         terms = (_lbeta(alpha + x[:, None], beta + (tx - x)[:, None] + i)
                  + _lbeta(gamma + 1.0, delta + tx[:, None] + i) - base)
-        terms = anp.where(i < (n - tx)[:, None], terms, -anp.inf)
+        terms = anp.where(i < (n - tx)[:, None], terms, LOG_ZERO)
         return logsumexp(anp.concatenate([alive[:, None], terms], axis=1), axis=1)
 
     def p_alive(self, p: Params, x: np.ndarray, tx: np.ndarray, age: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import pandas as pd
 from autograd.scipy.special import gammaln
 from scipy.special import expit, hyp2f1
 
-from models.clv.btyd.base import Params, PurchaseModel, register
+from models.clv.btyd.base import LOG_ZERO, Params, PurchaseModel, register
 
 SMALLEST_P = 1e-12  # dropout probability floor in simulations (a geometric draw needs p > 0)
 
@@ -82,7 +82,7 @@ class BGNBD(PurchaseModel):
         head = (gammaln(r + xu) - gammaln(r) + r * anp.log(alpha) + gammaln(a + b) + gammaln(b + xu + k)
                 - gammaln(b) - gammaln(a + b + xu + k))[data["x_index"]]
         odds = anp.where(self._dropout_chance(xu) > 0,
-                         anp.log(a) - anp.log(anp.maximum(b + xu - 1 + k, 1e-300)), -anp.inf)[data["x_index"]]
+                         anp.log(a) - anp.log(anp.maximum(b + xu - 1 + k, 1e-300)), LOG_ZERO)[data["x_index"]]
         power = r + data["x"]
         alive = -power * anp.log(alpha + data["age_unique"])[data["age_index"]]
         dropped = odds - power * anp.log(alpha + data["tx_unique"])[data["tx_index"]]

@@ -116,20 +116,16 @@ def maximise(spec: Spec, rowll: RowLoglik, weights: np.ndarray, penalizer: float
     if hess_inv is not None:
         out = minimize(fg, u0, jac=True, method="BFGS", options={"gtol": GTOL, "hess_inv0": hess_inv,
                                                                   "maxiter": MAXITER})
-        if not np.all(np.abs(out.x) <= LOG_BOUND) or out.fun >= 1e100:
-            out = None
-        else:
-            u0 = out.x
-    if out is None or np.abs(fg(out.x)[1]).max() > USABLE_GTOL:
+        if not np.all(np.abs(out.x) <= LOG_BOUND) or out.fun >= 1e100 or np.abs(out.jac).max() > USABLE_GTOL:
+            u0, out = (out.x if np.all(np.abs(out.x) <= LOG_BOUND) and out.fun < 1e100 else u0), None
+    if out is None:
         out = minimize(fg, u0, jac=True, method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)] * len(u0),
                        options={"ftol": 0.0, "gtol": GTOL, "maxiter": MAXITER, "maxcor": 20})
-    value, grad = fg(out.x)
-    pg = _projected_gradient(grad, out.x)
-    ok = value < 1e100 and (bool(out.success) or pg <= USABLE_GTOL)
-    with np.errstate(all="ignore"):
-        ll = float(np.sum(weights * np.asarray(rowll(spec.params(out.x)))))
-    ok = bool(ok and np.isfinite(ll))
-    message = "converged" if ok else ("non-finite log-likelihood" if not np.isfinite(ll)
+    pg = _projected_gradient(np.asarray(out.jac, dtype=float), out.x)
+    # the objective is -sum(w ll) / sum(w) + penalty: the total log-likelihood follows without another pass
+    ll = -(float(out.fun) - penalizer * float(np.sum(np.exp(out.x) ** 2))) * float(weights.sum())
+    ok = bool(out.fun < 1e100 and np.isfinite(ll) and (out.success or pg <= USABLE_GTOL))
+    message = "converged" if ok else ("non-finite log-likelihood" if out.fun >= 1e100 or not np.isfinite(ll)
                                       else f"optimiser stopped: {out.message} (gradient {pg:.2g})")
     low = {n for n, v in zip(spec.names, out.x, strict=True) if v <= -NEAR_BOUND}
     high = {n for n, v in zip(spec.names, out.x, strict=True) if v >= NEAR_BOUND}

@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 import autograd.numpy as anp
 import numpy as np
 import pandas as pd
-from autograd.scipy.special import gammaln, logsumexp
+from autograd.scipy.special import gammaln
 from scipy.special import expit, hyp2f1
 
-from models.clv.btyd.base import Params, PurchaseModel, register
+from models.clv.btyd.base import LOG_ZERO, Params, PurchaseModel, register
 
 TANH_SINH_HALF_WIDTH = 3.2  # nodes at k h for |k h| <= 3.2: the weights beyond are below 1e-30
 FINE_STEP = 1.0 / 12.0  # 77 nodes: log F to ~1e-9 (worst case seen, alpha/beta ratio 1e4 at t = 0)
@@ -53,9 +53,22 @@ def _tanh_sinh_nodes(step: float) -> tuple[np.ndarray, np.ndarray]:
 NODES = {False: _tanh_sinh_nodes(FINE_STEP), True: _tanh_sinh_nodes(COARSE_STEP)}
 
 
+def _raw(v: Any) -> Any:
+    """The value inside (nested) autograd boxes, or the value itself."""
+    while hasattr(v, "_value"):
+        v = v._value
+    return v
+
+
 def _value(v: Any) -> float:
-    """The float inside an autograd box (or the float itself)."""
-    return float(getattr(v, "_value", v))
+    """The float inside (nested) autograd boxes, or the float itself."""
+    return float(_raw(v))
+
+
+def _log_sum_exp_rows(z: Any) -> Any:
+    """log sum_j exp(z_ij) per row, shifted by the row maximum (held constant: the gradient is unchanged)."""
+    top = np.max(_raw(z), axis=1, keepdims=True)
+    return anp.log(anp.sum(anp.exp(z - top), axis=1)) + top[:, 0]
 
 
 def log_f(r: Any, alpha: Any, s: Any, beta: Any, x: np.ndarray, t: np.ndarray, fast: bool = False) -> Any:
@@ -70,7 +83,7 @@ def log_f(r: Any, alpha: Any, s: Any, beta: Any, x: np.ndarray, t: np.ndarray, f
     z = (m - rate) / mt
     # 1 - z u = (rate + t)/(m + t) + z (1 - u): both parts exact, so no cancellation near z -> 1
     inner = anp.log(((rate + t) / mt)[:, None] + z[:, None] * one_minus_u)
-    return -a * anp.log(mt) - anp.log(a) + logsumexp(log_w[None, :] - power * inner, axis=1)
+    return -a * anp.log(mt) - anp.log(a) + _log_sum_exp_rows(log_w[None, :] - power * inner)
 
 
 def log_parts(p: Params, data: dict[str, Any]) -> tuple[Any, Any]:
@@ -81,9 +94,11 @@ def log_parts(p: Params, data: dict[str, Any]) -> tuple[Any, Any]:
     head = (gammaln(r + data["x_unique"]) - gammaln(r))[data["x_index"]] + r * anp.log(alpha) + s * anp.log(beta)
     ages = data["age_unique"]
     alive = -(r + data["x"]) * anp.log(alpha + ages)[data["age_index"]] - s * anp.log(beta + ages)[data["age_index"]]
-    gap = anp.minimum(f_age - f_tx, -1e-300)  # < 0 when t_x < T
+    before = data["tx"] < data["age"]
+    # log(F(t_x) - F(T)) is log 0 when t_x = T: a harmless stand-in there keeps every derivative finite
+    gap = anp.minimum(anp.where(before, f_age - f_tx, -1.0), -1e-300)
     dead = anp.log(s) + f_tx + anp.log(-anp.expm1(gap))
-    return head + alive, head + anp.where(data["tx"] < data["age"], dead, -anp.inf)
+    return head + alive, head + anp.where(before, dead, LOG_ZERO)
 
 
 def _share_dying_first(r: np.ndarray, a1: np.ndarray, s: float, b1: np.ndarray) -> np.ndarray:
@@ -105,14 +120,16 @@ class ParetoNBD(PurchaseModel):
 
     def prepare(self, x: np.ndarray, tx: np.ndarray, age: np.ndarray, fast: bool = False) -> dict[str, Any]:
         """Rows plus the unique (x, t) pairs over t in {t_x, T}, where F is evaluated once each."""
-        xs, ts = np.concatenate([x, x]), np.concatenate([tx, age])
-        codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([xs, ts]), sort=False)
-        pairs = np.asarray(uniques.to_list(), dtype=float).reshape(-1, 2)
         x_codes, x_unique = pd.factorize(x, sort=False)
         age_codes, age_unique = pd.factorize(age, sort=False)
-        return {"x": x, "tx": tx, "age": age, "pair_x": pairs[:, 0], "pair_t": pairs[:, 1],
-                "i_tx": codes[: x.size], "i_age": codes[x.size:], "fast": fast,
-                "x_unique": np.asarray(x_unique, dtype=float), "x_index": x_codes,
+        t_codes, t_unique = pd.factorize(np.concatenate([tx, age]), sort=False)
+        key = np.concatenate([x_codes, x_codes]).astype(np.int64) * len(t_unique) + t_codes
+        codes, keys = pd.factorize(key, sort=False)
+        x_unique, t_unique = np.asarray(x_unique, dtype=float), np.asarray(t_unique, dtype=float)
+        return {"x": x, "tx": tx, "age": age, "pair_x": x_unique[keys // len(t_unique)],
+                "pair_t": t_unique[keys % len(t_unique)], "i_tx": codes[: x.size], "i_age": codes[x.size:],
+                "fast": fast,
+                "x_unique": x_unique, "x_index": x_codes,
                 "age_unique": np.asarray(age_unique, dtype=float), "age_index": age_codes}
 
     def loglik(self, p: Params, data: dict[str, Any]) -> Any:
