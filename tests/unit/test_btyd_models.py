@@ -140,3 +140,26 @@ def test_no_dropout_data_give_a_reported_boundary_fit_with_finite_predictions(na
     out = model.predict(rfm, 90)
     assert np.isfinite(out.drop(columns="customer_id").to_numpy()).all()
     assert out["p_alive"].min() > 0.99  # nobody drops out
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_pareto_warm_started_fit_on_large_data_equals_cold_fit() -> None:
+    # the large-data path: coarse-rule subsample fit + exact Hessian (second derivatives through the
+    # quadrature), then BFGS on every row; it must land on the cold L-BFGS-B optimum
+    from models.clv.btyd.fit import maximise
+    from models.clv.fitting import fit_purchase_model, purchase_spec
+    from models.clv.inputs import unique_rows
+
+    ages = np.random.default_rng(0).integers(0, 731, 300_000).astype(float)
+    sim = simulate("pareto_nbd", {"r": 0.55, "alpha": 74.0, "s": 0.61, "beta": 82.0}, ages, 0.0, seed=1)
+    x, tx = sim["frequency"].to_numpy(), np.floor(sim["recency"].to_numpy())
+    report = fit_purchase_model("pareto_nbd", x, tx, ages, (), seed=0)
+    assert report.diagnostics["warm_start_customers"] > 0
+    (ux, utx, uage), _, counts = unique_rows(x, tx, ages)
+    model = get("pareto_nbd")
+    data = model.prepare(ux, utx, uage)
+    cold = maximise(purchase_spec("pareto_nbd", ages), lambda p: model.loglik(p, data), counts.astype(float))
+    for key, value in report.params.items():
+        assert value == pytest.approx(cold.params[key], rel=1e-5), key
+    assert report.log_likelihood == pytest.approx(cold.loglik, rel=1e-12)

@@ -68,6 +68,21 @@ class PurchaseModel:
         return [f"{self.name}: boundary solution ({', '.join(notes)})"] if notes else []
 
 
+def alive_and_rate(model: PurchaseModel, rng: np.random.Generator, p: Params, x: np.ndarray, tx: np.ndarray,
+                   age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior draws of alive-at-T (Bernoulli P(alive)) and of the purchase rate Gamma(r + x, alpha + T)."""
+    alive = rng.random(x.size) < model.p_alive(p, x, tx, age)
+    return alive, rng.gamma(p["r"] + x, 1.0 / (p["alpha"] + age))
+
+
+def one_rate_note(p: Params, high: set[str]) -> tuple[list[str], set[str]]:
+    """The note for a Gamma(r, alpha) purchase rate degenerating to one rate (r, alpha -> infinity), if so."""
+    if not {"r", "alpha"} <= high:
+        return [], high
+    return [f"no purchase-rate heterogeneity: Gamma(r, alpha) degenerates to one rate r/alpha = "
+            f"{p['r'] / p['alpha']:.4g} per time unit (r, alpha -> infinity)"], high - {"r", "alpha"}
+
+
 def register(cls: type[PurchaseModel]) -> type[PurchaseModel]:
     """Class decorator: add one instance of the model to the registry under its name (once)."""
     if cls.name in REGISTRY:

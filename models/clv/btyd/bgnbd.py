@@ -26,7 +26,7 @@ import pandas as pd
 from autograd.scipy.special import gammaln
 from scipy.special import expit, hyp2f1
 
-from models.clv.btyd.base import LOG_ZERO, Params, PurchaseModel, register
+from models.clv.btyd.base import LOG_ZERO, Params, PurchaseModel, alive_and_rate, one_rate_note, register
 
 SMALLEST_P = 1e-12  # dropout probability floor in simulations (a geometric draw needs p > 0)
 
@@ -129,11 +129,9 @@ class BGNBD(PurchaseModel):
     def simulate_future(self, rng: np.random.Generator, p: Params, x: np.ndarray, tx: np.ndarray,
                         age: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Alive ~ P(alive); lambda ~ Gamma(r+x, alpha+T); the K-th future purchase (K ~ Geometric(p)) is the last."""
-        n = x.size
-        alive = rng.random(n) < self.p_alive(p, x, tx, age)
-        lam = rng.gamma(p["r"] + x, 1.0 / (p["alpha"] + age))
+        alive, lam = alive_and_rate(self, rng, p, x, tx, age)
         widths = np.diff(ends, prepend=0.0)
-        last = rng.geometric(self._dropout_draw(rng, p["a"], p["b"] + x + self.shift, n))
+        last = rng.geometric(self._dropout_draw(rng, p["a"], p["b"] + x + self.shift, x.size))
         total = np.minimum(np.cumsum(rng.poisson(lam[:, None] * widths[None, :]), axis=1), last[:, None])
         return np.where(alive[:, None], np.diff(total, axis=1, prepend=0), 0)
 
@@ -148,11 +146,8 @@ class BGNBD(PurchaseModel):
         elif "a" in low or "b" in high:
             notes.append(f"no dropout evidence: {self.title} reduces to NBD (a/(a+b) -> 0)")
             low, high = low - {"a"}, high - {"b"}
-        if {"r", "alpha"} <= high:
-            notes.append(f"no purchase-rate heterogeneity: Gamma(r, alpha) degenerates to one rate "
-                         f"r/alpha = {p['r'] / p['alpha']:.4g} per time unit (r, alpha -> infinity)")
-            high -= {"r", "alpha"}
-        return notes + super().boundary_notes(p, low, high)
+        rate, high = one_rate_note(p, high)
+        return notes + rate + super().boundary_notes(p, low, high)
 
 
 @register

@@ -33,7 +33,7 @@ import pandas as pd
 from autograd.scipy.special import gammaln
 from scipy.special import expit, hyp2f1
 
-from models.clv.btyd.base import LOG_ZERO, Params, PurchaseModel, register
+from models.clv.btyd.base import LOG_ZERO, Params, PurchaseModel, alive_and_rate, one_rate_note, register
 
 TANH_SINH_HALF_WIDTH = 3.2  # nodes at k h for |k h| <= 3.2: the weights beyond are below 1e-30
 FINE_STEP = 1.0 / 12.0  # 77 nodes: log F to ~1e-9 (worst case seen, alpha/beta ratio 1e4 at t = 0)
@@ -176,9 +176,7 @@ class ParetoNBD(PurchaseModel):
     def simulate_future(self, rng: np.random.Generator, p: Params, x: np.ndarray, tx: np.ndarray,
                         age: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Alive ~ P(alive); lambda ~ Gamma(r+x, alpha+T), mu ~ Gamma(s, beta+T); remaining life ~ Exp(mu)."""
-        n = x.size
-        alive = rng.random(n) < self.p_alive(p, x, tx, age)
-        lam = rng.gamma(p["r"] + x, 1.0 / (p["alpha"] + age))
+        alive, lam = alive_and_rate(self, rng, p, x, tx, age)
         mu = np.maximum(rng.gamma(p["s"], 1.0 / (p["beta"] + age)), 1e-300)
         tau = rng.exponential(1.0 / mu)
         widths = np.diff(ends, prepend=0.0)
@@ -191,8 +189,5 @@ class ParetoNBD(PurchaseModel):
         if "s" in low or "beta" in high:
             notes.append("no dropout evidence: Pareto/NBD reduces to NBD (mean dropout rate s/beta -> 0)")
             low, high = low - {"s"}, high - {"beta"}
-        if {"r", "alpha"} <= high:
-            notes.append(f"no purchase-rate heterogeneity: Gamma(r, alpha) degenerates to one rate "
-                         f"r/alpha = {p['r'] / p['alpha']:.4g} per time unit (r, alpha -> infinity)")
-            high -= {"r", "alpha"}
-        return notes + super().boundary_notes(p, low, high)
+        rate, high = one_rate_note(p, high)
+        return notes + rate + super().boundary_notes(p, low, high)
