@@ -163,3 +163,19 @@ def test_pareto_warm_started_fit_on_large_data_equals_cold_fit() -> None:
     for key, value in report.params.items():
         assert value == pytest.approx(cold.params[key], rel=1e-5), key
     assert report.log_likelihood == pytest.approx(cold.loglik, rel=1e-12)
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("bgnbd", CDNOW_PARAMS["bgnbd"]), ("mbgnbd", CDNOW_PARAMS["mbgnbd"]), ("pareto_nbd", CDNOW_PARAMS["pareto_nbd"]),
+    ("bgbb", {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}),
+])
+def test_p_no_purchase_equals_the_posterior_simulation(name: str, params: dict) -> None:
+    # P(no purchase in 10 periods) = 1 - P(alive) (1 - P(0 | alive)), against the model's own posterior simulator
+    model = get(name)
+    x, tx, age = np.array([0.0, 2.0, 5.0, 1.0]), np.array([0.0, 30.0, 35.0, 5.0]), np.array([39.0, 39.0, 38.0, 39.0])
+    closed = 1 - model.p_alive(params, x, tx, age) * -np.expm1(model.alive_log_p_zero(params, x, age, 10.0))
+    n = 50_000
+    counts = model.simulate_future(np.random.default_rng(2), params, np.repeat(x, n), np.repeat(tx, n),
+                                   np.repeat(age, n), np.array([4.0, 10.0]))
+    share = (counts.sum(axis=1) == 0).reshape(4, n).mean(axis=1)
+    assert np.all(np.abs(share - closed) <= 4 * np.sqrt(closed * (1 - closed) / n) + 1e-12), (share, closed)
