@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.build import FeatureConfig
+from features.build import PURCHASE, FeatureConfig
 from models.clv import DEFAULT_PENALIZER_GRID, MODELS, ClvModel, FitError, fit_clv
 from models.clv import evaluation as ev
 from models.clv import selection as sel
@@ -148,7 +148,7 @@ def actual_daily(transactions: Path, customer_ids: pd.Series, cutoff: date, hori
             SELECT customer_id, {period} AS period, MIN(CAST(ts AS DATE)) AS day
             FROM read_parquet('{transactions.as_posix()}')
             SEMI JOIN _population USING (customer_id)
-            WHERE amount >= 0 AND CAST(ts AS DATE) > $cutoff AND CAST(ts AS DATE) <= $cutoff + $h
+            WHERE {PURCHASE} AND CAST(ts AS DATE) > $cutoff AND CAST(ts AS DATE) <= $cutoff + $h
             GROUP BY 1, 2
         )
         SELECT date_diff('day', CAST($cutoff AS DATE), day) AS d, COUNT(*) FROM p GROUP BY 1""",
