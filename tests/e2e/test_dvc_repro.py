@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, record_panel_row
+from tests.e2e import test_panel as panel
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -48,7 +50,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def test_dvc_repro_on_cdnow(repo: Path) -> None:
+def test_dvc_repro_on_cdnow(repo: Path, request: pytest.FixtureRequest) -> None:
+    started = time.perf_counter()
     run([str(BIN / "dvc"), "repro"], repo)
     ingest = json.loads((repo / "reports/ingest.json").read_text())
     assert ingest["transactions"]["rows_read"] == 69_659
@@ -67,6 +70,12 @@ def test_dvc_repro_on_cdnow(repo: Path) -> None:
     assert "Cohort" in (repo / "reports/index.html").read_text(encoding="utf-8")
     status = run([str(BIN / "dvc"), "status"], repo).stdout
     assert "up to date" in status.lower()
+    # the data panel's member "cdnow" (default settings): the same checks as every other member
+    member = panel.Run(panel.Member("cdnow (dvc repro)", ()), repo, {"score": scored},
+                       seconds=round(time.perf_counter() - started, 1))
+    record_panel_row(request.config, panel.summary_row(member))
+    for check in (panel.check_completes, panel.check_clv_selection, panel.check_champion, panel.check_out_of_time):
+        check(member)
 
 
 def test_dvc_exp_run_synthetic(repo: Path) -> None:

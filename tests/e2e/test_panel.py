@@ -1,17 +1,15 @@
 """The data panel (issue 9, item 8): the whole pipeline on data sets of different shapes, each in a temp root.
 
 ingest -> features -> train_churn -> train_clv -> score -> report run through the stages' `run` functions
-(`dvc repro` itself is covered by test_dvc_repro.py) with settings that do not change what is tested
-(fewer bootstrap resamples and parameter draws, no ablation, no MLflow logging). Members: CDNOW full at the
-default and at windows.as_of=1997-12-31, the CDNOW 1/10 sample, the grocery purchase log of
-../shared/data/real/ (skipped with the reason when absent) and the synthetic regimes of features/synthetic.py.
+with settings that do not change what is tested (fewer bootstrap resamples and parameter draws, no ablation,
+no MLflow logging). Members: CDNOW full at windows.as_of=1997-12-31, the CDNOW 1/10 sample, the grocery
+purchase log of ../shared/data/real/ (skipped with the reason when absent) and the synthetic regimes of
+features/synthetic.py. CDNOW at the default is test_dvc_repro.py's `dvc repro`, held to the same checks.
 
 Each member is a test class (TestPanel_<member>) whose tests share one pipeline run: `pytest -n 2 --dist
 loadscope` (pyproject.toml) keeps a class in one worker and spreads the members over two. (Not loadgroup:
 pytest 9 derives `nodeid` from the node's id, so pytest-xdist 3.8's `@group` suffix never reaches the
-scheduler and xdist_group tests are spread like `load`.) Tests marked `awaits` read report keys other
-helpers add in this issue (reports/clv.json `selection`, reports/churn.json `champion`); they fail until
-those exist. The summary table (tests/conftest.py `panel_table`) is printed at the end of the session and
+scheduler.) The summary table (tests/conftest.py `panel_table`) is printed at the end of the session and
 written to <pytest basetemp>/panel_summary.md.
 """
 
@@ -48,8 +46,7 @@ class Member:
     needs: Path | None = None
 
 
-MEMBERS = (
-    Member("cdnow", ()),
+MEMBERS = (  # CDNOW at the default is the `dvc repro` run of test_dvc_repro.py, checked there with the same checks
     Member("cdnow_as_of_1997-12-31", ("windows.as_of=1997-12-31",)),
     Member("cdnow_sample", ("data=cdnow_sample",)),
     Member("grocery", ("data=files", f"data.transactions={GROCERY.as_posix()}",
@@ -171,50 +168,66 @@ def summary_row(done: Run) -> dict[str, Any]:
     }
 
 
+def check_completes(run: Run) -> None:
+    """Every stage ran; rows in = rows out; one unique scored row per customer; the report exists."""
+    run.require()
+    scored = run.reports["score"]
+    features = pd.read_parquet(run.root / "data" / "features" / "score.parquet", columns=["customer_id"])
+    assert scored["rows_in"] == scored["rows_out"] == len(features) > 0
+    scores = pd.read_parquet(run.root / "outputs" / "customer_scores.parquet")
+    assert len(scores) == len(features) and scores["customer_id"].is_unique
+    assert scores["churn_probability"].between(0, 1).all()
+    assert (run.root / "reports" / "index.html").stat().st_size > 0
+
+
+def check_clv_selection(run: Run) -> None:
+    """reports/clv.json names the chosen CLV model, fitted, and every candidate's status and figures."""
+    clv, selection = section(run, "clv.json", "selection")
+    assert selection.get("chosen") == clv["model"], selection
+    candidates = selection.get("candidates") or {}
+    assert candidates.get(clv["model"], {}).get("status") == "fitted", f"chosen model not fitted: {selection}"
+    assert all(c.get("status") and (c.get("validation") or c.get("reason")) for c in candidates.values()), candidates
+    window = selection.get("window") or {}
+    # the latest training cutoff's labels, or (none fits there) in-sample at c_e: never the labels after c_e
+    assert window.get("source") in ("training_cutoff", "eval_cutoff_in_sample"), f"unexpected window: {window}"
+
+
+def check_champion(run: Run) -> None:
+    """reports/churn.json names the churn champion, its validation figures and its margin over a named baseline."""
+    _, champion = section(run, "churn.json", "champion")
+    assert isinstance(champion.get("name"), str) and champion["name"], champion
+    assert champion["name"] in (champion.get("validation") or {}), f"champion has no validation figures: {champion}"
+    margin = (champion.get("margin_vs_best_baseline") or {}).get("roc_auc") or {}
+    assert isinstance(margin.get("delta"), (int, float)) and margin.get("best_baseline"), \
+        f"no validation AUC margin over a named best baseline: {champion}"
+
+
+def check_out_of_time(run: Run) -> None:
+    """Target of issue 9: the champion's out-of-time AUC >= the best baseline's minus its CI."""
+    run.require()
+    auc = auc_comparison(read_json(run.root, "churn.json"))
+    assert auc, "reports/churn.json has no roc_auc comparison row"
+    assert auc["delta_ci95_high"] >= 0, (
+        f"champion AUC {auc['model']:.4f} below {auc['best_baseline']} {auc['best_baseline_value']:.4f} "
+        f"beyond the paired-bootstrap CI [{auc['delta_ci95_low']:.4f}, {auc['delta_ci95_high']:.4f}]")
+
+
 class PanelChecks:
     """The checks every panel member must pass (collected through the TestPanel_<member> classes)."""
 
     member: Member
 
     def test_pipeline_completes(self, run: Run) -> None:
-        run.require()
-        scored = run.reports["score"]
-        features = pd.read_parquet(run.root / "data" / "features" / "score.parquet", columns=["customer_id"])
-        assert scored["rows_in"] == scored["rows_out"] == len(features) > 0
-        scores = pd.read_parquet(run.root / "outputs" / "customer_scores.parquet")
-        assert len(scores) == len(features) and scores["customer_id"].is_unique
-        assert scores["churn_probability"].between(0, 1).all()
-        assert (run.root / "reports" / "index.html").stat().st_size > 0
+        check_completes(run)
 
-    @pytest.mark.awaits("H3: reports/clv.json `selection` (clv.model=auto)")
     def test_clv_model_is_chosen_on_training_validation(self, run: Run) -> None:
-        clv, selection = section(run, "clv.json", "selection")
-        assert selection.get("chosen") == clv["model"], selection
-        candidates = selection.get("candidates") or {}
-        assert candidates.get(clv["model"], {}).get("status") == "fitted", f"chosen model not fitted: {selection}"
-        assert all(c.get("status") and (c.get("validation") or c.get("reason")) for c in candidates.values()), \
-            candidates
-        window = selection.get("window") or {}
-        # the latest training cutoff's labels, or (none fits there) in-sample at c_e: never the labels after c_e
-        assert window.get("source") in ("training_cutoff", "eval_cutoff_in_sample"), f"unexpected window: {window}"
+        check_clv_selection(run)
 
-    @pytest.mark.awaits("H2: reports/churn.json `champion` (name, validation, margin_vs_best_baseline)")
     def test_churn_champion_and_its_validation_margin_are_reported(self, run: Run) -> None:
-        _, champion = section(run, "churn.json", "champion")
-        assert isinstance(champion.get("name"), str) and champion["name"], champion
-        assert champion["name"] in (champion.get("validation") or {}), f"champion has no validation figures: {champion}"
-        margin = (champion.get("margin_vs_best_baseline") or {}).get("roc_auc") or {}
-        assert isinstance(margin.get("delta"), (int, float)) and margin.get("best_baseline"), \
-            f"no validation AUC margin over a named best baseline: {champion}"
+        check_champion(run)
 
     def test_champion_holds_up_out_of_time(self, run: Run) -> None:
-        """Target of issue 9: the champion's out-of-time AUC >= the best baseline's minus its CI."""
-        run.require()
-        auc = auc_comparison(read_json(run.root, "churn.json"))
-        assert auc, "reports/churn.json has no roc_auc comparison row"
-        assert auc["delta_ci95_high"] >= 0, (
-            f"champion AUC {auc['model']:.4f} below {auc['best_baseline']} {auc['best_baseline_value']:.4f} "
-            f"beyond the paired-bootstrap CI [{auc['delta_ci95_low']:.4f}, {auc['delta_ci95_high']:.4f}]")
+        check_out_of_time(run)
 
 
 for _member in MEMBERS:
@@ -224,4 +237,5 @@ for _member in MEMBERS:
 
 def test_every_synthetic_regime_is_in_the_panel() -> None:
     names = {m.name for m in MEMBERS}
+    assert {"cdnow_as_of_1997-12-31", "cdnow_sample", "grocery"} <= names
     assert {f"synthetic_{r}" for r in synthetic.REGIMES if r != "default"} <= names
