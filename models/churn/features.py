@@ -135,11 +135,15 @@ class FeatureSpec:
 
 
 def fit_spec(frame: pd.DataFrame, features: Sequence[str] | None = None) -> FeatureSpec:
-    """Feature list (default: feature_columns) with categories taken from the training rows, sorted."""
+    """Feature list (default: feature_columns) with categories taken from the training rows, sorted.
+
+    A model reading a subset keeps the training frame's whole feature schema, which scoring files must match.
+    """
     chosen = list(features) if features is not None else feature_columns(frame)
     check_columns(frame, chosen, "training frame")
     categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in chosen if c in CATEGORICAL}
-    return FeatureSpec(tuple(chosen), categories)
+    schema = tuple(feature_columns(frame)) if features is not None else ()
+    return FeatureSpec(tuple(chosen), categories, schema=schema)
 
 
 def check_columns(frame: pd.DataFrame, features: Sequence[str], where: str = "scoring frame") -> None:

@@ -11,6 +11,7 @@ from models.churn.features import (
     CATEGORICAL,
     EXCLUDED,
     PRIOR_COLUMN,
+    FeatureSpec,
     design_matrix,
     feature_columns,
     fit_spec,
@@ -121,3 +122,13 @@ def test_design_matrix_equals_the_model_frame_values() -> None:
     score.loc[::3, "main_channel"] = None
     score.loc[::5, "monetary_value"] = np.nan
     np.testing.assert_array_equal(design_matrix(score, spec), value_matrix(model_frame(score, spec)))
+
+
+def test_a_model_on_a_feature_subset_expects_the_whole_training_schema() -> None:
+    train = churn_frame(50)
+    every = feature_columns(train)
+    subset = fit_spec(train, every[:2])
+    assert subset.features == tuple(every[:2]) and subset.expected_columns == tuple(every)
+    assert fit_spec(train).expected_columns == tuple(every)
+    restored = FeatureSpec.from_dict(subset.to_dict())
+    assert restored.expected_columns == tuple(every)
