@@ -82,7 +82,7 @@ def test_sql_sink_values_and_types(tmp_path, db_url):
                                "WHERE table_name = 'customer_scores'"))
     assert types["churn_probability"] == "numeric(18,4)NO"
     assert types["as_of"] == "dateNO"
-    assert types["clv_decile"] == "integer(32,0)NO"
+    assert types["clv_decile"] == "integer(32,0)YES"  # null when the data has no amounts
 
 
 def test_failed_run_leaves_the_previous_batch(tmp_path, db_url):
