@@ -22,7 +22,9 @@ CDNOW_CUSTOMERS = 23_570
 def cdnow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The stage run on CDNOW features built in a temporary root, with its own MLflow store there."""
     root = tmp_path_factory.mktemp("cdnow")
-    params = compose_params([f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}"])
+    # no RFM-only ablation: nothing here reads it, and test_dvc_repro.py runs the stage with every default
+    store = f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}"
+    params = compose_params([store, "churn.ablation=false"])
     ingest.run(params, root)
     features_stage.run(params, root)
     return root, train_churn.run(params, root=root)
