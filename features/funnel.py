@@ -1,0 +1,159 @@
+"""Conversion funnel from events (and purchases from transactions): ordered steps, a hard conversion window.
+
+Semantics (per customer, first entry): a customer enters at their first event of step 1 in the entry period;
+step k counts when an event of step k happens at or after the time step k-1 was reached and no later than
+the entry time plus `window_days` (a hard filter: later steps never count). The entry period is the
+`lookback_days` ending `window_days` before the end of as_of, so every entrant had the whole window to
+convert by as_of (no right-censoring). Step `purchase` is read from the transactions (amount >= 0 or no
+amount), every other step is an `event_type`. Breakdowns: the entry event's channel and the RFM segment at
+as_of (`no_purchase` for customers not yet buying). SQL in features/sql/funnel.sql (set-based, one pass over
+the events into a filtered temp table, then one join per step).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from features.build import PURCHASE, sql_text
+
+PURCHASE_STEP = "purchase"
+DEFAULT_STEPS = ("product_view", "add_to_cart", "checkout_start", PURCHASE_STEP)
+COLUMNS = ["dimension", "dimension_value", "step_index", "step", "customers", "step_conversion",
+           "overall_conversion", "drop_off", "mean_hours_from_entry", "median_hours_from_entry"]
+_STEP = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_ROWS = "_funnel_rows"
+US_PER_DAY = 86_400_000_000
+
+
+@dataclass(frozen=True)
+class FunnelConfig:
+    """The `scoring.funnel` block: ordered steps, conversion window and entry lookback (days)."""
+
+    steps: tuple[str, ...] = DEFAULT_STEPS
+    window_days: float = 7.0
+    lookback_days: int = 90
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.steps if not isinstance(s, str) or not _STEP.match(s)]
+        if len(self.steps) < 2 or bad or len(set(self.steps)) != len(self.steps):
+            raise ValueError(f"scoring.funnel.steps: need >= 2 distinct lower_snake_case step names, got "
+                             f"{list(self.steps)}")
+        if not self.window_days > 0 or int(self.lookback_days) != self.lookback_days or self.lookback_days < 1:
+            raise ValueError(f"scoring.funnel: window_days must be > 0 and lookback_days a whole number >= 1, got "
+                             f"{self.window_days!r}, {self.lookback_days!r}")
+
+    @classmethod
+    def from_params(cls, block: dict[str, Any] | None) -> FunnelConfig:
+        """From params['scoring']['funnel'] (missing keys take the defaults above)."""
+        block = dict(block or {})
+        if "steps" in block:
+            block["steps"] = tuple(block["steps"])
+        unknown = sorted(set(block) - {"steps", "window_days", "lookback_days"})
+        if unknown:
+            raise ValueError(f"scoring.funnel: unknown key(s) {unknown} (known: steps, window_days, lookback_days)")
+        return cls(**block)
+
+    @property
+    def window_us(self) -> int:
+        """The conversion window in microseconds."""
+        return round(self.window_days * US_PER_DAY)
+
+
+def entry_period(as_of: date, cfg: FunnelConfig) -> tuple[datetime, datetime, datetime]:
+    """(entry start, entry end, end of as_of) in UTC: entries in (start, end], every window closed by as_of."""
+    horizon = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), UTC)
+    entry_end = horizon - timedelta(microseconds=cfg.window_us)
+    return entry_end - timedelta(days=cfg.lookback_days), entry_end, horizon
+
+
+def _epoch_us(moment: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC."""
+    return round((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1_000_000)
+
+
+def _check_name(name: str) -> str:
+    """A table or view name safe to splice into SQL."""
+    if not _NAME.match(name):
+        raise ValueError(f"funnel: {name!r} is not a plain table name")
+    return name
+
+
+def _rows_sql(cfg: FunnelConfig, events: str, transactions: str) -> str:
+    """The one scan: step events (and purchases) in (entry start, end of as_of] as (customer, step, channel, t)."""
+    parts = []
+    event_steps = [s for s in cfg.steps if s != PURCHASE_STEP]
+    if event_steps:
+        listed = ", ".join(f"'{s}'" for s in event_steps)
+        parts.append(f"SELECT customer_id, event_type AS step, channel, epoch_us(ts) AS t FROM {events} "
+                     f"WHERE event_type IN ({listed}) AND ts > $start AND ts < $horizon")
+    if PURCHASE_STEP in cfg.steps:
+        parts.append(f"SELECT customer_id, '{PURCHASE_STEP}' AS step, channel, epoch_us(ts) AS t FROM {transactions} "
+                     f"WHERE {PURCHASE} AND ts > $start AND ts < $horizon")
+    return " UNION ALL ".join(parts)
+
+
+def journeys_sql(cfg: FunnelConfig) -> str:
+    """One row per entrant: customer_id, entry_channel, t_1 .. t_K (NULL after the last step reached)."""
+    first = cfg.steps[0]
+    ctes = [f"s1 AS (SELECT customer_id, MIN(t) AS t_1, MIN_BY(channel, t) AS entry_channel FROM {_ROWS} "
+            f"WHERE step = '{first}' AND t <= $entry_end GROUP BY customer_id)"]
+    for k, step in enumerate(cfg.steps[1:], start=2):  # each step carries t_1 (the window) and its own time
+        ctes.append(f"s{k} AS (SELECT p.customer_id, p.t_1, MIN(r.t) AS t_{k} FROM s{k - 1} AS p JOIN {_ROWS} AS r "
+                    f"ON r.customer_id = p.customer_id AND r.step = '{step}' AND r.t >= p.t_{k - 1} "
+                    f"AND r.t <= p.t_1 + $window GROUP BY p.customer_id, p.t_1)")
+    times = ", ".join(f"s{k}.t_{k}" for k in range(2, len(cfg.steps) + 1))
+    joins = " ".join(f"LEFT JOIN s{k} ON s{k}.customer_id = s1.customer_id" for k in range(2, len(cfg.steps) + 1))
+    return f"WITH {', '.join(ctes)} SELECT s1.customer_id, s1.entry_channel, s1.t_1, {times} FROM s1 {joins}"
+
+
+def _reached_union(cfg: FunnelConfig) -> str:
+    """UNION ALL of (customer, channel, segment, step_index, hours since entry) per reached step."""
+    return "\n    UNION ALL\n    ".join(
+        f"SELECT customer_id, entry_channel, rfm_segment, {k} AS step_index, "
+        f"CAST(t_{k} - t_1 AS DOUBLE) / 3600000000.0 AS hours FROM journeys WHERE t_{k} IS NOT NULL"
+        for k in range(1, len(cfg.steps) + 1))
+
+
+def _steps_values(cfg: FunnelConfig) -> str:
+    """The steps as a VALUES relation (step_index, step)."""
+    values = ", ".join(f"({k}, '{s}')" for k, s in enumerate(cfg.steps, start=1))
+    return f"SELECT * FROM (VALUES {values}) AS v(step_index, step)"
+
+
+def funnel(con: duckdb.DuckDBPyConnection, cfg: FunnelConfig, as_of: date, events: str = "events",
+           transactions: str = "transactions", segments: str | None = None) -> pd.DataFrame:
+    """The funnel table (COLUMNS) at as_of from tables/views on con; empty when nobody entered the funnel.
+
+    `segments` names a relation (customer_id, rfm_segment); None: every entrant is `no_purchase`.
+    """
+    con.execute("SET TimeZone = 'UTC'")
+    start, entry_end, horizon = entry_period(as_of, cfg)
+    events, transactions = _check_name(events), _check_name(transactions)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_rows_sql(cfg, events, transactions)}",
+                {"start": start, "horizon": horizon})
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_journeys AS {journeys_sql(cfg)}",
+                    {"entry_end": _epoch_us(entry_end), "window": cfg.window_us})
+        seg = _check_name(segments) if segments else "(SELECT NULL AS customer_id, NULL AS rfm_segment WHERE 1 = 0)"
+        query = sql_text("funnel").format(journeys="_funnel_journeys", segments=seg,
+                                          reached_union=_reached_union(cfg), steps=_steps_values(cfg))
+        frame = con.execute(query).df()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
+        con.execute("DROP TABLE IF EXISTS _funnel_journeys")
+    for col in ("step_index", "customers", "drop_off"):
+        frame[col] = frame[col].astype("int64")
+    return frame[COLUMNS]
+
+
+def has_entrants(table: pd.DataFrame) -> bool:
+    """True when at least one customer entered the funnel."""
+    first = table[(table["dimension"] == "all") & (table["step_index"] == 1)]
+    return bool(len(first)) and int(first["customers"].iloc[0]) > 0
