@@ -9,7 +9,7 @@ Segments are compared by their stable slug: batches labelled in another locale a
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import duckdb
 import pandas as pd
@@ -72,7 +72,7 @@ def _slugs() -> pd.DataFrame:
 
 def _day_start(day: date) -> datetime:
     """00:00 UTC of a day."""
-    return datetime.combine(day, time.min, timezone.utc)
+    return datetime.combine(day, time.min, UTC)
 
 
 def segment_migration(con: duckdb.DuckDBPyConnection, previous: str, current: str, transactions: str,
