@@ -39,17 +39,28 @@ CUSTOMERS = pa.schema(
         ("acquisition_channel", pa.string()),
     ]
 )
+# Optional campaign exposure (models/campaigns): who got which campaign when, in its treatment or control group.
+CAMPAIGNS = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("campaign", pa.string()),
+        ("sent_at", TS),
+        ("group", pa.string()),
+    ]
+)
+CAMPAIGN_GROUPS = ("treatment", "control")
 
-SCHEMAS = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+SCHEMAS = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS, "campaigns": CAMPAIGNS}
 REQUIRED = {
     "transactions": ("customer_id", "ts"),
     "events": ("customer_id", "ts", "event_type"),
     "customers": ("customer_id",),
+    "campaigns": ("customer_id", "campaign", "sent_at", "group"),
 }
 # Required unless the source says it has no such column (data.columns.<table>.<name>: null); when mapped,
 # every row needs a value. Transactions without amounts run without spend: amount is null in the canonical
 # table, every row is a purchase, and spend-based features are null.
-REQUIRED_UNLESS_UNMAPPED = {"transactions": ("amount",), "events": (), "customers": ()}
+REQUIRED_UNLESS_UNMAPPED = {"transactions": ("amount",), "events": (), "customers": (), "campaigns": ()}
 
 
 def required(table: str, mapped: Iterable[str]) -> tuple[str, ...]:

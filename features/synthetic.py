@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -150,6 +150,8 @@ class SyntheticData:
     events: pd.DataFrame
     customers: pd.DataFrame
     truth: pd.DataFrame
+    # campaign exposure, filled by features.synthetic_campaigns.add_campaigns (empty otherwise)
+    campaigns: pd.DataFrame = field(default_factory=lambda: contract.empty_table("campaigns").to_pandas())
 
 
 @dataclass(frozen=True)
