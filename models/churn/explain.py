@@ -12,6 +12,7 @@ from scipy.special import expit
 from models.churn.features import PRIOR_COLUMN
 from models.churn.model import ChurnModel
 from models.churn.prior import prior_offset, prior_probability
+from models.churn.reasons import code, sentence
 from models.churn.treeshap import tree_contributions
 
 DIRECTIONS = ("abs", "raises")
@@ -70,23 +71,22 @@ def _value_text(value: float, categories: list[str] | None) -> str:
     return f"{value:.3g}"
 
 
-def _texts(model: Any, names: list[str], feat: np.ndarray, value: np.ndarray, sign: np.ndarray) -> np.ndarray:
-    """Reason texts for flat (column index, shown value, sign) arrays, each distinct one formatted once."""
+def _texts(model: Any, names: list[str], feat: np.ndarray, value: np.ndarray, sign: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(English sentence, machine code, shown value) for flat (column index, value, sign) arrays, each distinct
+    triple worded once."""
     value_codes, value_uniques = pd.factorize(value, use_na_sentinel=False)
     n_feat = len(names)
     key = (value_codes.astype(np.int64) * n_feat + feat) * 3 + (sign + 1)
     codes, uniques = pd.factorize(key)
     sign_u, rest = uniques % 3 - 1, uniques // 3
     feat_u, value_u = rest % n_feat, np.asarray(value_uniques)[rest // n_feat]
-    verbs = {1: "raises risk", -1: "lowers risk"}
-    texts = np.array(
-        [
-            "" if s == 0 else f"{names[f]}={_value_text(v, model.spec.categories.get(names[f]))} {verbs[s]}"
-            for f, v, s in zip(feat_u, value_u, sign_u, strict=True)
-        ],
-        dtype=object,
-    )
-    return texts[codes]
+    shown = [_value_text(v, model.spec.categories.get(names[f])) for f, v in zip(feat_u, value_u, strict=True)]
+    texts = np.array([sentence(names[f], v, s, "en") for f, v, s in zip(feat_u, shown, sign_u, strict=True)],
+                     dtype=object)
+    machine = np.array([code(names[f], s) for f, s in zip(feat_u, sign_u, strict=True)], dtype=object)
+    values = np.array([v if s else "" for v, s in zip(shown, sign_u, strict=True)], dtype=object)
+    return texts[codes], machine[codes], values[codes]
 
 
 def top_contributions(contrib: np.ndarray, k: int, direction: str = "abs") -> np.ndarray:
@@ -108,7 +108,9 @@ def top_contributions(contrib: np.ndarray, k: int, direction: str = "abs") -> np
 
 
 def reasons_from(model: Any, parts: Contributions, k: int, direction: str, index: pd.Index) -> pd.DataFrame:
-    """reason_1..k texts from computed contributions (model: anything with a FeatureSpec `spec`)."""
+    """reason_1..k (English sentences), reason_code_1..k (`<feature>:raises|lowers`) and reason_value_1..k (the
+    value shown) from computed contributions (model: anything with a FeatureSpec `spec`); models.churn.reasons
+    words them in another locale."""
     order = top_contributions(parts.shap, k, direction)
     picked = np.take_along_axis(parts.shap, order, axis=1)
     values = np.take_along_axis(parts.values, order, axis=1)
@@ -116,15 +118,20 @@ def reasons_from(model: Any, parts: Contributions, k: int, direction: str, index
     sign = np.sign(picked).astype(np.int64)
     if direction == "raises":
         sign = np.where(sign > 0, sign, 0)
-    texts = _texts(model, parts.names, order.ravel(), shown.ravel(), sign.ravel()).reshape(order.shape)
+    texts, codes, shown_text = (a.reshape(order.shape) for a in _texts(model, parts.names, order.ravel(),
+                                                                        shown.ravel(), sign.ravel()))
     out = pd.DataFrame(texts, index=index, columns=[f"reason_{i + 1}" for i in range(order.shape[1])])
     for i in range(order.shape[1], k):
         out[f"reason_{i + 1}"] = ""
+    for i in range(k):
+        out[f"reason_code_{i + 1}"] = codes[:, i] if i < order.shape[1] else ""
+    for i in range(k):
+        out[f"reason_value_{i + 1}"] = shown_text[:, i] if i < order.shape[1] else ""
     return out
 
 
 def reason_codes(model: ChurnModel, frame: pd.DataFrame, k: int = 3, direction: str = "abs") -> pd.DataFrame:
-    """Top-k reasons per customer, e.g. 'days_since_last_purchase=143 raises risk' (columns reason_1..k)."""
+    """Top-k reasons per customer, e.g. 'no purchase for 143 days raises risk', with codes and values."""
     return reasons_from(model, contributions(model, frame), k, direction, frame.index)
 
 

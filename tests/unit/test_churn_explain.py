@@ -22,31 +22,41 @@ def model():
     return fit_churn(churn_frame(800), CFG)
 
 
-def test_reason_order_and_text_match_pred_contrib(model) -> None:
+REASON_COLUMNS = [f"reason_{kind}{i}" for kind in ("", "code_", "value_") for i in (1, 2, 3)]
+
+
+def test_reason_order_and_codes_match_pred_contrib(model) -> None:
     frame = churn_frame(50, seed=5)
     reasons = reason_codes(model, frame, k=3)
-    assert list(reasons.columns) == ["reason_1", "reason_2", "reason_3"] and reasons.index.equals(frame.index)
+    assert list(reasons.columns) == REASON_COLUMNS and reasons.index.equals(frame.index)
     contrib = model.booster.predict(model.inputs(frame), pred_contrib=True)[:, :-1]
     names = list(model.spec.features)
     for row in range(len(frame)):
         order = np.argsort(-np.abs(contrib[row]), kind="stable")[:3]
         for rank, col in enumerate(order):
-            text = reasons.iloc[row, rank]
+            text, code = reasons.iloc[row, rank], reasons.iloc[row, 3 + rank]
             if contrib[row, col] == 0:
-                assert text == ""
+                assert text == code == ""
                 continue
-            verb = "raises risk" if contrib[row, col] > 0 else "lowers risk"
-            assert text.startswith(f"{names[col]}=") and text.endswith(verb)
+            verb = "raises" if contrib[row, col] > 0 else "lowers"
+            assert code == f"{names[col]}:{verb}" and text.endswith(f"{verb} risk")
 
 
-def test_reason_text_shows_the_customer_value(model) -> None:
+def test_reason_text_is_plain_language_with_the_customer_value(model) -> None:
     frame = churn_frame(1, seed=7)
-    frame["days_since_last_purchase"] = 143
+    frame["days_since_last_purchase"] = 511
+    frame["page_view_30d"] = 3
     frame["main_channel"] = "store"
     contrib = contributions(model, frame)
-    texts = reason_codes(model, frame, k=len(contrib.names)).iloc[0].tolist()
-    assert any(t.startswith("days_since_last_purchase=143 ") for t in texts)
-    assert not any(t.startswith("main_channel=") and "store" not in t for t in texts)
+    reasons = reason_codes(model, frame, k=len(contrib.names)).iloc[0]
+    texts = dict(zip(reasons.filter(like="reason_code_"), reasons.filter(regex=r"^reason_\d+$"), strict=True))
+    verb = {c: c.split(":")[1] for c in texts if c}
+    days = next(c for c in texts if c.startswith("days_since_last_purchase:"))
+    assert texts[days] == f"no purchase for 511 days {verb[days]} risk"
+    views = next(c for c in texts if c.startswith("page_view_30d:"))
+    assert texts[views] == f"3 page views in the last 30 days {verb[views]} risk"
+    channel = next(c for c in texts if c.startswith("main_channel:"))
+    assert texts[channel] == f"buys mostly via store {verb[channel]} risk"
 
 
 def test_top_contributions_by_abs_and_by_raise() -> None:
@@ -67,7 +77,8 @@ def test_display_rounding() -> None:
 
 def test_more_reasons_than_features_are_padded(model) -> None:
     reasons = reason_codes(model, churn_frame(3, seed=1), k=len(model.spec.features) + 2)
-    assert (reasons.iloc[:, -2:] == "").all().all()
+    k = len(model.spec.features) + 2
+    assert (reasons[[f"reason_{kind}{i}" for kind in ("", "code_", "value_") for i in (k - 1, k)]] == "").all().all()
 
 
 def test_prior_is_an_explained_column() -> None:
@@ -85,7 +96,9 @@ def test_prior_is_an_explained_column() -> None:
         parts.shap.sum(axis=1) + bias + fitted.spec.prior_center, fitted.raw_score(frame), atol=1e-9
     )
     assert not np.allclose(raw, fitted.raw_score(frame))
-    assert reason_codes(fitted, frame, k=1)["reason_1"].str.startswith(f"{PRIOR_COLUMN}=0.99 raises").all()
+    top = reason_codes(fitted, frame, k=1)
+    assert (top["reason_code_1"] == f"{PRIOR_COLUMN}:raises").all() and (top["reason_value_1"] == "0.99").all()
+    assert (top["reason_1"] == "purchase pattern: 99% chance of no purchase in the churn horizon raises risk").all()
 
 
 def test_global_importance_has_gain_and_shap(model) -> None:
@@ -118,6 +131,6 @@ def test_grouped_and_direct_pred_contrib_agree(model) -> None:
 def test_score_with_reasons_matches_predict_proba_and_reason_codes(model) -> None:
     frame = churn_frame(200, seed=6)
     scored = score_with_reasons(model, frame, k=3)
-    assert list(scored.columns) == ["p_churn", "reason_1", "reason_2", "reason_3"]
+    assert list(scored.columns) == ["p_churn", *REASON_COLUMNS]
     np.testing.assert_allclose(scored["p_churn"], model.predict_proba(frame), rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(scored.drop(columns="p_churn"), reason_codes(model, frame, k=3))

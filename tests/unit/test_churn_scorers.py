@@ -47,9 +47,11 @@ def test_each_kind_scores_explains_and_round_trips(fit, tmp_path: Path) -> None:
     p = model.predict_proba(score)
     assert p.shape == (50,) and np.all((p >= 0) & (p <= 1))
     reasons = model.score_with_reasons(score, 3)
-    assert list(reasons.columns) == ["p_churn", "reason_1", "reason_2", "reason_3"]
+    assert list(reasons.columns) == ["p_churn", *[f"reason_{kind}{i}" for kind in ("", "code_", "value_")
+                                                  for i in (1, 2, 3)]]
     np.testing.assert_allclose(reasons["p_churn"], p, rtol=1e-9, atol=1e-12)
-    assert reasons["reason_1"].str.contains(r"=.+ (?:raises|lowers) risk").all()
+    assert reasons["reason_1"].str.contains(r" (?:raises|lowers) risk$").all()
+    assert reasons["reason_code_1"].str.fullmatch(r"\w+:(?:raises|lowers)").all()
     save_scorer(model, tmp_path)
     again = load_scorer(tmp_path)
     assert type(again) is type(model) and again.spec == model.spec
@@ -63,7 +65,7 @@ def test_logistic_reasons_are_its_own_terms() -> None:
     parts = model.score.contributions(row)[0]
     assert np.isclose(expit(model.score.intercept + parts.sum()), model.predict_proba(row)[0])
     top = LOG_RFM[int(np.argmax(np.abs(parts)))]
-    assert model.score_with_reasons(row, 1)["reason_1"].iloc[0].startswith(f"{top}=")
+    assert model.score_with_reasons(row, 1)["reason_code_1"].iloc[0].startswith(f"{top}:")
 
 
 def test_btyd_model_is_the_prior_column_and_reads_no_labels() -> None:
