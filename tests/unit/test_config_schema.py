@@ -1,0 +1,128 @@
+"""The typed params schema: every conf/ key is known, bad keys and values give one line, overrides are checked."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipelines import config, config_schema
+from pipelines.config_schema import ConfigError, validate
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def committed() -> dict:
+    """params.yaml as committed (the composed default config)."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+
+def _with(params: dict, dotted: str, value: object) -> dict:
+    """A deep copy of params with one key set."""
+    out = copy.deepcopy(params)
+    *parents, last = dotted.split(".")
+    node = out
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return out
+
+
+def test_every_key_of_the_default_config_is_in_the_schema(committed: dict) -> None:
+    validate(committed)
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (ROOT / "conf" / "data").glob("*.yaml")))
+def test_every_data_option_is_in_the_schema(committed: dict, option: str) -> None:
+    block = yaml.safe_load((ROOT / "conf" / "data" / f"{option}.yaml").read_text(encoding="utf-8"))
+    validate({**committed, "data": block})
+
+
+@pytest.mark.parametrize("group", ["features", "churn", "clv", "scoring"])
+def test_every_option_of_the_other_groups_is_in_the_schema(committed: dict, group: str) -> None:
+    for path in sorted((ROOT / "conf" / group).glob("*.yaml")):
+        validate({**committed, group: yaml.safe_load(path.read_text(encoding="utf-8"))})
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("churn.parms", {"num_leaves": 3}, "unknown key 'churn.parms'; did you mean 'params'?"),
+    ("churn.params.num_leaves", "abc", "churn.params.num_leaves='abc' is not allowed: "
+                                       "expected an integer in [2, 131072]"),
+    ("churn.calibration", "sigmoid", "churn.calibration='sigmoid' is not allowed: "
+                                     "expected 'platt', 'isotonic' or 'none'"),
+    ("windows.as_of", "1998-13-01", "windows.as_of='1998-13-01' is not allowed: expected a date YYYY-MM-DD"),
+    ("windows.horizon_days", True, "windows.horizon_days=True is not allowed: expected an integer >= 1"),
+    ("clv.model", "bgbd", "clv.model='bgbd' is not allowed: "
+                          "expected 'auto', 'bgnbd', 'mbgnbd', 'pareto_nbd' or 'bgbb'"),
+    ("featurs", {}, "unknown key 'featurs'; did you mean 'features'?"),
+    ("data.timezone", "Mars/Olympus", "data.timezone='Mars/Olympus' is not allowed: expected an IANA time zone"),
+    ("scoring.actions", [{"name": "a", "when": {"x": {"mn": 1}}, "en": "a", "zh": "b"}],
+     "scoring.actions[0].when.x.mn=1 is not allowed: expected 'min', 'max' or 'in'"),
+])
+def test_bad_keys_and_values_give_one_line(committed: dict, key: str, value: object, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate(_with(committed, key, value))
+    message = str(caught.value)
+    assert message.startswith(expected) and "\n" not in message
+
+
+def test_risk_bands_must_cover_every_probability(committed: dict) -> None:
+    with pytest.raises(ConfigError, match=r"^scoring: risk band upper bounds must increase .* got \[0.5\]$"):
+        validate(_with(committed, "scoring.risk_bands", [{"name": "a", "upper": 0.5, "en": "a", "zh": "b"}]))
+
+
+def test_added_lightgbm_keys_must_be_lightgbm_parameters(committed: dict) -> None:
+    validate(_with(committed, "churn.params.max_bin", 63))
+    with pytest.raises(ConfigError, match="unknown LightGBM parameter 'num_leave'; did you mean 'num_leaves'"):
+        validate(_with(committed, "churn.params.num_leave", 3))
+
+
+def test_static_allowed_lists_match_the_registries() -> None:
+    from features.segments import LOCALES
+    from features.synthetic import REGIMES
+    from models.clv import MODELS
+    from models.clv.challenger import CHAMPION_METRICS
+    from models.clv.selection import METRICS
+    from pipelines.sources import ENCODINGS
+
+    assert config_schema.CLV_MODELS == tuple(MODELS)
+    assert config_schema.REGIMES == tuple(REGIMES)
+    assert config_schema.LOCALES == tuple(LOCALES)
+    assert config_schema.SELECTION_METRICS == tuple(METRICS)
+    assert config_schema.CLV_CHAMPION_METRICS == tuple(CHAMPION_METRICS)
+    assert config_schema.ENCODINGS == tuple(ENCODINGS)
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("churn.parms.num_leaves=3", "unknown key 'churn.parms.num_leaves' in override 'churn.parms.num_leaves=3'; "
+                                 "did you mean 'params'?"),
+    ("data=synthetc", "data='synthetc' is not an option; did you mean 'synthetic'?"),
+    ("data.delimiter=;", "cannot read override 'data.delimiter=;'"),
+])
+def test_override_mistakes_name_the_override(override: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.compose([override])
+    assert str(caught.value).startswith(expected)
+
+
+def test_quoted_special_characters_compose() -> None:
+    assert config.compose(["data=files", "data.delimiter=';'"])["data"]["delimiter"] == ";"
+
+
+def test_load_params_exits_2_with_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "pipelines" / "train_churn.py")])
+    with pytest.raises(SystemExit) as caught:
+        config.load_params(["churn.params.num_leaves=abc"])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == ("train_churn: config error: churn.params.num_leaves='abc' is not allowed: "
+                                       "expected an integer in [2, 131072]\n")
+
+
+def test_validate_command_exits_2_without_traceback_or_output(tmp_path) -> None:
+    done = subprocess.run([sys.executable, "-m", "pipelines.config", "validate", "churn.params.num_leaves=abc"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "churn.params.num_leaves='abc'" in done.stderr
