@@ -25,7 +25,9 @@ and p = `heavy_p_dropout`), continuous acquisition (births over the whole window
 made only when a regime uses them, so the default output is unchanged.
 
 Time: `start` and `end` are calendar days; the window runs from start 00:00 UTC to the end of day `end`.
-Timestamps are continuous (random time of day), floored to the microsecond. Tables are sorted by customer
+Profiles carry made-up personal data (e-mail, phone, full name, street address: canary values derived from the
+customer number, no random draw) that ingest must drop or hash (features/privacy.py); tests look for them in
+every output. Timestamps are continuous (random time of day), floored to the microsecond. Tables are sorted by customer
 then time.
 
 Customers are generated in blocks of BLOCK_SIZE, each with its own RNG
@@ -72,7 +74,13 @@ TRUTH = pa.schema(
         ("engagement", pa.float64()),
     ]
 )
-TABLE_SCHEMAS = {**contract.SCHEMAS, "truth": TRUTH}
+# Personal data in the profiles: canary values (CANARY_MARKERS occur in every one) that must never reach an output.
+PII_COLUMNS = ("email", "phone", "full_name", "street_address")
+CANARY_GIVEN = ("Ada", "Bram", "Cleo", "Dara", "Emil", "Fenna", "Gus", "Hana", "Ivo", "Juno", "Kai")
+CANARY_FAMILY = ("Canaryhill", "Canarywood", "Canaryfield", "Canarybrook", "Canaryford", "Canarystone", "Canarymoor")
+CANARY_MARKERS = ("canary", "+1-555-0")  # case-insensitive: names, e-mails and streets hold "canary"
+CUSTOMERS = pa.schema([*contract.CUSTOMERS, *(pa.field(name, pa.string()) for name in PII_COLUMNS)])
+TABLE_SCHEMAS = {**contract.SCHEMAS, "customers": CUSTOMERS, "truth": TRUTH}
 TABLE_NAMES = ("transactions", "events", "customers", "truth")
 # Tables are built with large_string (what pandas' Arrow-backed str dtype holds, so to_pandas does not copy
 # every string); iter_tables and to_arrow cast them to the canonical string schemas.
@@ -621,15 +629,26 @@ def _events_table(parts: list[_EventPart], ids: pa.Array, window: _Window) -> pa
 
 
 def _customers_table(rng: np.random.Generator, latent: dict[str, np.ndarray], ids: pa.Array, window: _Window,
-                     params: TrueParams) -> pa.Table:
+                     params: TrueParams, numbers: np.ndarray) -> pa.Table:
     """The customer profile table (signup before or at the first purchase)."""
     n = len(ids)
     profile = {name: _vocab_take(vocab, rng.integers(0, len(vocab), n))
                for name, vocab in (("region", params.regions), ("gender", params.genders),
                                    ("age_band", params.age_bands),
                                    ("acquisition_channel", params.acquisition_channels))}
-    return pa.table({"customer_id": ids, "signup_ts": _ts_array(window, latent["signup"]), **profile},
-                    schema=_BUILD_SCHEMAS["customers"])
+    return pa.table({"customer_id": ids, "signup_ts": _ts_array(window, latent["signup"]), **profile,
+                     **_canary_pii(numbers)}, schema=_BUILD_SCHEMAS["customers"])
+
+
+def _canary_pii(numbers: np.ndarray) -> dict[str, pa.Array]:
+    """Made-up e-mail, phone, full name and street address of customers `numbers` (no random draw)."""
+    given = _vocab_take(CANARY_GIVEN, numbers % len(CANARY_GIVEN))
+    family = _vocab_take(CANARY_FAMILY, numbers % len(CANARY_FAMILY))
+    digits = _fixed_width_strings("", numbers % 10**7, 7)
+    return {"email": _join(pc.utf8_lower(given), ".", pc.utf8_lower(family), ".", digits, "@canary-mail.example"),
+            "phone": _join("+1-555-0", digits),
+            "full_name": _join(given, " ", family),
+            "street_address": _join(_int_strings(numbers % 900 + 1), " Canary Lane, Springfield")}
 
 
 def _truth_table(latent: dict[str, np.ndarray], dropout: np.ndarray, ids: pa.Array,
@@ -673,7 +692,7 @@ def _block(seed: int, block: int, first: int, n: int, width: int, window: _Windo
     return {
         "transactions": _transactions_table(buys, rets, ids, numbers, window, params),
         "events": _events_table(parts, ids, window),
-        "customers": _customers_table(rng, latent, ids, window, params),
+        "customers": _customers_table(rng, latent, ids, window, params, np.arange(first + 1, first + n + 1)),
         "truth": _truth_table(latent, dropout, ids, window),
     }
 

@@ -86,8 +86,19 @@ def test_frames_have_the_contract_columns_and_types(data: SyntheticData, name: s
 
 
 def test_contract_schemas_are_the_canonical_ones() -> None:
-    for name in ("transactions", "events", "customers"):
+    for name in ("transactions", "events"):
         assert synthetic.TABLE_SCHEMAS[name] is contract.SCHEMAS[name]
+    customers = synthetic.TABLE_SCHEMAS["customers"]  # the contract's profile plus the canary personal data
+    assert customers.names == [*contract.CUSTOMERS.names, *synthetic.PII_COLUMNS]
+
+
+def test_profiles_carry_canary_personal_data(data: SyntheticData) -> None:
+    first = data.customers.iloc[0]
+    assert first["customer_id"] == "C0000001" and first["full_name"] == "Bram Canarywood"
+    assert first["email"] == "bram.canarywood.0000001@canary-mail.example" and first["phone"] == "+1-555-00000001"
+    for column in synthetic.PII_COLUMNS:
+        text = data.customers[column].str.lower()
+        assert text.str.contains("canary").all() or text.str.startswith("+1-555-0").all(), column
 
 
 @pytest.mark.parametrize("name", ["transactions", "events"])
