@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features import contract
+from features import contract, privacy
 from features.errors import DataError
 from features.ingest import REJECTED_SCHEMA, Checked, check_table, empty_stats
 from pipelines import paths, sources
@@ -84,6 +84,7 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         report: dict[str, Any] = {"source": loaded.source,
                                   "as_of": None if as_of in (None, "") else str(as_of),
                                   "has_amounts": tx is not None and "amount" in tx.spec.columns}
+        checked, report["privacy"] = privacy.protect(con, checked, loaded.tables, data)  # PII, consent
         for name in paths.TABLES:
             target = paths.rebase(paths.INTERIM_FILES[name], root)
             rejected = paths.rebase(paths.REJECTED_FILES[name], root)

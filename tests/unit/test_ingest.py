@@ -418,7 +418,7 @@ def test_report_layout(tmp_path: Path, files_params: dict) -> None:
     write(tmp_path, "tx.csv", "customer_id,ts,amount\nb,2024-01-02,1\na,2024-01-03T04:05:06Z,2\n")
     ingest.run(params_for(files_params, transactions="tx.csv"), tmp_path)
     doc = report(tmp_path)
-    assert set(doc) == {"source", "as_of", "has_amounts", "fingerprint", "truth_rows", *paths.TABLES}
+    assert set(doc) == {"source", "as_of", "has_amounts", "fingerprint", "truth_rows", "privacy", *paths.TABLES}
     stats = doc["transactions"]
     assert set(stats) == {"file", "input_sha256", "fingerprint", "rows_read", "rows_kept", "rows_rejected",
                           "rejected_by_reason", "nulled_by_column", "customers", "min_ts", "max_ts"}
