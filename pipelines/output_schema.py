@@ -20,26 +20,36 @@ FORMATS = """
   column names above, comma separator, LF line ends, RFC-4180 quoting (a cell is quoted when it holds
   a comma, a double quote or a line break, and the empty string is written `""`; quotes inside a cell
   are doubled), decimals with the fixed number of places above and `.` as separator, integers without
-  decimals, dates `YYYY-MM-DD`, `scored_at` as `YYYY-MM-DDTHH:MM:SSZ` (UTC), no index column, never
+  decimals, dates `YYYY-MM-DD`, every column above except `scored_at` (SQL tables only), no index column, never
   NaN, inf or an empty number (a chunk holding one is rejected with an error naming the column and
   the customer), with one stated exception: when the transactions have no amounts
-  (`data.columns.transactions.amount: null`) the spend columns `expected_aov`, `clv_<M>m`, `clv_low`,
+  (`data.columns.transactions.amount: null`) the spend columns `expected_aov`, `clv`, `clv_low`,
   `clv_high`, `clv_decile` and `rfm_m` are empty cells (unquoted, nothing between the commas) on every row,
-  and `total_clv_<M>m` / `mean_clv_<M>m` of segment_summary likewise; `reports/score.json` says so
+  and `total_clv` / `mean_clv` of segment_summary likewise; `reports/score.json` says so
   under `spend`. Churn, purchase and probability columns are always filled.
 - Spreadsheet formula injection: a text cell (any text column, `customer_id` included) whose first
   character is `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading `'`
   (`=SUM(A1)` becomes `'=SUM(A1)`), so spreadsheets and CRMs show it as text instead of evaluating it.
   Strip one leading `'` from such cells to get the raw value; Parquet and the SQL tables hold the raw
-  values.
-- `customer_scores.parquet`: as_of `date32`, scored_at `timestamp[us, UTC]`, integers `int32`,
+  values. This is ambiguous only for raw values that themselves start with `'` followed by one of those
+  characters (a raw `'-2` and a raw `-2` are both written `'-2`): to recover such a raw `customer_id`,
+  read it from `customer_scores.parquet` or the warehouse (same row order as the CSV).
+- `customer_scores.parquet`: the CSV's columns; as_of `date32`, integers `int32`,
   decimals `float64` at full precision (not rounded), text `string`; no nulls except the spend
   columns when the data has no amounts (above).
 - SQL tables (`outputs/warehouse.duckdb` and the optional `scoring.sink` SQLAlchemy URL):
   `customer_scores` and `segment_summary` with the SQL types above, every column NOT NULL except the
   spend columns (NULL only when the data has no amounts); decimals
   rounded to their places; `scored_at` a TIMESTAMP holding UTC. History is kept one batch per
-  `as_of`: re-running an `as_of` replaces its batch, another `as_of` adds one.
+  (`as_of`, `horizon_days`, `clv_months`): re-running the same as_of and horizons replaces that batch,
+  another as_of or horizon adds one (filter on `horizon_days` / `clv_months` when reading).
+- Schema evolution of the SQL tables (warehouse and SQL sink): when a release ADDS nullable columns,
+  the next run adds them to the existing tables (`ALTER TABLE ... ADD COLUMN`; older rows hold NULL).
+  Anything else (a column renamed, removed or retyped, a new NOT NULL column, e.g. a warehouse written
+  by a release that had `p_purchase_181d`) stops the run before any scoring with one line naming the
+  table, the difference and the fix: migrate the old table with
+  `python -m pipelines.sinks.migrate outputs/warehouse.duckdb` (renames the old-style tables to
+  `<table>_legacy_<n>` and leaves the history there) or point `scoring.sink` elsewhere.
 - A run writes the CSV and Parquet to hidden temporary files and the tables in one transaction, and
   publishes all of them only after every sink holds exactly the rows scored; a failed or killed run
   leaves the previous outputs as they were.
@@ -61,7 +71,8 @@ def output_schema(layout: ScoreLayout) -> str:
         "# segment_summary",
         "",
         "Table `segment_summary` in `outputs/warehouse.duckdb` (and the optional SQL sink), one batch per "
-        "`as_of`: one row per (as_of, rfm_segment, churn_risk_band), sorted by those keys.",
+        "(`as_of`, `horizon_days`, `clv_months`): one row per (as_of, horizon_days, clv_months, rfm_segment, "
+        "churn_risk_band), sorted by those keys.",
         "",
         *dictionary_rows(summary_columns(layout)),
     ]

@@ -35,6 +35,7 @@ def scores_frame(n: int, as_of: dt.date = FIRST_AS_OF, start: int = 0, layout: S
     frame = pd.DataFrame({
         "customer_id": [f"c{k:07d}" for k in i],
         "as_of": pd.Series([as_of] * n, dtype=object),
+        **{name: np.full(n, value) for name, value in layout.setting_values().items()},
         "churn_probability": churn,
         "churn_risk_band": np.where(churn < 0.5, "low", np.where(churn < 0.8, "medium", "high")),
         layout.p_purchase_column: 1.0 - churn / 2,

@@ -39,10 +39,11 @@ def first_draws(draws: ParameterDraws, n: int) -> ParameterDraws:
 
 def clv_scores(model: ClvModel, draws: ParameterDraws, rfm: pd.DataFrame, layout: ScoreLayout,
                settings: ClvSettings) -> pd.DataFrame:
-    """Per customer: p_purchase_<H>d, expected purchases, AOV, CLV, its expected-value interval, p_no_purchase_<M>m.
+    """Per customer: p_purchase, expected_purchases, AOV, clv, its expected-value interval, p_no_purchase_clv.
 
-    Spend columns are NaN when the model has no spend part (data without amounts). p_no_purchase_<M>m is the
-    purchase model's P(no purchase) over round(M x days_per_month) days.
+    Spend columns are NaN when the model has no spend part (data without amounts). p_no_purchase_clv is the
+    purchase model's P(no purchase) over round(M x days_per_month) days. The model's frame names its columns
+    by horizon (expected_purchases_<H>d, clv_<M>m); the output uses the layout's stable names.
     """
     h, months = layout.horizon_days, layout.horizon_months
     rate, dpm = settings.discount_rate_monthly, settings.days_per_month
@@ -52,9 +53,9 @@ def clv_scores(model: ClvModel, draws: ParameterDraws, rfm: pd.DataFrame, layout
     out = pd.DataFrame({
         "customer_id": point["customer_id"],
         layout.p_purchase_column: 1.0 - point[f"p_no_purchase_{h}d"].to_numpy(dtype=float),
-        layout.purchases_column: point[layout.purchases_column].to_numpy(dtype=float),
+        layout.purchases_column: point[f"expected_purchases_{h}d"].to_numpy(dtype=float),
         "expected_aov": point["expected_aov"].to_numpy(dtype=float),
-        layout.clv_column: point[layout.clv_column].to_numpy(dtype=float),
+        layout.clv_column: point[f"clv_{months}m"].to_numpy(dtype=float),
         "clv_low": np.nan, "clv_high": np.nan,
         layout.p_no_purchase_column: long.to_numpy(dtype=float),
     })
@@ -118,6 +119,7 @@ def assemble(features: pd.DataFrame, churn: pd.DataFrame, clv: pd.DataFrame, edg
     out = pd.DataFrame({
         "customer_id": ids,
         "as_of": np.full(len(ids), as_of, dtype=object),
+        **{name: np.full(len(ids), value) for name, value in layout.setting_values().items()},
         "churn_probability": p,
         "churn_risk_band": pd.Series(bands).map(band_label).to_numpy(dtype=object),
         layout.p_purchase_column: probabilities[layout.p_purchase_column],

@@ -21,6 +21,7 @@ class Column:
     meaning: str
     decimals: int | None = None
     nullable: bool = False
+    varying: bool = False  # present or not depending on a setting (reason_<i>): NULL allowed in the SQL tables
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -34,6 +35,11 @@ class Column:
         return self.kind in ("integer", "decimal")
 
     @property
+    def sql_nullable(self) -> bool:
+        """Whether the SQL table column allows NULL: nullable columns and setting-dependent ones."""
+        return self.nullable or self.varying
+
+    @property
     def sql_type(self) -> str:
         """A portable SQL type (PostgreSQL / DuckDB): NUMERIC(18, d) for decimals."""
         return f"NUMERIC(18, {self.decimals})" if self.kind == "decimal" else SQL_TYPES[self.kind]
@@ -41,7 +47,7 @@ class Column:
 
 @dataclass(frozen=True)
 class ScoreLayout:
-    """What the dynamic column names depend on: horizons, interval level, number of reason codes."""
+    """The settings behind a batch (stored as VALUE columns, never in names) and the number of reason codes."""
 
     horizon_days: int = 181
     horizon_months: int = 12
@@ -50,29 +56,23 @@ class ScoreLayout:
     currency: str = "currency units of the input `amount`"
     has_spend: bool = True  # False when the transactions carry no amounts: SPEND_COLUMNS are then null
 
-    @property
-    def p_purchase_column(self) -> str:
-        """p_purchase_<H>d."""
-        return f"p_purchase_{self.horizon_days}d"
-
-    @property
-    def p_no_purchase_column(self) -> str:
-        """p_no_purchase_<N>m."""
-        return f"p_no_purchase_{self.horizon_months}m"
+    p_purchase_column = "p_purchase"
+    purchases_column = "expected_purchases"
+    clv_column = "clv"
+    p_no_purchase_column = "p_no_purchase_clv"
 
     def spend_columns(self) -> tuple[str, ...]:
         """The columns that need amounts: null on every row when the data has none."""
         return ("expected_aov", self.clv_column, "clv_low", "clv_high", "clv_decile", "rfm_m")
 
-    @property
-    def purchases_column(self) -> str:
-        """expected_purchases_<H>d."""
-        return f"expected_purchases_{self.horizon_days}d"
+    def setting_values(self) -> dict[str, float]:
+        """The batch's settings as stored in every row: horizon_days, clv_months, clv_interval."""
+        return {"horizon_days": int(self.horizon_days), "clv_months": int(self.horizon_months),
+                "clv_interval": float(self.interval)}
 
-    @property
-    def clv_column(self) -> str:
-        """clv_<N>m."""
-        return f"clv_{self.horizon_months}m"
+
+SETTING_COLUMNS = ("horizon_days", "clv_months", "clv_interval")
+BATCH_KEY = ("as_of", "horizon_days", "clv_months")  # one stored batch per key in the warehouse / SQL sink
 
 
 NO_AMOUNTS = ("Null on every row when the transactions have no amounts (data.columns.transactions.amount: null); "
@@ -80,43 +80,49 @@ NO_AMOUNTS = ("Null on every row when the transactions have no amounts (data.col
 
 
 def output_columns(layout: ScoreLayout) -> list[Column]:
-    """The customer_scores columns in their stable, documented order."""
-    h, n, money = layout.horizon_days, layout.horizon_months, layout.currency
-    pct = f"{layout.interval:.0%}"
-    clv = layout.clv_column
+    """The customer_scores columns in their stable, documented order (names never depend on settings)."""
+    money = layout.currency
+    window = "the horizon_days days after as_of, i.e. in (as_of, as_of + horizon_days days]"
     cols = [
         Column("customer_id", "text", "-", "Customer identifier, as in the input transactions."),
         Column("as_of", "date", "ISO-8601 date", "Scoring date: features use every transaction up to the end "
                "of this day (UTC) and nothing after it."),
+        Column("horizon_days", "integer", "days", "Prediction horizon of churn_probability, p_purchase and "
+               "expected_purchases (windows.horizon_days). A setting, stored as a value so batches scored with "
+               "different horizons share one table."),
+        Column("clv_months", "integer", "months", "Horizon of clv, clv_low, clv_high and p_no_purchase_clv "
+               "(clv.horizon_months; a month is clv.days_per_month days)."),
+        Column("clv_interval", "decimal", "probability 0-1", "Level of the clv_low / clv_high interval "
+               "(clv.interval), e.g. 0.90 for a 90% interval.", 2),
         Column("churn_probability", "decimal", "probability 0-1",
-               f"Calibrated probability that the customer makes NO purchase in the {h} days after as_of, i.e. "
-               f"in (as_of, as_of + {h} days]. It is not a probability of account closure.", 4),
+               f"Calibrated probability that the customer makes NO purchase in {window}. It is not a probability "
+               "of account closure.", 4),
         Column("churn_risk_band", "text", "label", "churn_probability bucketed by the thresholds in "
                "scoring.risk_bands (config), labelled in features.segment_locale."),
-        Column(layout.p_purchase_column, "decimal", "probability 0-1", f"BTYD probability that the customer "
-               f"makes AT LEAST ONE purchase in the {h} days after as_of, i.e. in (as_of, as_of + {h} days]: the "
-               "purchase model's counterpart of 1 - churn_probability (same event, different model), accounting "
-               "for both the chance the customer has dropped out and the chance an active one does not buy.", 4),
-        Column(layout.purchases_column, "decimal", "purchases", f"Expected number of purchases in the {h} days "
-               "after as_of (BTYD purchase model).", 3),
+        Column("p_purchase", "decimal", "probability 0-1", "BTYD probability that the customer makes AT LEAST "
+               f"ONE purchase in {window}: the purchase model's counterpart of 1 - churn_probability (same event, "
+               "different model), accounting for both the chance the customer has dropped out and the chance an "
+               "active one does not buy.", 4),
+        Column("expected_purchases", "decimal", "purchases", "Expected number of purchases in the horizon_days "
+               "days after as_of (BTYD purchase model).", 3),
         Column("expected_aov", "decimal", money, "Expected average order value of future purchases "
                f"(Gamma-Gamma spend model). {NO_AMOUNTS}", 2, nullable=True),
-        Column(clv, "decimal", money, f"Expected customer lifetime value over the next {n} months, "
+        Column("clv", "decimal", money, "Expected customer lifetime value over the next clv_months months, "
                f"discounted monthly at clv.discount_rate_monthly (BTYD purchases x Gamma-Gamma spend). {NO_AMOUNTS}",
                2, nullable=True),
-        Column("clv_low", "decimal", money, f"Lower end of the {pct} interval on the EXPECTED value {clv} (parameter "
-               f"uncertainty: quantile over Laplace draws of the model parameters of each customer's closed-form "
-               f"{clv}); never above {clv}: the point is widened into the interval when it lies outside the draws' "
-               f"quantiles. It bounds the expectation, not what one customer will spend (see "
-               f"{layout.p_no_purchase_column} for the chance of spending nothing). {NO_AMOUNTS}", 2, nullable=True),
-        Column("clv_high", "decimal", money, f"Upper end of that interval on the expected value; never below {clv}. "
+        Column("clv_low", "decimal", money, "Lower end of the clv_interval interval on the EXPECTED value clv "
+               "(parameter uncertainty: quantile over Laplace draws of the model parameters of each customer's "
+               "closed-form clv); never above clv: the point is widened into the interval when it lies outside the "
+               "draws' quantiles. It bounds the expectation, not what one customer will spend (see "
+               f"p_no_purchase_clv for the chance of spending nothing). {NO_AMOUNTS}", 2, nullable=True),
+        Column("clv_high", "decimal", money, f"Upper end of that interval on the expected value; never below clv. "
                f"{NO_AMOUNTS}", 2, nullable=True),
-        Column(layout.p_no_purchase_column, "decimal", "probability 0-1", f"BTYD probability that the customer "
-               f"makes NO purchase at all over the {clv} horizon ({n} months of clv.days_per_month days after "
-               "as_of), i.e. spends nothing in it; computed from the purchase model alone, so present with or "
-               "without amounts.", 4),
-        Column("clv_decile", "integer", "decile 1-10", f"Decile of {clv} among the customers scored "
-               f"in this batch: 10 = the most valuable 10%. {NO_AMOUNTS}", nullable=True),
+        Column("p_no_purchase_clv", "decimal", "probability 0-1", "BTYD probability that the customer makes NO "
+               "purchase at all over the clv horizon (clv_months months of clv.days_per_month days after as_of), "
+               "i.e. spends nothing in it; computed from the purchase model alone, so present with or without "
+               "amounts.", 4),
+        Column("clv_decile", "integer", "decile 1-10", "Decile of clv among the customers scored in this batch: "
+               f"10 = the most valuable 10%. {NO_AMOUNTS}", nullable=True),
         Column("rfm_r", "integer", "score 1-5", "Recency score at as_of: 5 = bought most recently."),
         Column("rfm_f", "integer", "score 1-5", "Frequency score at as_of: 5 = most purchase days."),
         Column("rfm_m", "integer", "score 1-5", f"Monetary score at as_of: 5 = highest average order value. "
@@ -127,7 +133,8 @@ def output_columns(layout: ScoreLayout) -> list[Column]:
     cols += [
         Column(f"reason_{i}", "text", "text", f"Reason {i} behind churn_probability, strongest first, from the "
                "model's SHAP contributions, e.g. `days_since_last_purchase=143 raises risk`; empty when fewer "
-               "features contribute.")
+               "features contribute. Their number follows churn.reason_codes; in the SQL tables a batch with fewer "
+               "reasons than the table holds leaves the extra ones NULL.", varying=True)
         for i in range(1, layout.reason_codes + 1)
     ]
     cols += [
@@ -135,9 +142,19 @@ def output_columns(layout: ScoreLayout) -> list[Column]:
                "scoring.actions (config), labelled in features.segment_locale."),
         Column("model_version", "text", "-", "Models that produced the row: registered churn model and CLV "
                "model versions (or local artifact fingerprints)."),
-        Column("scored_at", "timestamp", "ISO-8601 UTC", "When the batch was scored (UTC)."),
+        Column("scored_at", "timestamp", "ISO-8601 UTC", "When the batch was written (UTC). SQL tables only "
+               "(warehouse, scoring.sink): the CSV and Parquet files leave it out so that `dvc repro` reproduces "
+               "them byte for byte; reports/score_run.json (untracked) holds the time of the last run."),
     ]
     return cols
+
+
+TABLE_ONLY = ("scored_at",)  # wall-clock: in the SQL tables, never in the reproducible files
+
+
+def file_columns(layout: ScoreLayout) -> list[Column]:
+    """The columns of customer_scores.csv / .parquet: the contract without the wall-clock TABLE_ONLY ones."""
+    return [c for c in output_columns(layout) if c.name not in TABLE_ONLY]
 
 
 def column_names(layout: ScoreLayout) -> list[str]:
@@ -189,7 +206,10 @@ def data_dictionary(layout: ScoreLayout) -> str:
         "`outputs/customer_scores.parquet`, and the table `customer_scores` in `outputs/warehouse.duckdb` "
         "(one batch per `as_of`). One row per customer.",
         "",
-        f"Column names shown for horizon_days={layout.horizon_days}, clv.horizon_months={layout.horizon_months}.",
+        "Column names never depend on settings: the horizon, the CLV months and the interval level are values "
+        "in the columns `horizon_days`, `clv_months` and `clv_interval`, so batches scored with different "
+        "settings share one table (the warehouse keeps one batch per `as_of`, `horizon_days`, `clv_months`). "
+        "The number of `reason_<i>` columns follows `churn.reason_codes` (3 by default).",
         "",
         "| # | column | type | SQL type | unit | meaning |",
         "|---|---|---|---|---|---|",
@@ -206,7 +226,7 @@ def table_ddl(table: str, columns: list[Column]) -> str:
     unsafe = [n for n in names if not (n.replace("_", "").isalnum() and n.isascii() and not n[0].isdigit())]
     if unsafe:
         raise ValueError(f"table {table}: {unsafe} are not plain SQL identifiers")
-    body = ",\n  ".join(f"{c.name} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in columns)
+    body = ",\n  ".join(f"{c.name} {c.sql_type}{'' if c.sql_nullable else ' NOT NULL'}" for c in columns)
     return f"CREATE TABLE IF NOT EXISTS {table} (\n  {body}\n)"
 
 

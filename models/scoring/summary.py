@@ -8,21 +8,23 @@ import pandas as pd
 
 from models.scoring.schema import Column, ScoreLayout
 
-KEYS = ["as_of", "rfm_segment", "churn_risk_band"]
+KEYS = ["as_of", "horizon_days", "clv_months", "rfm_segment", "churn_risk_band"]
 
 
 def summary_columns(layout: ScoreLayout) -> list[Column]:
     """The segment_summary columns in order."""
-    n, money = layout.horizon_months, layout.currency
+    money = layout.currency
     return [
         Column("as_of", "date", "ISO-8601 date", "Scoring date of the batch."),
+        Column("horizon_days", "integer", "days", "horizon_days of the batch (as in customer_scores)."),
+        Column("clv_months", "integer", "months", "clv_months of the batch (as in customer_scores)."),
         Column("rfm_segment", "text", "label", "RFM segment label (as in customer_scores)."),
         Column("churn_risk_band", "text", "label", "Churn risk band label (as in customer_scores)."),
         Column("customers", "integer", "customers", "Customers in the segment and band."),
         Column("mean_churn_probability", "decimal", "probability 0-1", "Mean churn_probability.", 4),
-        Column(f"total_clv_{n}m", "decimal", money, f"Sum of clv_{n}m (null when the data has no amounts).", 2,
+        Column("total_clv", "decimal", money, "Sum of clv (null when the data has no amounts).", 2,
                nullable=True),
-        Column(f"mean_clv_{n}m", "decimal", money, f"Mean clv_{n}m (null when the data has no amounts).", 2,
+        Column("mean_clv", "decimal", money, "Mean clv (null when the data has no amounts).", 2,
                nullable=True),
     ]
 
@@ -40,7 +42,6 @@ def summary_parts(scores: pd.DataFrame, layout: ScoreLayout) -> pd.DataFrame:
 
 def finish_summary(parts: Iterable[pd.DataFrame], layout: ScoreLayout) -> pd.DataFrame:
     """Combine chunk sums into segment_summary, one row per (as_of, rfm_segment, churn_risk_band), sorted."""
-    n = layout.horizon_months
     frames = [p for p in parts if len(p)]
     if not frames:
         return pd.DataFrame({c.name: [] for c in summary_columns(layout)})
@@ -49,7 +50,7 @@ def finish_summary(parts: Iterable[pd.DataFrame], layout: ScoreLayout) -> pd.Dat
     table = sums[KEYS].assign(
         customers=sums["customers"].astype("int64"),
         mean_churn_probability=sums["churn_sum"] / sums["customers"],
-        **{f"total_clv_{n}m": total, f"mean_clv_{n}m": total / sums["customers"]},
+        total_clv=total, mean_clv=total / sums["customers"],
     )
     return table[[c.name for c in summary_columns(layout)]]
 

@@ -1,13 +1,13 @@
-"""The SQL sinks: the DuckDB warehouse and any SQLAlchemy URL, one batch per as_of, one transaction per run.
+"""The SQL sinks: the DuckDB warehouse and any SQLAlchemy URL, one batch per key, one transaction per run.
 
-Each run opens one transaction, creates the tables when missing (strict types and NOT NULL from the
-contract), deletes the batch of its as_of, inserts the chunks and commits only at commit(); close()
-without commit rolls back, so a crash or kill leaves the previous batches untouched.
+A batch is keyed by (as_of, horizon_days, clv_months). Each run opens one transaction, creates the tables when
+missing (strict types and NOT NULL from the contract), migrates additive changes (evolve.py), deletes its
+batch, inserts the chunks and commits only at commit(); close() without commit rolls back, so a crash or
+kill leaves the previous batches untouched.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 from models.scoring.schema import Column, table_ddl
 from pipelines.sinks.arrow import naive_utc
 from pipelines.sinks.crm_csv import DB_TIMESTAMP, formatter, render_csv
+from pipelines.sinks.evolve import evolve, insert_order, key_sql
 
 SCORES, SUMMARY = "customer_scores", "segment_summary"
 SA_TYPES = {"text": sa.Text, "date": sa.Date, "timestamp": sa.DateTime, "integer": sa.Integer}
@@ -28,17 +29,14 @@ def typed_list(columns: list[Column]) -> str:
     return ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in columns)
 
 
+def ordered_list(order: list[tuple[str, Column | None]]) -> str:
+    """A select list in the table's column order: contract columns cast, the table's extra columns NULL."""
+    return ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" if c else f"NULL AS {name}" for name, c in order)
+
+
 def typed_select(columns: list[Column], relation: str) -> str:
     """SELECT every contract column of `relation` cast to its SQL type."""
     return f"SELECT {typed_list(columns)} FROM {relation}"
-
-
-def check_columns(table: str, found: list[str], columns: list[Column], where: str) -> None:
-    """Raise when an existing table's columns differ from the contract (no silent migration)."""
-    expected = [c.name for c in columns]
-    if found != expected:
-        raise ValueError(f"{where}: existing table {table} has columns {found}, the contract has {expected}; "
-                         "rename or drop the old table (e.g. after changing a horizon)")
 
 
 class DuckDBSink:
@@ -46,25 +44,30 @@ class DuckDBSink:
 
     name = "duckdb"
 
-    def __init__(self, path: Path, tables: dict[str, list[Column]], as_of: dt.date) -> None:
-        self.path, self.tables, self.as_of = Path(path), tables, as_of
+    def __init__(self, path: Path, tables: dict[str, list[Column]], key: dict[str, object]) -> None:
+        self.path, self.tables, self.key = Path(path), tables, key
+        self.as_of = key["as_of"]
+        self.where, self.args = key_sql(key, "?")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(str(self.path), config={"memory_limit": "1GB"})  # locks the file
-        self.committed = False
+        self.committed, self.order = False, {}
         try:
             self.con.execute("BEGIN TRANSACTION")
             for table, columns in tables.items():
                 self.con.execute(table_ddl(table, columns))
-                found = [row[1] for row in self.con.execute(f"PRAGMA table_info('{table}')").fetchall()]
-                check_columns(table, found, columns, str(self.path))
-                self.con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
+                found = [(r[1], r[2], not r[3]) for r in self.con.execute(f"PRAGMA table_info('{table}')").fetchall()]
+                for statement in evolve(table, found, columns, str(self.path)):
+                    self.con.execute(statement)
+                self.order[table] = insert_order(found, columns)
+                self.con.execute(f"DELETE FROM {table} WHERE {self.where}", self.args)
         except BaseException:
             self.close()
             raise
 
     def insert(self, table: str, chunk: pa.Table) -> None:
-        """Append an Arrow chunk to one table (relation API: register() would pin every chunk until commit)."""
-        self.con.from_arrow(naive_utc(chunk)).project(typed_list(self.tables[table])).insert_into(table)
+        """Append an Arrow chunk to one table in the table's column order (relation API: register() would pin
+        every chunk until commit)."""
+        self.con.from_arrow(naive_utc(chunk)).project(ordered_list(self.order[table])).insert_into(table)
 
     def write(self, chunk: pa.Table) -> None:
         """Append a customer_scores chunk."""
@@ -77,13 +80,13 @@ class DuckDBSink:
     def verify(self) -> dict:
         """Rows of this as_of in each table (seen inside the open transaction); raises on duplicate customers."""
         [(rows, distinct)] = self.con.execute(f"SELECT count(*), count(DISTINCT customer_id) FROM {SCORES} "
-                                              "WHERE as_of = ?", [self.as_of]).fetchall()
+                                              f"WHERE {self.where}", self.args).fetchall()
         if rows != distinct:
-            dupe = self.con.execute(f"SELECT customer_id FROM {SCORES} WHERE as_of = ? GROUP BY customer_id "
-                                    "HAVING count(*) > 1 LIMIT 1", [self.as_of]).fetchall()
+            dupe = self.con.execute(f"SELECT customer_id FROM {SCORES} WHERE {self.where} GROUP BY customer_id "
+                                    "HAVING count(*) > 1 LIMIT 1", self.args).fetchall()
             raise ValueError(f"{self.path.name}: customer_id {dupe[0][0]!r} appears more than once in the batch "
                              f"{self.as_of.isoformat()} (chunks overlap)")
-        [(summary,)] = self.con.execute(f"SELECT count(*) FROM {SUMMARY} WHERE as_of = ?", [self.as_of]).fetchall()
+        [(summary,)] = self.con.execute(f"SELECT count(*) FROM {SUMMARY} WHERE {self.where}", self.args).fetchall()
         return {"path": str(self.path), "rows": int(rows), "summary_rows": int(summary)}
 
     def commit(self) -> None:
@@ -105,8 +108,10 @@ class SqlSink:
 
     name = "sql"
 
-    def __init__(self, url: str, tables: dict[str, list[Column]], as_of: dt.date, scratch: Path) -> None:
-        self.tables, self.as_of, self.scratch = tables, as_of, Path(scratch)
+    def __init__(self, url: str, tables: dict[str, list[Column]], key: dict[str, object], scratch: Path) -> None:
+        self.tables, self.key, self.scratch = tables, key, Path(scratch)
+        self.as_of = key["as_of"]
+        self.where, _ = key_sql(key, ":{name}")
         self.url = sa.engine.make_url(url).render_as_string(hide_password=True)
         self.engine = sa.create_engine(url, poolclass=NullPool)
         self.committed = False
@@ -126,15 +131,17 @@ class SqlSink:
             raise
 
     def begin_batch(self) -> None:
-        """Create missing tables, check existing ones against the contract and delete this as_of's batch."""
+        """Create missing tables, migrate additive changes (else fail) and delete this batch."""
         for table, columns in self.tables.items():
             self.conn.execute(sa.text(table_ddl(table, columns)))
         if self.conn.dialect.name == "postgresql":  # one writer at a time; readers keep reading
             self.conn.execute(sa.text(f"LOCK TABLE {', '.join(self.tables)} IN SHARE ROW EXCLUSIVE MODE"))
         inspector = sa.inspect(self.conn)
         for table, columns in self.tables.items():
-            check_columns(table, [c["name"] for c in inspector.get_columns(table)], columns, self.url)
-            self.conn.execute(sa.text(f"DELETE FROM {table} WHERE as_of = :as_of"), {"as_of": self.as_of})
+            found = [(c["name"], c["type"], c["nullable"]) for c in inspector.get_columns(table)]
+            for statement in evolve(table, found, columns, self.url):
+                self.conn.execute(sa.text(statement))
+            self.conn.execute(sa.text(f"DELETE FROM {table} WHERE {self.where}"), self.key)
 
     def sa_table(self, table: str) -> sa.Table:
         """A SQLAlchemy Table of the contract columns, for typed inserts."""
@@ -171,9 +178,9 @@ class SqlSink:
         self.insert(SUMMARY, summary)
 
     def count(self, table: str) -> int:
-        """Rows of this as_of in a table, inside the open transaction."""
-        query = sa.text(f"SELECT count(*) FROM {table} WHERE as_of = :as_of")
-        return int(self.conn.execute(query, {"as_of": self.as_of}).scalar_one())
+        """Rows of this batch in a table, inside the open transaction."""
+        query = sa.text(f"SELECT count(*) FROM {table} WHERE {self.where}")
+        return int(self.conn.execute(query, self.key).scalar_one())
 
     def verify(self) -> dict:
         """Rows of this as_of in each table."""

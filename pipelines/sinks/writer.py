@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from models.scoring.schema import ScoreLayout, check_scores, output_columns
+from models.scoring.schema import BATCH_KEY, Column, ScoreLayout, check_scores, file_columns, output_columns
 from models.scoring.summary import summary_columns
 from pipelines.sinks.arrow import check_batch, to_arrow
 from pipelines.sinks.crm_csv import CsvSink
@@ -18,6 +18,7 @@ from pipelines.sinks.parquet import ParquetSink
 from pipelines.sinks.tables import SCORES, SUMMARY, DuckDBSink, SqlSink
 
 CSV_NAME, PARQUET_NAME, WAREHOUSE_NAME = "customer_scores.csv", "customer_scores.parquet", "warehouse.duckdb"
+TABLE_SINKS = ("sql", "duckdb")  # hold every contract column; the files leave out TABLE_ONLY (scored_at)
 COMMIT_ORDER = ("sql", "duckdb", "parquet", "csv")  # the sink most likely to fail a commit goes first
 _ACTIVE: set[Path] = set()  # outputs folders with an open ScoreSinks in this process
 
@@ -27,7 +28,7 @@ class RowCountMismatch(RuntimeError):
 
 
 class ScoreSinks:
-    """Context manager writing one as_of batch to CSV, Parquet, the DuckDB warehouse and an optional SQL URL.
+    """Context manager writing one batch (as_of, horizon_days, clv_months) to CSV, Parquet, the warehouse, SQL URL.
 
     write() validates each chunk against the contract and appends it to every sink; finish() writes
     segment_summary, checks every sink's row count against the rows passed in, then commits (DB
@@ -35,7 +36,8 @@ class ScoreSinks:
     finish(), deletes the temporary files and rolls back, so the previous outputs stay as they were.
     """
 
-    def __init__(self, outputs_dir: Path, layout: ScoreLayout, as_of: dt.date, sql_url: str | None = None) -> None:
+    def __init__(self, outputs_dir: Path, layout: ScoreLayout, as_of: dt.date, sql_url: str | None = None,
+                 extra_tables: dict[str, list[Column]] | None = None) -> None:
         if isinstance(as_of, dt.datetime) or not isinstance(as_of, dt.date):
             raise TypeError(f"ScoreSinks: as_of must be a datetime.date, got {as_of!r}")
         self.outputs = Path(outputs_dir).resolve()
@@ -43,18 +45,25 @@ class ScoreSinks:
             raise RuntimeError(f"ScoreSinks: {self.outputs} is already being written in this process")
         self.layout, self.as_of = layout, as_of
         self.columns, self.summary_cols = output_columns(layout), summary_columns(layout)
+        self.file_cols = file_columns(layout)  # no scored_at: the files are reproducible byte for byte
         self.csv_path, self.parquet_path = self.outputs / CSV_NAME, self.outputs / PARQUET_NAME
         self.rows, self.state = 0, "open"  # open -> finished | failed -> closed
         self.sinks: list[Any] = []
         _ACTIVE.add(self.outputs)
+        key = {"as_of": as_of, **{k: v for k, v in layout.setting_values().items() if k in BATCH_KEY}}
+        self.extra_cols = dict(extra_tables or {})  # more tables of the batch (funnel, ...): same key, same commit
+        clash = set(self.extra_cols) & {SCORES, SUMMARY}
         try:
-            tables = {SCORES: self.columns, SUMMARY: self.summary_cols}
-            self.sinks.append(DuckDBSink(self.outputs / WAREHOUSE_NAME, tables, as_of))  # its lock: one writer
+            if clash or any(not set(BATCH_KEY) <= {c.name for c in cols} for cols in self.extra_cols.values()):
+                raise ValueError(f"ScoreSinks: extra tables must not be named {sorted(clash)} and must hold the batch "
+                                 f"key columns {list(BATCH_KEY)}")
+            tables = {SCORES: self.columns, SUMMARY: self.summary_cols, **self.extra_cols}
+            self.sinks.append(DuckDBSink(self.outputs / WAREHOUSE_NAME, tables, key))  # its lock: one writer
             self.clean_stale()
-            self.sinks.append(CsvSink(self.csv_path, self.columns))
-            self.sinks.append(ParquetSink(self.parquet_path, self.columns))
+            self.sinks.append(CsvSink(self.csv_path, self.file_cols))
+            self.sinks.append(ParquetSink(self.parquet_path, self.file_cols))
             if sql_url:
-                self.sinks.append(SqlSink(sql_url, tables, as_of, temp_beside(self.csv_path, "sql")))
+                self.sinks.append(SqlSink(sql_url, tables, key, temp_beside(self.csv_path, "sql")))
         except BaseException:
             self.close()
             raise
@@ -77,20 +86,33 @@ class ScoreSinks:
             raise RuntimeError(f"ScoreSinks.write: the writer is {self.state}")
         check_scores(chunk, self.layout)
         check_batch(chunk, self.columns, self.as_of, SCORES)
+        for name, value in self.layout.setting_values().items():
+            wrong = (chunk[name] != value).to_numpy()
+            if wrong.any():
+                at = int(wrong.argmax())
+                raise ValueError(f"{SCORES} column {name!r}: {chunk[name].iloc[at]} is not this batch's {name} "
+                                 f"{value!r} (first at customer {chunk['customer_id'].iloc[at]!r})")
         table = to_arrow(chunk, self.columns, SCORES)
+        files = table.select([c.name for c in self.file_cols])
         try:
             for sink in self.sinks:
-                sink.write(table)
+                sink.write(table if sink.name in TABLE_SINKS else files)
         except BaseException:
             self.state = "failed"  # some sinks may hold the chunk, others not
             raise
         self.rows += table.num_rows
 
-    def finish(self, summary: pd.DataFrame) -> dict:
-        """Write segment_summary, check row counts in == out for every sink, commit all; a report per sink."""
+    def finish(self, summary: pd.DataFrame, extra: dict[str, pd.DataFrame] | None = None) -> dict:
+        """Write segment_summary (and the extra tables' frames), check row counts in == out for every sink, commit
+        all; a report per sink."""
         if self.state != "open":
             raise RuntimeError(f"ScoreSinks.finish: the writer is {self.state}")
         try:
+            extra = dict(extra or {})
+            if set(extra) != set(self.extra_cols):
+                raise ValueError(f"ScoreSinks.finish: extra frames {sorted(extra)} differ from the extra tables "
+                                 f"{sorted(self.extra_cols)} given when opening")
+            self.write_extra(extra)
             check_batch(summary, self.summary_cols, self.as_of, SUMMARY)
             customers = int(summary["customers"].sum())
             if customers != self.rows:
@@ -112,6 +134,20 @@ class ScoreSinks:
             raise
         self.close()
         return {"as_of": self.as_of.isoformat(), "rows": self.rows, "summary_rows": len(summary), "sinks": reports}
+
+    def write_extra(self, extra: dict[str, pd.DataFrame]) -> None:
+        """Check each extra frame (contract columns, as_of, batch settings) and insert it into the SQL sinks."""
+        for name, frame in extra.items():
+            columns = self.extra_cols[name]
+            check_batch(frame, columns, self.as_of, name)
+            for key in BATCH_KEY[1:]:
+                value = self.layout.setting_values()[key]
+                if len(frame) and (frame[key] != value).any():
+                    raise ValueError(f"{name} column {key!r}: values other than this batch's {key} {value!r}")
+            table = to_arrow(frame, columns, name)
+            for sink in self.sinks:
+                if sink.name in TABLE_SINKS:
+                    sink.insert(name, table)
 
     def check_counts(self, reports: dict[str, dict], summary_rows: int) -> None:
         """Raise RowCountMismatch naming every sink whose batch differs from the rows passed in."""

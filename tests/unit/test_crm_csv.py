@@ -10,22 +10,22 @@ from models.scoring.summary import segment_summary
 from pipelines.sinks import FORMULA_STARTS, ScoreSinks
 from tests.sink_writer import FIRST_AS_OF, LAYOUT, scores_frame
 
-HEADER = ("customer_id,as_of,churn_probability,churn_risk_band,p_purchase_181d,expected_purchases_181d,expected_aov,"
-          "clv_12m,clv_low,clv_high,p_no_purchase_12m,clv_decile,rfm_r,rfm_f,rfm_m,rfm_segment,reason_1,reason_2,reason_3,"
-          "recommended_action,model_version,scored_at\n")
+HEADER = ("customer_id,as_of,horizon_days,clv_months,clv_interval,churn_probability,churn_risk_band,p_purchase,"
+          "expected_purchases,expected_aov,clv,clv_low,clv_high,p_no_purchase_clv,clv_decile,rfm_r,rfm_f,rfm_m,"
+          "rfm_segment,reason_1,reason_2,reason_3,recommended_action,model_version\n")
 
 
 def tiny_frame() -> pd.DataFrame:
     """Three customers with hand-picked values: precision, text to quote, a formula, zh labels."""
     frame = scores_frame(3)
     frame["churn_probability"] = [0.1234, 0.5, 0.98765]
-    frame["p_purchase_181d"] = [1.0, 0.25, 0.03125]
-    frame["expected_purchases_181d"] = [2.5, 0.0, 10.1234]
+    frame["p_purchase"] = [1.0, 0.25, 0.03125]
+    frame["expected_purchases"] = [2.5, 0.0, 10.1234]
     frame["expected_aov"] = [12.3, 7.0, 99.999]
-    frame["clv_12m"] = [30.75, 0.0, 1234567.891]
+    frame["clv"] = [30.75, 0.0, 1234567.891]
     frame["clv_low"] = [10.0, 0.0, -1.25]
     frame["clv_high"] = [50.4, 0.0, 2e6]
-    frame["p_no_purchase_12m"] = [0.0, 0.75, 0.96875]
+    frame["p_no_purchase_clv"] = [0.0, 0.75, 0.96875]
     frame["churn_risk_band"] = ["low", "medium", "高"]
     frame["rfm_segment"] = ["champions", "at_risk", "流失客户"]
     frame["reason_1"] = ["=SUM(A1)", 'orders, "recent" ones', "days_since_last_purchase=143 raises risk"]
@@ -45,13 +45,12 @@ def write_csv(tmp_path, frame: pd.DataFrame) -> bytes:
 
 def test_exact_csv_text(tmp_path):
     expected = HEADER + (
-        "c0000000,2024-01-31,0.1234,low,1.0000,2.500,12.30,30.75,10.00,50.40,0.0000,1,1,1,1,champions,'=SUM(A1),"
-        '"","",Retention offer,"churn:3,clv:2",2024-02-01T06:30:15Z\n'
-        'c0000001,2024-01-31,0.5000,medium,0.2500,0.000,7.00,0.00,0.00,0.00,0.7500,2,2,1,1,at_risk,'
-        '"orders, ""recent"" ones","","",专属挽回优惠,"churn:3,clv:2",2024-02-01T06:30:15Z\n'
-        "c0000002,2024-01-31,0.9877,高,0.0313,10.123,100.00,1234567.89,-1.25,2000000.00,0.9688,3,3,1,1,流失客户,"
-        'days_since_last_purchase=143 raises risk,"line one\nline two","",Loyalty perks,"churn:3,clv:2",'
-        "2024-02-01T06:30:15Z\n"
+        "c0000000,2024-01-31,181,12,0.90,0.1234,low,1.0000,2.500,12.30,30.75,10.00,50.40,0.0000,1,1,1,1,champions,"
+        """'=SUM(A1),"","",Retention offer,"churn:3,clv:2"\n"""
+        'c0000001,2024-01-31,181,12,0.90,0.5000,medium,0.2500,0.000,7.00,0.00,0.00,0.00,0.7500,2,2,1,1,at_risk,'
+        '"orders, ""recent"" ones","","",专属挽回优惠,"churn:3,clv:2"\n'
+        "c0000002,2024-01-31,181,12,0.90,0.9877,高,0.0313,10.123,100.00,1234567.89,-1.25,2000000.00,0.9688,3,3,1,1,"
+        '流失客户,days_since_last_purchase=143 raises risk,"line one\nline two","",Loyalty perks,"churn:3,clv:2"\n'
     )
     assert write_csv(tmp_path, tiny_frame()).decode("utf-8") == expected
 
@@ -87,7 +86,7 @@ def test_formula_starts_get_a_quote_prefix(tmp_path, start):
 def test_round_trips_through_a_csv_reader(tmp_path):
     frame = tiny_frame()
     table = pd.read_csv(pd.io.common.BytesIO(write_csv(tmp_path, frame)), dtype=str, keep_default_na=False)
-    assert list(table.columns) == list(frame.columns)
+    assert list(table.columns) == [c for c in frame.columns if c != "scored_at"]  # SQL tables only
     assert list(table["reason_1"]) == ["'=SUM(A1)", 'orders, "recent" ones', frame["reason_1"].iloc[2]]
     assert list(table["reason_2"]) == ["", "", "line one\nline two"]
     assert list(table["rfm_segment"]) == list(frame["rfm_segment"])
@@ -96,8 +95,8 @@ def test_round_trips_through_a_csv_reader(tmp_path):
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_number_is_rejected_naming_column_and_customer(tmp_path, bad):
     frame = scores_frame(3)
-    frame.loc[1, "clv_12m"] = bad
-    with ScoreSinks(tmp_path, LAYOUT, FIRST_AS_OF) as sinks, pytest.raises(ValueError, match="clv_12m.*c0000001"):
+    frame.loc[1, "clv"] = bad
+    with ScoreSinks(tmp_path, LAYOUT, FIRST_AS_OF) as sinks, pytest.raises(ValueError, match="clv.*c0000001"):
         sinks.write(frame)
     assert not (tmp_path / "customer_scores.csv").exists()
 
@@ -121,13 +120,13 @@ def test_without_amounts_spend_cells_are_empty_and_the_rest_filled(tmp_path):
         sinks.write(frame)
         sinks.finish(segment_summary(frame, layout))
     text = (tmp_path / "customer_scores.csv").read_text(encoding="utf-8").splitlines()
-    assert text[1].startswith("c0000000,2024-01-31,0.1234,low,1.0000,2.500,,,,,0.0000,,1,1,,champions,")
+    assert text[1].startswith("c0000000,2024-01-31,181,12,0.90,0.1234,low,1.0000,2.500,,,,,0.0000,,1,1,,champions,")
     stored = pd.read_parquet(tmp_path / "customer_scores.parquet")
     assert stored[list(layout.spend_columns())].isna().all().all()
-    assert stored["p_no_purchase_12m"].notna().all()
+    assert stored["p_no_purchase_clv"].notna().all()
     import duckdb
 
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        nulls = con.execute("SELECT count(*) FROM customer_scores WHERE clv_12m IS NULL AND clv_low IS NULL AND "
-                            "expected_aov IS NULL AND clv_decile IS NULL AND p_purchase_181d IS NOT NULL").fetchone()
+        nulls = con.execute("SELECT count(*) FROM customer_scores WHERE clv IS NULL AND clv_low IS NULL AND "
+                            "expected_aov IS NULL AND clv_decile IS NULL AND p_purchase IS NOT NULL").fetchone()
     assert nulls == (3,)

@@ -58,22 +58,22 @@ def model_and_draws() -> tuple[ClvModel, ParameterDraws]:
 def test_clv_scores_columns_and_every_point_inside_its_own_interval() -> None:
     model, draws = model_and_draws()
     out = clv_scores(model, draws, rfm_frame(), LAYOUT, ClvSettings(n_draws=20))
-    assert out.columns.tolist() == ["customer_id", "p_purchase_90d", "expected_purchases_90d", "expected_aov",
-                                    "clv_12m", "clv_low", "clv_high", "p_no_purchase_12m"]
-    assert (out["clv_low"] <= out["clv_12m"]).all() and (out["clv_12m"] <= out["clv_high"]).all()
+    assert out.columns.tolist() == ["customer_id", "p_purchase", "expected_purchases", "expected_aov",
+                                    "clv", "clv_low", "clv_high", "p_no_purchase_clv"]
+    assert (out["clv_low"] <= out["clv"]).all() and (out["clv"] <= out["clv_high"]).all()
     assert (out["clv_low"] > 0).all()  # an interval on the expected value: no zero-inflated lower end
     assert (out["clv_low"] < out["clv_high"]).all()  # the draws differ, so the interval has width
-    assert out["clv_12m"].is_monotonic_increasing  # more and richer purchases, recently -> more value
+    assert out["clv"].is_monotonic_increasing  # more and richer purchases, recently -> more value
 
 
 def test_p_purchase_is_one_minus_the_models_p_no_purchase_over_the_horizon() -> None:
     model, draws = model_and_draws()
     out = clv_scores(model, draws, rfm_frame(), LAYOUT, ClvSettings(n_draws=20))
     point = model.predict(rfm_frame(), 90, 12, 0.01)
-    np.testing.assert_allclose(out["p_purchase_90d"], 1.0 - point["p_no_purchase_90d"], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out["p_purchase"], 1.0 - point["p_no_purchase_90d"], rtol=0, atol=1e-15)
     year = model.predict(rfm_frame(), 360, 12, 0.01)["p_no_purchase_360d"]  # 12 months x 30 days
-    np.testing.assert_allclose(out["p_no_purchase_12m"], year, rtol=0, atol=1e-15)
-    assert (out["p_no_purchase_12m"] <= 1.0 - out["p_purchase_90d"] + 1e-12).all()  # a year includes 90 days
+    np.testing.assert_allclose(out["p_no_purchase_clv"], year, rtol=0, atol=1e-15)
+    assert (out["p_no_purchase_clv"] <= 1.0 - out["p_purchase"] + 1e-12).all()  # a year includes 90 days
 
 
 def test_one_time_buyer_is_not_certainly_purchasing() -> None:
@@ -83,9 +83,9 @@ def test_one_time_buyer_is_not_certainly_purchasing() -> None:
                                   "monetary_value": [0.0]})
     assert model.predict(old_one_timer, 90)["p_alive"].iloc[0] == 1.0
     out = clv_scores(model, draws, old_one_timer, LAYOUT, ClvSettings(n_draws=20))
-    assert out["p_purchase_90d"].iloc[0] < 0.35  # hand check: 1 - (alpha+T)^r / (alpha+T+t)^r, t = 90/7 weeks
+    assert out["p_purchase"].iloc[0] < 0.35  # hand check: 1 - (alpha+T)^r / (alpha+T+t)^r, t = 90/7 weeks
     r, alpha, t = PURCHASES["r"], PURCHASES["alpha"], 90 / 7
-    assert out["p_purchase_90d"].iloc[0] == pytest.approx(1 - ((alpha + 70) / (alpha + 70 + t)) ** r, rel=1e-9)
+    assert out["p_purchase"].iloc[0] == pytest.approx(1 - ((alpha + 70) / (alpha + 70 + t)) ** r, rel=1e-9)
 
 
 def test_expected_bounds_hand_case_ratio_scaled_to_the_exact_point() -> None:
@@ -138,11 +138,13 @@ def stamp() -> tuple[date, str, pd.Timestamp]:
 def test_assembled_rows_meet_the_contract(locale: str) -> None:
     cfg = ScoringConfig.from_params(compose_params([])["scoring"])
     features, churn, clv = parts()
-    out = assemble(features, churn, clv, decile_edges(clv["clv_12m"]), cfg, LAYOUT, locale, stamp())
+    out = assemble(features, churn, clv, decile_edges(clv["clv"]), cfg, LAYOUT, locale, stamp())
     check_scores(out, LAYOUT)
     assert out.columns.tolist() == column_names(LAYOUT)
     assert out["customer_id"].tolist() == ["c1", "c2", "c3", "c4"]
     assert out["as_of"].tolist() == [date(2024, 6, 30)] * 4
+    assert (out["horizon_days"].tolist(), out["clv_months"].tolist()) == ([90] * 4, [12] * 4)  # settings as values
+    assert out["clv_interval"].tolist() == [0.9] * 4
     assert str(out["scored_at"].dtype) == "datetime64[us, UTC]"
     bands = {"en": ["high", "medium", "low", "low"], "zh": ["高", "中", "低", "低"]}[locale]
     assert out["churn_risk_band"].tolist() == bands
@@ -157,28 +159,28 @@ def test_without_amounts_spend_columns_are_null_and_the_rest_is_filled() -> None
     cfg = ScoringConfig.from_params(compose_params([])["scoring"])
     features, churn, clv = parts()
     layout = replace(LAYOUT, has_spend=False)
-    clv = clv.assign(expected_aov=np.nan, clv_12m=np.nan, clv_low=np.nan, clv_high=np.nan)
+    clv = clv.assign(expected_aov=np.nan, clv=np.nan, clv_low=np.nan, clv_high=np.nan)
     features = features.assign(rfm_m=np.nan)  # the features stage leaves the monetary score null without amounts
     out = assemble(features, churn, clv, decile_edges(np.zeros(1)), cfg, layout, "en", stamp())
     check_scores(out, layout)
     assert out[list(layout.spend_columns())].isna().all().all()
-    assert out[["p_purchase_90d", "expected_purchases_90d", "p_no_purchase_12m"]].notna().all().all()
+    assert out[["p_purchase", "expected_purchases", "p_no_purchase_clv"]].notna().all().all()
     with pytest.raises(ValueError, match="NaN/inf"):
         check_scores(out, LAYOUT)  # with amounts, an empty CLV breaks the contract
-    assert segment_summary(out, layout)["total_clv_12m"].isna().all()
+    assert segment_summary(out, layout)["total_clv"].isna().all()
 
 
 def test_misaligned_parts_are_refused() -> None:
     cfg = ScoringConfig.from_params(compose_params([])["scoring"])
     features, churn, clv = parts()
     with pytest.raises(ValueError, match="not aligned"):
-        assemble(features, churn, clv.iloc[::-1], decile_edges(clv["clv_12m"]), cfg, LAYOUT, "en", stamp())
+        assemble(features, churn, clv.iloc[::-1], decile_edges(clv["clv"]), cfg, LAYOUT, "en", stamp())
 
 
 def test_streamed_summary_equals_the_whole_table_summary() -> None:
     cfg = ScoringConfig.from_params(compose_params([])["scoring"])
     features, churn, clv = parts()
-    out = assemble(features, churn, clv, decile_edges(clv["clv_12m"]), cfg, LAYOUT, "en", stamp())
+    out = assemble(features, churn, clv, decile_edges(clv["clv"]), cfg, LAYOUT, "en", stamp())
     whole = segment_summary(out, LAYOUT)
     streamed = finish_summary([summary_parts(out.iloc[:2], LAYOUT), summary_parts(out.iloc[2:], LAYOUT)], LAYOUT)
     pd.testing.assert_frame_equal(whole, streamed)

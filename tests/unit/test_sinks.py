@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -15,10 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from models.scoring.schema import Column, ScoreLayout
 from models.scoring.summary import segment_summary
 from pipelines import output_schema
 from pipelines.config import load_params
-from pipelines.sinks import RowCountMismatch, ScoreSinks
+from pipelines.sinks import RowCountMismatch, ScoreSinks, migrate
+from pipelines.sinks.evolve import SchemaMismatch
 from pipelines.sinks.parquet import ParquetSink
 from tests.sink_writer import FIRST_AS_OF, LAYOUT, SECOND_AS_OF, scores_frame
 
@@ -26,11 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_NAMES = {"customer_scores.csv", "customer_scores.parquet", "warehouse.duckdb"}
 
 
-def run_batch(outputs: Path, frame: pd.DataFrame, as_of: dt.date = FIRST_AS_OF, sql_url: str | None = None) -> dict:
+def run_batch(outputs: Path, frame: pd.DataFrame, as_of: dt.date = FIRST_AS_OF, sql_url: str | None = None,
+              layout: ScoreLayout = LAYOUT) -> dict:
     """Write one frame as a whole batch; the finish() report."""
-    with ScoreSinks(outputs, LAYOUT, as_of, sql_url) as sinks:
+    with ScoreSinks(outputs, layout, as_of, sql_url) as sinks:
         sinks.write(frame)
-        return sinks.finish(segment_summary(frame, LAYOUT))
+        return sinks.finish(segment_summary(frame, layout))
 
 
 def warehouse_counts(outputs: Path, table: str = "customer_scores") -> dict[str, int]:
@@ -82,15 +86,15 @@ def test_same_as_of_replaces_its_batch_and_another_as_of_adds_one(tmp_path):
 
 def test_warehouse_types_are_strict(tmp_path):
     frame = scores_frame(2)
-    frame["clv_12m"] = [3.0, 1.2567]
+    frame["clv"] = [3.0, 1.2567]
     run_batch(tmp_path, frame)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         info = {r[1]: (r[2], r[3]) for r in con.execute("PRAGMA table_info('customer_scores')").fetchall()}
-        value = con.execute("SELECT clv_12m FROM customer_scores WHERE customer_id = 'c0000001'").fetchone()[0]
+        value = con.execute("SELECT clv FROM customer_scores WHERE customer_id = 'c0000001'").fetchone()[0]
     assert info["as_of"] == ("DATE", True)
     assert info["churn_probability"] == ("DECIMAL(18,4)", True)
     assert info["clv_decile"] == ("INTEGER", False)  # spend columns are nullable (null only without amounts)
-    assert info["clv_12m"] == ("DECIMAL(18,2)", False) and info["p_purchase_181d"] == ("DECIMAL(18,4)", True)
+    assert info["clv"] == ("DECIMAL(18,2)", False) and info["p_purchase"] == ("DECIMAL(18,4)", True)
     assert info["scored_at"] == ("TIMESTAMP", True)
     assert str(value) == "1.26"  # rounded to 2 places
 
@@ -101,15 +105,15 @@ def test_parquet_types_and_values(tmp_path):
     table = pq.read_table(tmp_path / "customer_scores.parquet")
     schema = table.schema
     assert schema.field("as_of").type == pa.date32()
-    assert schema.field("scored_at").type == pa.timestamp("us", tz="UTC")
+    assert "scored_at" not in schema.names  # wall-clock: SQL tables only, the files are reproducible
     assert schema.field("clv_decile").type == pa.int32()
     assert schema.field("churn_probability").type == pa.float64()
     assert schema.field("customer_id").type == pa.string()
-    assert table.column_names == list(frame.columns)
+    assert table.column_names == [c for c in frame.columns if c != "scored_at"]
     back = table.to_pandas()
     assert list(back["as_of"]) == [FIRST_AS_OF] * 3
-    assert list(back["clv_12m"]) == list(frame["clv_12m"])
-    assert (back["scored_at"] == frame["scored_at"]).all()
+    assert list(back["clv"]) == list(frame["clv"])
+    assert list(back["horizon_days"]) == [181] * 3 and list(back["clv_interval"]) == [0.9] * 3
 
 
 def test_row_count_mismatch_raises_and_commits_nothing(tmp_path, monkeypatch):
@@ -175,9 +179,83 @@ def test_integer_out_of_range_names_the_column(tmp_path):
 def test_existing_table_with_other_columns_is_an_error(tmp_path):
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute("CREATE TABLE customer_scores (customer_id TEXT, as_of DATE, clv_6m DOUBLE)")
-    with pytest.raises(ValueError, match="existing table customer_scores has columns"):
+    with pytest.raises(SchemaMismatch, match="table customer_scores .*clv_6m are not in this release") as err:
         ScoreSinks(tmp_path, LAYOUT, FIRST_AS_OF)
+    assert "\n" not in str(err.value) and "python -m pipelines.sinks.migrate" in str(err.value)
     assert leftovers(tmp_path) == []
+
+
+def test_batches_with_different_horizons_share_the_tables(tmp_path):
+    long, short = LAYOUT, replace(LAYOUT, horizon_days=90)
+    run_batch(tmp_path, scores_frame(3, layout=long), layout=long)
+    run_batch(tmp_path, scores_frame(2, start=10, layout=short), layout=short)
+    run_batch(tmp_path, scores_frame(4, start=20, layout=short), layout=short)  # same key: replaces its batch
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT horizon_days, clv_months, count(*), min(customer_id) FROM customer_scores "
+                           "GROUP BY ALL ORDER BY 1").fetchall()
+        summary = con.execute("SELECT horizon_days, sum(customers) FROM segment_summary GROUP BY 1 "
+                              "ORDER BY 1").fetchall()
+    assert rows == [(90, 12, 4, "c0000020"), (181, 12, 3, "c0000000")]
+    assert summary == [(90, 4), (181, 3)]
+    assert pq.read_table(tmp_path / "customer_scores.parquet").column("horizon_days").to_pylist() == [90] * 4
+
+
+def test_chunk_with_another_horizon_than_the_batch_is_rejected(tmp_path):
+    frame = scores_frame(2, layout=replace(LAYOUT, horizon_days=90))
+    with ScoreSinks(tmp_path, LAYOUT, FIRST_AS_OF) as sinks:
+        with pytest.raises(ValueError, match="'horizon_days': 90 is not"):
+            sinks.write(frame)
+
+
+def test_warehouse_of_the_previous_release_fails_in_one_line_and_migrate_moves_it_aside(tmp_path):
+    old = "customer_id TEXT NOT NULL, as_of DATE NOT NULL, churn_probability DECIMAL(18,4) NOT NULL, " \
+          "p_purchase_181d DECIMAL(18,4) NOT NULL, clv_12m DECIMAL(18,2)"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute(f"CREATE TABLE customer_scores ({old})")
+        con.execute("INSERT INTO customer_scores VALUES ('a', DATE '2024-01-31', 0.5, 0.4, 3.0)")
+    with pytest.raises(SchemaMismatch) as err:
+        run_batch(tmp_path, scores_frame(2))
+    message = str(err.value)
+    assert "\n" not in message and "customer_scores" in message and "p_purchase_181d" in message
+    assert f"python -m pipelines.sinks.migrate {tmp_path / 'warehouse.duckdb'}" in message
+    assert migrate.main([str(tmp_path / "warehouse.duckdb")]) == 0
+    run_batch(tmp_path, scores_frame(2))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM customer_scores_legacy_1").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM customer_scores").fetchone() == (2,)
+    assert migrate.migrate(str(tmp_path / "warehouse.duckdb")) == []  # nothing left to move
+
+
+def test_new_nullable_columns_are_added_to_an_existing_table(tmp_path):
+    run_batch(tmp_path, scores_frame(3))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:  # a table of a release without these two
+        con.execute("ALTER TABLE customer_scores DROP COLUMN clv_low")
+        con.execute("ALTER TABLE customer_scores DROP COLUMN reason_3")
+    run_batch(tmp_path, scores_frame(2, SECOND_AS_OF, start=5), SECOND_AS_OF)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        got = con.execute("SELECT as_of, count(clv_low), count(reason_3), sum(clv) FROM customer_scores "
+                          "GROUP BY 1 ORDER BY 1").fetchall()
+    assert [(a.isoformat(), lows, reasons) for a, lows, reasons, _ in got] == [("2024-01-31", 0, 0),
+                                                                              ("2024-02-29", 2, 2)]
+    assert float(got[1][3]) == pytest.approx(float(scores_frame(2, SECOND_AS_OF, start=5)["clv"].sum()), abs=0.011)
+
+
+def test_fewer_reason_codes_leave_the_extra_reason_columns_null(tmp_path):
+    run_batch(tmp_path, scores_frame(3))
+    fewer = replace(LAYOUT, reason_codes=2)
+    run_batch(tmp_path, scores_frame(2, SECOND_AS_OF, layout=fewer), SECOND_AS_OF, layout=fewer)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        got = con.execute("SELECT as_of, count(*), count(reason_3) FROM customer_scores "
+                          "GROUP BY 1 ORDER BY 1").fetchall()
+    assert [(n, reasons) for _, n, reasons in got] == [(3, 3), (2, 0)]
+
+
+def test_changed_type_is_an_error(tmp_path):
+    run_batch(tmp_path, scores_frame(3))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("ALTER TABLE segment_summary ALTER COLUMN mean_clv TYPE DECIMAL(18,4)")
+    with pytest.raises(SchemaMismatch, match=r"table segment_summary .*mean_clv is DECIMAL\(18,4\)"):
+        run_batch(tmp_path, scores_frame(3))
 
 
 def test_stale_temp_files_are_removed_by_the_next_run(tmp_path):
@@ -201,6 +279,12 @@ def test_sql_url_gets_both_tables_with_batch_semantics(tmp_path):
         summary = dict(con.execute("SELECT as_of, count(*) FROM segment_summary GROUP BY as_of").fetchall())
     assert counts == {"2024-01-31": 2, "2024-02-29": 4}
     assert summary == {"2024-01-31": 2, "2024-02-29": 2}
+    short = replace(LAYOUT, horizon_days=90, reason_codes=2)  # another horizon adds a batch; reason_3 stays NULL
+    run_batch(tmp_path, scores_frame(3, layout=short), sql_url=url, layout=short)
+    with sqlite3.connect(tmp_path / "scores.sqlite") as con:
+        got = con.execute("SELECT as_of, horizon_days, count(*), count(reason_3) FROM customer_scores "
+                          "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    assert got == [("2024-01-31", 90, 3, 0), ("2024-01-31", 181, 2, 2), ("2024-02-29", 181, 4, 4)]
 
 
 def test_output_schema_doc_is_generated_from_the_code():
@@ -249,3 +333,22 @@ def test_empty_batch_writes_header_only_csv_and_empty_tables(tmp_path):
     assert (tmp_path / "customer_scores.csv").read_text(encoding="utf-8").count("\n") == 1
     assert pq.read_metadata(tmp_path / "customer_scores.parquet").num_rows == 0
     assert warehouse_counts(tmp_path) == {}
+
+
+def test_extra_tables_are_written_with_the_batch_and_keyed_like_it(tmp_path):
+    cols = [Column("as_of", "date", "-", "batch"), Column("horizon_days", "integer", "days", "batch"),
+            Column("clv_months", "integer", "months", "batch"), Column("step", "text", "-", "step"),
+            Column("customers", "integer", "-", "count")]
+    frame = pd.DataFrame({"as_of": [FIRST_AS_OF] * 2, "horizon_days": [181] * 2, "clv_months": [12] * 2,
+                          "step": ["view", "buy"], "customers": [5, 2]})
+    for _ in range(2):  # the same batch twice: replaced, not duplicated
+        with ScoreSinks(tmp_path, LAYOUT, FIRST_AS_OF, extra_tables={"funnel": cols}) as sinks:
+            sinks.write(scores_frame(3))
+            sinks.finish(segment_summary(scores_frame(3), LAYOUT), extra={"funnel": frame})
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT step, customers FROM funnel ORDER BY 2").fetchall() == [("buy", 2), ("view", 5)]
+    with ScoreSinks(tmp_path, LAYOUT, FIRST_AS_OF, extra_tables={"funnel": cols}) as sinks:
+        sinks.write(scores_frame(3))
+        with pytest.raises(ValueError, match="funnel column 'horizon_days'"):
+            sinks.finish(segment_summary(scores_frame(3), LAYOUT), extra={"funnel": frame.assign(horizon_days=90)})
+    assert warehouse_counts(tmp_path, "funnel") == {"2024-01-31": 2}  # the failed batch rolled back
