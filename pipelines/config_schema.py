@@ -149,12 +149,37 @@ class CustomerColumns(Strict):
     signup_ts: str | None
 
 
+class CampaignColumns(Strict):
+    """Contract name -> the user's column name for campaign exposure (H7)."""
+
+    customer_id: Text
+    campaign: Text
+    sent_at: Text
+    group: Text
+
+
 class ColumnMaps(Strict):
     """data.columns: one map per table."""
 
     transactions: TransactionColumns
     events: EventColumns
     customers: CustomerColumns
+    campaigns: CampaignColumns = None
+
+
+Fraction = Annotated[float, Field(gt=0, lt=1, description="a number in (0, 1)")]
+
+
+class SyntheticCampaigns(Strict):
+    """data.synthetic_campaigns: campaigns with a known uplift (features/synthetic_campaigns.py)."""
+
+    n_campaigns: NonNegInt
+    uplift: Share
+    horizon_days: PosInt
+    target_share: Fraction
+    treatment_share: Fraction
+    gap_days: NonNegInt
+    end_margin_days: NonNegInt
 
 
 class DataConfig(Strict):
@@ -166,6 +191,8 @@ class DataConfig(Strict):
     transactions: str | None = None
     events: str | None = None
     customers: str | None = None
+    campaigns: str | None = None
+    synthetic_campaigns: SyntheticCampaigns = None
     duplicate_key: list[Text]
     delimiter: Annotated[str, Field(min_length=1, max_length=4, description="1-4 characters, e.g. ',' or ';'")] = None
     encoding: Annotated[str, AfterValidator(_encoding)] = None
@@ -282,6 +309,9 @@ class ActionSchema(Strict):
     name: Text
     when: dict[str, Condition] = Field(default_factory=dict)
     schedule_days: Annotated[list[NonNegInt], AfterValidator(_increasing)] = Field(default_factory=list)
+    cost: Annotated[float, Field(ge=0, description="a number >= 0")] = 0.0  # H5: per customer
+    save_rate: Annotated[float, Field(ge=0, le=1, description="a number in [0, 1]")] = 0.0  # H5
+    capacity: NonNegInt | None = None  # H5: customers, null = no limit
     en: Text
     zh: Text
 
@@ -304,6 +334,9 @@ class ScoringSchema(Strict):
     interval_draws: Annotated[int, Field(ge=2, description="an integer >= 2")]
     interval_grid_days: Annotated[float, Field(gt=0, description="a number > 0")] = None  # not in conf/: 7 days
     sink: str | None
+    budget: Annotated[float, Field(ge=0, description="a number >= 0")] | None = None  # H5: action plan, null = none
+    must_act: dict[str, Condition] = Field(default_factory=dict)  # H5: always get a saving action
+    plan_top: PosInt = 20  # H5: at-risk customers listed in the plan summary
 
     @model_validator(mode="after")
     def _bands_increase(self) -> ScoringSchema:
@@ -312,6 +345,25 @@ class ScoringSchema(Strict):
         if not uppers or any(b <= a for a, b in zip(uppers, uppers[1:], strict=False)) or uppers[-1] <= 1:
             raise ValueError(f"risk band upper bounds must increase and the last must exceed 1, got {uppers}")
         return self
+
+
+class UpliftSchema(Strict):
+    """campaigns.uplift: the two-model LightGBM uplift learner (models/campaigns/uplift.py)."""
+
+    min_group_size: PosInt
+    test_share: Fraction
+    k_shares: list[OpenShare]
+    params: LightGBMParams
+
+
+class CampaignsSchema(Strict):
+    """campaigns: effect of each campaign against its control group (stage `campaigns`)."""
+
+    horizon_days: PosInt
+    min_group_size: PosInt
+    ci_level: Fraction
+    ci_method: Literal["newcombe", "wald"]
+    uplift: UpliftSchema
 
 
 class ParamsSchema(Strict):
@@ -324,6 +376,7 @@ class ParamsSchema(Strict):
     churn: ChurnSchema
     clv: ClvSchema
     scoring: ScoringSchema
+    campaigns: CampaignsSchema = None
     seed: int = 42
 
 
