@@ -38,13 +38,13 @@ NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(rx
     ("name", r"^(customer_|contact_|client_|user_|display_|person_|account_holder_)?"
              r"(name|full_?name|first_?name|last_?name|given_?name|family_?name|middle_?name|maiden_?name|"
              r"surname|forename|nickname|user_?name)$"),
+    ("ip_address", r"(^|_)ip(_?address)?($|_)"),
     ("address", r"(^|_)(address|street|street_?address|addr|address_?line_?\d?|house_?number|post_?code|"
                 r"postal_?code|zip|zip_?code|zipcode)($|_)"),
     ("id_number", r"(^|_)(ssn|social_security(_number)?|national_?id|passport(_number|_no)?|tax_?id|tin|"
                   r"id_?number|id_?card|identity_?card|driver_?s?_?licen[cs]e|licen[cs]e_?number|iban|"
                   r"account_?number|card_?number|credit_?card|bsn|nino|nin)($|_)"),
     ("birth_date", r"(^|_)(date_of_birth|birth_?date|birthday|dob)($|_)"),
-    ("ip_address", r"(^|_)ip(_?address)?($|_)"),
 ))
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
