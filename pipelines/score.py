@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from features import privacy
 from features.build import FeatureConfig
 from models.churn.errors import ChurnInputError
 from models.churn.features import PRIOR_COLUMN, feature_columns
@@ -130,7 +131,7 @@ def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: 
             frame[PRIOR_COLUMN] = prior[start:stop]
         churn = models.churn.score_with_reasons(frame, layout.reason_codes)
         rows = assemble(frame, churn, clv.iloc[start:stop], edges, cfg, layout, context["locale"], context["stamp"])
-        sinks.write(rows)
+        sinks.write(context["pseudonymise"](rows))  # scoring.pseudonymise_ids: keyed-hash customer_id
         parts.append(summary_parts(rows, layout))
         progress.update(len(rows))
         start = stop
@@ -175,7 +176,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     prior = prior_column(models, rfm, horizon, unit, settings.seed)
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     context = {"cfg": cfg, "layout": layout, "columns": columns, "stamp": (as_of, models.version, scored_at),
-               "locale": params["features"].get("segment_locale", "en")}
+               "locale": params["features"].get("segment_locale", "en"), "pseudonymise": privacy.pseudonymiser(params)}
     outputs = paths.rebase(paths.OUTPUTS, root)
     with ScoreSinks(outputs, layout, as_of, cfg.sink) as sinks:
         parts = score_chunks(source, models, clv, prior, context, sinks, progress)
