@@ -36,6 +36,10 @@ def _hydra_compose(overrides: list[str]) -> dict[str, Any]:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
+    from pipelines.dvc_inputs import register
+
+    register()  # ${input_dep:...} in conf/config.yaml (DVC's own composition: hydra_plugins/churn_clv_inputs.py)
+
     with initialize_config_dir(config_dir=str(paths.CONF_DIR), version_base=None):
         cfg = hydra_compose(config_name="config", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -378,6 +378,7 @@ class ParamsSchema(Strict):
     scoring: ScoringSchema
     campaigns: CampaignsSchema = None
     seed: int = 42
+    inputs: dict[str, str] = {}  # derived in conf/config.yaml: ingest's input files as dvc.yaml deps (H1)
 
 
 def did_you_mean(key: str, choices: Any) -> str:
