@@ -210,6 +210,10 @@ class DataConfig(Strict):
     max_reject_share: Share = None
     decimal: Literal[".", ","] = None
     thousands: Literal[",", ".", " ", "'", "_"] | None = None
+    pii: list[Text] = None
+    pii_detect: bool = None
+    pii_action: Literal["drop", "hash"] = None
+    consent_column: Text | None = None
 
 
 class FeaturesConfig(Strict):
@@ -334,6 +338,7 @@ class ScoringSchema(Strict):
     interval_draws: Annotated[int, Field(ge=2, description="an integer >= 2")]
     interval_grid_days: Annotated[float, Field(gt=0, description="a number > 0")] = None  # not in conf/: 7 days
     sink: str | None
+    pseudonymise_ids: bool = None
     budget: Annotated[float, Field(ge=0, description="a number >= 0")] | None = None  # H5: action plan, null = none
     must_act: dict[str, Condition] = Field(default_factory=dict)  # H5: always get a saving action
     plan_top: PosInt = 20  # H5: at-risk customers listed in the plan summary
