@@ -31,8 +31,8 @@ from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary, summary_parts
 from pipelines import paths
 from pipelines.config import load_params
-from pipelines.io import write_json
 from pipelines.progress import Progress
+from pipelines.runinfo import write_report
 from pipelines.scoring_models import ScoringModels, from_artifacts, from_registry
 
 ROW_COLUMNS = ["customer_id", "cutoff", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "tenure_days"]
@@ -195,7 +195,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
               "segments": summary.groupby("rfm_segment")["customers"].sum().astype(int).to_dict(),
               "seconds": round(time.perf_counter() - started, 2)}
     report = relative(report, Path(root))
-    write_json(report, paths.rebase(paths.SCORE_REPORT, root))
+    write_report(report, paths.rebase(paths.SCORE_REPORT, root), "score", root)  # scored_at, seconds: reports/runs/
     return report
 
 
