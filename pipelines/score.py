@@ -29,7 +29,7 @@ from models.scoring.assemble import RFM, ClvSettings, assemble, clv_scores, deci
 from models.scoring.config import ScoringConfig
 from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary, summary_parts
-from pipelines import paths
+from pipelines import action_plan, paths
 from pipelines.config import load_params
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
@@ -194,6 +194,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
               "risk_bands": summary.groupby("churn_risk_band")["customers"].sum().astype(int).to_dict(),
               "segments": summary.groupby("rfm_segment")["customers"].sum().astype(int).to_dict(),
               "seconds": round(time.perf_counter() - started, 2)}
+    report["action_plan"] = action_plan.run(params, root, features=source)  # the whole batch at once (budget)
     report = relative(report, Path(root))
     write_report(report, paths.rebase(paths.SCORE_REPORT, root), "score", root)  # scored_at, seconds: reports/runs/
     return report

@@ -1,0 +1,159 @@
+"""Action plan step of the score stage: scored customers -> outputs/action_plan.csv, warehouse table action_plan,
+reports/action_plan.json.
+
+The plan needs every customer at once (one budget), while scoring streams chunks: it runs after the batch is
+written, from outputs/customer_scores.parquet and the rule columns of the score features. Standalone:
+`python -m pipelines.action_plan [hydra overrides]` (after `python -m pipelines.score`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from features.segments import SEGMENTS
+from models.scoring.config import ScoringConfig
+from models.scoring.plan import plan_actions, plan_table, summarise
+from models.scoring.schema import Column, ScoreLayout
+from pipelines import paths
+from pipelines.config import load_params
+from pipelines.io import write_json
+
+TABLE, CSV_NAME, PARQUET_NAME = "action_plan", "action_plan.csv", "customer_scores.parquet"
+REPORT_NAME = "action_plan.json"
+SCORE_COLUMNS = ["customer_id", "churn_probability", "clv", "clv_decile", "churn_risk_band", "rfm_segment"]
+
+
+def plan_columns(currency: str = "currency units of the input `amount`") -> list[Column]:
+    """The action_plan columns (file and warehouse) in order."""
+    return [
+        Column("as_of", "date", "ISO-8601 date", "Scoring date of the batch."),
+        Column("horizon_days", "integer", "days", "Churn horizon of the batch."),
+        Column("clv_months", "integer", "months", "CLV horizon of the batch."),
+        Column("customer_id", "text", "-", "Customer identifier (as in customer_scores)."),
+        Column("action", "text", "slug", "Planned action: stable name from scoring.actions, the same in every "
+               "locale."),
+        Column("action_label", "text", "label", "The action's label in features.segment_locale."),
+        Column("cost", "decimal", currency, "Cost of the action for this customer (scoring.actions[*].cost).", 2),
+        Column("save_rate", "decimal", "share 0-1", "Share of the value at risk the action is expected to keep "
+               "(assumed in config, or measured by a campaign).", 4),
+        Column("churn_probability", "decimal", "probability 0-1", "As in customer_scores.", 4),
+        Column("clv", "decimal", currency, "As in customer_scores.", 2),
+        Column("value_at_risk", "decimal", currency, "churn_probability x clv.", 2),
+        Column("expected_saved_revenue", "decimal", currency, "value_at_risk x save_rate.", 2),
+        Column("expected_value", "decimal", currency, "expected_saved_revenue - cost.", 2),
+        Column("rank", "integer", "rank", "1 = the highest expected value in the plan."),
+    ]
+
+
+def slugs(values: pd.Series, names: dict[str, str], what: str) -> pd.Series:
+    """Stable keys from a column holding keys or labels (any locale); ValueError naming an unknown value."""
+    known = set(names.values())
+    out = values.map(lambda v: v if v in known else names.get(v))
+    if out.isna().any():
+        raise ValueError(f"{what}: unknown value {values[out.isna()].iloc[0]!r}")
+    return out
+
+
+def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig) -> pd.DataFrame:
+    """Per customer: churn probability, CLV, decile, band and segment keys, and the rule columns of the features."""
+    if not scores_path.exists():
+        raise FileNotFoundError(f"{scores_path}: missing; run the score stage first (dvc repro score)")
+    frame = pq.read_table(scores_path, columns=SCORE_COLUMNS).to_pandas()
+    band_names = {lab: b.name for b in cfg.risk_bands for lab in (b.name, *b.labels.values())}
+    frame["churn_risk_band"] = slugs(frame["churn_risk_band"], band_names, f"{scores_path} churn_risk_band")
+    segment_names = {lab: names[0] for names in SEGMENTS.values() for lab in names}
+    frame["rfm_segment"] = slugs(frame["rfm_segment"], segment_names, f"{scores_path} rfm_segment")
+    wanted = sorted((cfg.rule_columns() | {"tenure_days"}) - set(frame.columns))
+    present = [c for c in wanted if c in pq.read_schema(features_path).names]
+    if present:
+        extra = pq.read_table(features_path, columns=["customer_id", *present]).to_pandas()
+        extra["customer_id"] = extra["customer_id"].astype(str)
+        frame = frame.merge(extra, on="customer_id", how="left", validate="one_to_one")
+    return frame
+
+
+def build(params: dict[str, Any], root: Path, save_rates: Mapping[str, float] | None = None,
+          features: Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The plan rows (plan_columns order) and the summary for reports/action_plan.json."""
+    cfg = ScoringConfig.from_params(params.get("scoring") or {})
+    locale = params["features"].get("segment_locale", "en")
+    frame = decisions(paths.rebase(paths.OUTPUTS, root) / PARQUET_NAME,
+                      features or paths.rebase(paths.FEATURE_FILES["score"], root), cfg)
+    as_of = pd.to_datetime(pq.read_table(paths.rebase(paths.OUTPUTS, root) / PARQUET_NAME,
+                                         columns=["as_of"]).column(0)[0].as_py()).date() if len(frame) else None
+    layout = ScoreLayout(int(params["windows"]["horizon_days"]), int((params.get("clv") or {}).get("horizon_months",
+                                                                                                    12)))
+    columns = [c.name for c in plan_columns()]
+    if not frame["clv"].notna().any():  # no amounts: no CLV, no value at risk, nothing to weigh cost against
+        return pd.DataFrame({c: [] for c in columns}), {"as_of": str(as_of), "available": False,
+                                                         "note": "the data has no amounts: no CLV, no action plan"}
+    frame = frame[frame["clv"].notna()].reset_index(drop=True)
+    plan = plan_actions(frame, cfg, save_rates)
+    table = plan_table(frame, plan, cfg, locale, save_rates)
+    summary = {"as_of": str(as_of), "available": True, "save_rates_measured": sorted(save_rates or {}),
+               **summarise(frame, table, plan, cfg)}
+    rows = table.assign(as_of=as_of, **layout.setting_values())[columns]
+    return rows, summary
+
+
+def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], root: Path) -> dict[str, Any]:
+    """outputs/action_plan.csv, the warehouse batch of table action_plan (replaced in one transaction), the JSON."""
+    from pipelines.sinks.arrow import to_arrow
+    from pipelines.sinks.crm_csv import CsvSink
+    from pipelines.sinks.tables import DuckDBSink
+    from pipelines.sinks.writer import WAREHOUSE_NAME
+
+    outputs, columns = paths.rebase(paths.OUTPUTS, root), plan_columns()
+    table = to_arrow(rows, columns, TABLE)
+    csv = CsvSink(outputs / CSV_NAME, columns)
+    try:
+        csv.write(table)
+        csv.verify()
+        csv.commit()
+    finally:
+        csv.close()
+    if summary.get("as_of") not in (None, "None"):
+        key = {"as_of": pd.Timestamp(summary["as_of"]).date(), "horizon_days": int(params["windows"]["horizon_days"]),
+               "clv_months": int((params.get("clv") or {}).get("horizon_months", 12))}
+        warehouse = DuckDBSink(outputs / WAREHOUSE_NAME, {TABLE: columns}, key)
+        try:
+            warehouse.insert(TABLE, table)
+            warehouse.commit()
+        finally:
+            warehouse.close()
+    summary = {**summary, "rows": int(len(rows)), "files": [f"outputs/{CSV_NAME}", f"outputs/{WAREHOUSE_NAME}"]}
+    write_json(summary, paths.rebase(paths.REPORTS, root) / REPORT_NAME)
+    return summary
+
+
+def run(params: dict[str, Any], root: Path = paths.ROOT, save_rates: Mapping[str, float] | None = None,
+        features: Path | None = None) -> dict[str, Any]:
+    """Plan the batch in outputs/ (rule columns from `features`, default the score features) and write it;
+    returns the short report (counts, cost, value, bound)."""
+    rows, summary = build(params, Path(root), save_rates, features)
+    full = write(rows, summary, params, Path(root))
+    return {k: full[k] for k in ("rows", "spent", "budget", "expected_value", "upper_bound") if k in full}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `python -m pipelines.action_plan [hydra overrides]`."""
+    try:
+        report = run(load_params(argv), paths.ROOT)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"action_plan: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"action_plan: {report.get('rows', 0):,} customers, cost {report.get('spent', 0):,.2f} of budget "
+          f"{report.get('budget')}, expected value {report.get('expected_value', 0):,.2f} (upper bound "
+          f"{report.get('upper_bound', 0):,.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,87 @@
+"""pipelines.action_plan on a tiny scored batch: CSV, warehouse table, JSON; labels in any locale; no amounts."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import action_plan
+from tests.conftest import compose_params
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    """The shipped params (composed once)."""
+    return compose_params([])
+
+
+def with_(params: dict, locale: str = "en", budget: float | None = None) -> dict:
+    """A copy with another locale and budget."""
+    out = copy.deepcopy(params)
+    out["features"]["segment_locale"], out["scoring"]["budget"] = locale, budget
+    return out
+
+
+def batch(root: Path, clv: list[float | None], locale: str = "en") -> None:
+    """A scored batch (customer_scores.parquet, labels in the locale) and its score features."""
+    band = {"en": ["high", "low", "medium", "high"], "zh": ["高", "低", "中", "高"]}[locale]
+    segment = {"en": ["Champions", "Champions", "Lost", "Lost"], "zh": ["重要价值客户", "重要价值客户", "一般挽留客户",
+                                                                        "一般挽留客户"]}[locale]
+    (root / "outputs").mkdir(parents=True)
+    (root / "data" / "features").mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "as_of": [pd.Timestamp("1998-06-30").date()] * 4,
+                  "churn_probability": [0.9, 0.2, 0.7, 0.95], "clv": pd.array(clv, dtype="Float64"),
+                  "clv_decile": pd.array([10, 10, 7, 1] if clv[0] is not None else [None] * 4, dtype="Int64"),
+                  "churn_risk_band": band, "rfm_segment": segment}).to_parquet(root / "outputs" /
+                                                                               "customer_scores.parquet")
+    pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "orders_total": [9, 12, 2, 1],
+                  "tenure_days": [500, 700, 300, 400]}).to_parquet(root / "data" / "features" / "score.parquet")
+
+
+@pytest.mark.parametrize("locale", ["en", "zh"])
+def test_plan_files_and_table_with_stable_action_names(tmp_path: Path, base: dict, locale: str) -> None:
+    batch(tmp_path, [300.0, 400.0, 30.0, 3.0], locale)
+    params = with_(base, locale, 12.0)
+    report = action_plan.run(params, tmp_path)
+    plan = pd.read_csv(tmp_path / "outputs" / "action_plan.csv", dtype={"customer_id": str})
+    # by value per cost: a retention (38.5 for 2), b perks (7 for 1), a upgrade to winback (+32.5 for +8), then
+    # c retention (1.15 for 2) no longer fits in 12
+    assert plan["customer_id"].tolist() == ["a", "b"] and plan["action"].tolist() == ["personal_winback",
+                                                                                     "loyalty_perks"]
+    assert plan["rank"].tolist() == [1, 2] and plan["cost"].sum() <= 12
+    assert plan["action_label"].iloc[0] == {"en": "Personal win-back offer", "zh": "专属挽回优惠"}[locale]
+    assert report["rows"] == 2 and report["spent"] == pytest.approx(11.0)
+    with duckdb.connect(str(tmp_path / "outputs" / "warehouse.duckdb"), read_only=True) as con:
+        stored = con.execute("SELECT customer_id, action, expected_value, horizon_days FROM action_plan "
+                             "ORDER BY rank").fetchall()
+    assert [r[:2] for r in stored] == [("a", "personal_winback"), ("b", "loyalty_perks")]
+    assert stored[0][2] == pytest.approx(0.9 * 300 * 0.3 - 10, abs=0.01)
+    summary = json.loads((tmp_path / "reports" / "action_plan.json").read_text(encoding="utf-8"))
+    assert summary["high_risk_top_decile"] == {"customers": 1, "with_saving_action": 1, "without": 0}
+    assert summary["revenue_at_risk_total"] == pytest.approx(0.9 * 300 + 0.2 * 400 + 0.7 * 30 + 0.95 * 3)
+    again = action_plan.run(params, tmp_path)  # re-running replaces the batch, never duplicates it
+    with duckdb.connect(str(tmp_path / "outputs" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM action_plan").fetchone()[0] == again["rows"] == 2
+
+
+def test_without_amounts_there_is_no_plan_and_the_report_says_why(tmp_path: Path, base: dict) -> None:
+    batch(tmp_path, [None] * 4)
+    report = action_plan.run(base, tmp_path)
+    assert report["rows"] == 0
+    summary = json.loads((tmp_path / "reports" / "action_plan.json").read_text(encoding="utf-8"))
+    assert summary["available"] is False and "no amounts" in summary["note"]
+    assert pd.read_csv(tmp_path / "outputs" / "action_plan.csv").empty
+
+
+def test_an_unknown_band_label_is_named(tmp_path: Path, base: dict) -> None:
+    batch(tmp_path, [300.0, 400.0, 30.0, 3.0])
+    path = tmp_path / "outputs" / "customer_scores.parquet"
+    pd.read_parquet(path).assign(churn_risk_band=np.array(["severe", "low", "low", "low"])).to_parquet(path)
+    with pytest.raises(ValueError, match="churn_risk_band.*severe"):
+        action_plan.run(base, tmp_path)
