@@ -29,7 +29,7 @@ from models.scoring.assemble import RFM, ClvSettings, assemble, clv_scores, deci
 from models.scoring.config import ScoringConfig
 from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary, summary_parts
-from pipelines import action_plan, paths
+from pipelines import paths
 from pipelines.config import load_params
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
@@ -149,10 +149,11 @@ def relative(tree: Any, root: Path) -> Any:
 
 def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     """Score every customer at as_of and write all sinks; returns the report (also reports/score.json)."""
-    from pipelines.sinks import ScoreSinks
+    from pipelines.sinks import ScoreSinks, check_tables
 
     started = time.perf_counter()
     cfg, layout = ScoringConfig.from_params(params.get("scoring") or {}), layout_of(params)
+    check_tables(paths.rebase(paths.OUTPUTS, root), layout, cfg.sink)  # a table this batch cannot go into: stop now
     standalone = bool((params.get("churn") or {}).get("model_uri"))
     source = standalone_features(params, root) if standalone else paths.rebase(paths.FEATURE_FILES["score"], root)
     if not source.exists():
@@ -194,7 +195,6 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
               "risk_bands": summary.groupby("churn_risk_band")["customers"].sum().astype(int).to_dict(),
               "segments": summary.groupby("rfm_segment")["customers"].sum().astype(int).to_dict(),
               "seconds": round(time.perf_counter() - started, 2)}
-    report["action_plan"] = action_plan.run(params, root, features=source)  # the whole batch at once (budget)
     report = relative(report, Path(root))
     write_report(report, paths.rebase(paths.SCORE_REPORT, root), "score", root)  # scored_at, seconds: reports/runs/
     return report

@@ -7,12 +7,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import duckdb
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 from models.scoring.schema import BATCH_KEY, Column, ScoreLayout, check_scores, file_columns, output_columns
 from models.scoring.summary import summary_columns
 from pipelines.sinks.arrow import check_batch, to_arrow
 from pipelines.sinks.crm_csv import CsvSink
+from pipelines.sinks.evolve import evolve
 from pipelines.sinks.files import remove_stale, temp_beside
 from pipelines.sinks.parquet import ParquetSink
 from pipelines.sinks.tables import SCORES, SUMMARY, DuckDBSink, SqlSink
@@ -21,6 +25,30 @@ CSV_NAME, PARQUET_NAME, WAREHOUSE_NAME = "customer_scores.csv", "customer_scores
 TABLE_SINKS = ("sql", "duckdb")  # hold every contract column; the files leave out TABLE_ONLY (scored_at)
 COMMIT_ORDER = ("sql", "duckdb", "parquet", "csv")  # the sink most likely to fail a commit goes first
 _ACTIVE: set[Path] = set()  # outputs folders with an open ScoreSinks in this process
+
+
+def check_tables(outputs_dir: Path, layout: ScoreLayout, sql_url: str | None = None,
+                 extra_tables: dict[str, list[Column]] | None = None) -> None:
+    """Raise SchemaMismatch (one line) now, before any scoring, when an existing table cannot take this batch."""
+    tables = {SCORES: output_columns(layout), SUMMARY: summary_columns(layout), **(extra_tables or {})}
+    warehouse = Path(outputs_dir) / WAREHOUSE_NAME
+    if warehouse.exists():
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            for table in names & set(tables):
+                found = [(r[1], r[2], not r[3]) for r in con.execute(f"PRAGMA table_info('{table}')").fetchall()]
+                evolve(table, found, tables[table], str(warehouse))
+    if sql_url:
+        engine = sa.create_engine(sql_url, poolclass=NullPool)
+        where = sa.engine.make_url(sql_url).render_as_string(hide_password=True)
+        try:
+            with engine.connect() as conn:
+                inspector = sa.inspect(conn)
+                for table in set(inspector.get_table_names()) & set(tables):
+                    found = [(c["name"], c["type"], c["nullable"]) for c in inspector.get_columns(table)]
+                    evolve(table, found, tables[table], where)
+        finally:
+            engine.dispose()
 
 
 class RowCountMismatch(RuntimeError):

@@ -352,3 +352,15 @@ def test_extra_tables_are_written_with_the_batch_and_keyed_like_it(tmp_path):
         with pytest.raises(ValueError, match="funnel column 'horizon_days'"):
             sinks.finish(segment_summary(scores_frame(3), LAYOUT), extra={"funnel": frame.assign(horizon_days=90)})
     assert warehouse_counts(tmp_path, "funnel") == {"2024-01-31": 2}  # the failed batch rolled back
+
+
+def test_check_tables_names_the_mismatch_before_any_work(tmp_path):
+    from pipelines.sinks.writer import check_tables
+
+    check_tables(tmp_path, LAYOUT)  # no warehouse yet: nothing to check
+    run_batch(tmp_path, scores_frame(2))
+    check_tables(tmp_path, replace(LAYOUT, horizon_days=90))  # another horizon: same columns, fine
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("ALTER TABLE customer_scores RENAME COLUMN p_purchase TO p_purchase_181d")
+    with pytest.raises(SchemaMismatch, match="table customer_scores .*p_purchase_181d"):
+        check_tables(tmp_path, LAYOUT)
