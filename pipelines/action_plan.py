@@ -8,6 +8,7 @@ written, from outputs/customer_scores.parquet and the rule columns of the score 
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -132,11 +133,33 @@ def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], r
     return summary
 
 
+def measured_rates(cfg: ScoringConfig, root: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """Save rates measured by the campaign each action names (reports/campaigns.json), and each rate's source."""
+    from models.campaigns import measured_save_rate
+
+    target = paths.rebase(paths.CAMPAIGNS_REPORT, root)
+    report = json.loads(target.read_text(encoding="utf-8")) if target.exists() else None
+    rates, sources = {}, {}
+    for rule in cfg.actions:
+        rate = measured_save_rate(report, rule.campaign) if rule.campaign else None
+        if rate is not None:
+            rates[rule.name] = rate
+        sources[rule.name] = f"measured: {rule.campaign}" if rate is not None else "assumed"
+    return rates, sources
+
+
 def run(params: dict[str, Any], root: Path = paths.ROOT, save_rates: Mapping[str, float] | None = None,
         features: Path | None = None) -> dict[str, Any]:
     """Plan the batch in outputs/ (rule columns from `features`, default the score features) and write it;
-    returns the short report (counts, cost, value, bound)."""
+    save rates: given, else measured by the campaign an action names, else the configured ones. Returns the short
+    report (counts, cost, value, bound)."""
+    cfg = ScoringConfig.from_params(params.get("scoring") or {})
+    if save_rates is None:
+        save_rates, sources = measured_rates(cfg, Path(root))
+    else:
+        sources = {r.name: "given" if r.name in save_rates else "assumed" for r in cfg.actions}
     rows, summary = build(params, Path(root), save_rates, features)
+    summary["save_rate_source"] = sources
     full = write(rows, summary, params, Path(root))
     return {k: full[k] for k in ("rows", "spent", "budget", "expected_value", "upper_bound") if k in full}
 

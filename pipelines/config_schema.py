@@ -316,6 +316,7 @@ class ActionSchema(Strict):
     cost: Annotated[float, Field(ge=0, description="a number >= 0")] = 0.0  # H5: per customer
     save_rate: Annotated[float, Field(ge=0, le=1, description="a number in [0, 1]")] = 0.0  # H5
     capacity: NonNegInt | None = None  # H5: customers, null = no limit
+    campaign: Text | None = None  # H5/H7: measured campaign whose save rate replaces save_rate
     en: Text
     zh: Text
 

@@ -33,6 +33,7 @@ class ActionRule:
     cost: float = 0.0
     save_rate: float = 0.0
     capacity: int | None = None
+    campaign: str | None = None  # a measured campaign whose save rate replaces save_rate (reports/campaigns.json)
 
 
 def _labels(block: dict[str, Any], where: str) -> dict[str, str]:
@@ -67,7 +68,8 @@ def parse_rule(item: dict[str, Any]) -> ActionRule:
         raise ValueError(f"scoring.actions[{name}]: cost must be >= 0, save_rate in [0, 1] and capacity >= 0 or null, "
                          f"got cost={item.get('cost')}, save_rate={item.get('save_rate')}, "
                          f"capacity={item.get('capacity')}")
-    return ActionRule(name, when, _labels(item, f"scoring.actions[{name}]"), days, cost, save, capacity)
+    return ActionRule(name, when, _labels(item, f"scoring.actions[{name}]"), days, cost, save, capacity,
+                      str(item["campaign"]) if item.get("campaign") else None)
 
 
 def parse_conditions(block: dict[str, Any] | None, where: str) -> dict[str, dict[str, Any]]:

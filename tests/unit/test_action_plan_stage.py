@@ -85,3 +85,21 @@ def test_an_unknown_band_label_is_named(tmp_path: Path, base: dict) -> None:
     pd.read_parquet(path).assign(churn_risk_band=np.array(["severe", "low", "low", "low"])).to_parquet(path)
     with pytest.raises(ValueError, match="churn_risk_band.*severe"):
         action_plan.run(base, tmp_path)
+
+
+def test_a_measured_campaign_replaces_the_assumed_save_rate(tmp_path: Path, base: dict) -> None:
+    batch(tmp_path, [300.0, 400.0, 30.0, 3.0])
+    params = with_(base, budget=None)
+    params["scoring"]["actions"][0]["campaign"] = "winback_q2"  # personal_winback
+    (tmp_path / "reports").mkdir()
+    measured = {"campaign": "winback_q2", "status": "measured", "save_rate": 0.05, "save_rate_ci": [0.01, 0.09],
+                "purchase_uplift": 0.02, "purchase_uplift_ci": [0.0, 0.04], "churn_rate_control": 0.8,
+                "n_treatment": 500, "n_control": 500}
+    (tmp_path / "reports" / "campaigns.json").write_text(json.dumps({"horizon_days": 181, "campaigns": [measured]}))
+    action_plan.run(params, tmp_path)
+    plan = pd.read_csv(tmp_path / "outputs" / "action_plan.csv", dtype={"customer_id": str})
+    # measured 0.05: winback for a is worth 0.9*300*0.05-10 = 3.5 < retention 38.5
+    assert plan.set_index("customer_id").loc["a", "action"] == "retention_offer"
+    summary = json.loads((tmp_path / "reports" / "action_plan.json").read_text(encoding="utf-8"))
+    assert summary["save_rate_source"]["personal_winback"] == "measured: winback_q2"
+    assert summary["save_rate_source"]["retention_offer"] == "assumed"
