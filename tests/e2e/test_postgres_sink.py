@@ -10,11 +10,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from models.scoring.schema import output_columns, table_ddl
+from models.scoring.schema import file_columns, table_ddl
 from models.scoring.summary import segment_summary
 from pipelines.sinks import ScoreSinks
 from tests import pg
-from tests.sink_writer import FIRST_AS_OF, LAYOUT, SCORED_AT, SECOND_AS_OF, scores_frame
+from tests.sink_writer import FIRST_AS_OF, LAYOUT, SECOND_AS_OF, scores_frame
 
 NUMBERS = itertools.count()
 pytestmark = pytest.mark.slow  # starts a PostgreSQL server (a few seconds)
@@ -73,7 +73,7 @@ def test_sql_sink_values_and_types(tmp_path, db_url):
     frame["reason_1"] = ["=SUM(A1)", 'a, "quoted"\nreason']
     frame["rfm_segment"] = ["流失客户", "champions"]
     run_batch(tmp_path, frame, sql_url=db_url)
-    row = query(db_url, "SELECT customer_id, churn_probability, clv_12m, clv_decile, reason_1, reason_3, rfm_segment, "
+    row = query(db_url, "SELECT customer_id, churn_probability, clv, clv_decile, reason_1, reason_3, rfm_segment, "
                         "scored_at FROM customer_scores ORDER BY customer_id")[0]
     assert row == ("c0000000", Decimal("0.0000"), Decimal("0.01"), 1, "=SUM(A1)", "", "流失客户",
                    dt.datetime(2024, 2, 1, 6, 30, 15, 250000))
@@ -96,27 +96,25 @@ def test_failed_run_leaves_the_previous_batch(tmp_path, db_url):
 def test_crm_csv_imports_by_copy_into_a_strict_table(tmp_path, db_url):
     frame = scores_frame(4)
     frame["churn_probability"] = [0.1234, 0.5, 0.98765, 0.0]
-    frame["clv_12m"] = [30.75, 0.0, 1234567.891, -2.5]
+    frame["clv"] = [30.75, 0.0, 1234567.891, -2.5]
     frame["reason_1"] = ["=SUM(A1)", 'orders, "recent" ones', "line one\nline two", "@mention"]
     frame["reason_2"] = ["", "", "", "+1"]
     frame["rfm_segment"] = ["流失客户", "champions", "at_risk", "高价值"]
     run_batch(tmp_path, frame)
     csv = (tmp_path / "customer_scores.csv").read_bytes()
     with psycopg.connect(libpq(db_url)) as conn, conn.cursor() as cur:
-        cur.execute(table_ddl("customer_scores", output_columns(LAYOUT)))
+        cur.execute(table_ddl("customer_scores", file_columns(LAYOUT)))  # the CSV has no scored_at (SQL sinks only)
         with cur.copy("COPY customer_scores FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
             copy.write(csv)
         cur.execute("SELECT * FROM customer_scores ORDER BY customer_id")
         rows = cur.fetchall()
     assert len(rows) == len(frame)
-    columns = output_columns(LAYOUT)
+    columns = file_columns(LAYOUT)
     for row, (_, source) in zip(rows, frame.iterrows(), strict=True):
         for col, value in zip(columns, row, strict=True):
             expected = source[col.name]
             if col.kind == "decimal":
                 expected = Decimal(f"{expected:.{col.decimals}f}")
-            elif col.kind == "timestamp":
-                expected = SCORED_AT.floor("s").tz_localize(None).to_pydatetime()
             elif col.kind == "text" and str(expected)[:1] in ("=", "+", "-", "@", "\t", "\r"):
                 expected = "'" + expected
             assert value == expected, f"{source['customer_id']} {col.name}: {value!r} != {expected!r}"
