@@ -210,6 +210,10 @@ class DataConfig(Strict):
     max_reject_share: Share = None
     decimal: Literal[".", ","] = None
     thousands: Literal[",", ".", " ", "'", "_"] | None = None
+    pii: list[Text] = None  # H6: source columns always treated as personal data
+    pii_detect: bool = None  # H6: also detect them by column name and content
+    pii_action: Literal["drop", "hash"] = None  # H6
+    consent_column: str | None = None  # H6: a customers column; truthy = consent
     pii: list[Text] = None
     pii_detect: bool = None
     pii_action: Literal["drop", "hash"] = None
@@ -343,6 +347,7 @@ class ScoringSchema(Strict):
     budget: Annotated[float, Field(ge=0, description="a number >= 0")] | None = None  # H5: action plan, null = none
     must_act: dict[str, Condition] = Field(default_factory=dict)  # H5: always get a saving action
     plan_top: PosInt = 20  # H5: at-risk customers listed in the plan summary
+    pseudonymise_ids: bool = None  # H6: customer_id in every output is its keyed hash
 
     @model_validator(mode="after")
     def _bands_increase(self) -> ScoringSchema:
