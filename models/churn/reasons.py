@@ -76,6 +76,9 @@ EVENTS = {
 }
 WINDOW = re.compile(r"^(?P<prefix>[a-z_]+?)_(?P<n>\d+)d$")
 UNKNOWN = ("{name} unknown", "{name}未知")
+NO_GAP = ("only one purchase day so far (no gap between purchases yet)", "仅有一个购买日（尚无购买间隔）")
+MISSING = {"mean_gap_days": NO_GAP, "std_gap_days": NO_GAP, "days_since_last_over_mean_gap": NO_GAP,
+           "monetary_value": ("no repeat purchase yet", "尚无复购")}  # what a missing value means, where known
 
 
 def _number(x: float) -> str:
@@ -105,7 +108,7 @@ def fact(feature: str, value: str, locale: str, horizon_days: int | None = None,
     if locale not in LOCALES:
         raise ValueError(f"features.segment_locale must be one of {LOCALES}, got {locale!r}")
     if value in ("", "missing"):
-        return UNKNOWN[LOCALES.index(locale)].format(name=feature)
+        return MISSING.get(feature, UNKNOWN)[LOCALES.index(locale)].format(name=feature)
     text = template(feature, locale)
     if feature == "rfm_segment":
         labels = {names[0]: names[1 + LOCALES.index(locale)] for names in SEGMENTS.values()}

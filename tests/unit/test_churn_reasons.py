@@ -19,6 +19,8 @@ from models.churn.reasons import code, fact, localised_reasons, parse_code, sent
     ("rfm_segment", "champions", -1, "RFM segment Champions lowers risk", "RFM分群：重要价值客户，流失风险下降"),
     ("shoe_size", "42", 1, "shoe_size = 42 raises risk", "shoe_size = 42，流失风险上升"),
     ("avg_order_value", "missing", 1, "avg_order_value unknown raises risk", "avg_order_value未知，流失风险上升"),
+    ("days_since_last_over_mean_gap", "missing", -1, "only one purchase day so far (no gap between purchases yet) "
+     "lowers risk", "仅有一个购买日（尚无购买间隔），流失风险下降"),
 ])
 def test_sentences_in_both_locales(feature: str, value: str, sign: int, en: str, zh: str) -> None:
     assert sentence(feature, value, sign, "en") == en
