@@ -27,6 +27,7 @@ INTERIM = ROOT / "data" / "interim"
 TRANSACTIONS = INTERIM / "transactions.parquet"
 EVENTS = INTERIM / "events.parquet"
 CUSTOMERS = INTERIM / "customers.parquet"
+CAMPAIGNS = INTERIM / "campaigns.parquet"  # optional campaign exposure (empty when the source has none)
 TRUTH = INTERIM / "truth.parquet"
 REJECTED = INTERIM / "rejected"
 
@@ -36,6 +37,7 @@ FEATURE_FILES = {role: FEATURES / f"{role}.parquet" for role in ("train", "eval"
 REPORTS = ROOT / "reports"
 INGEST_REPORT = REPORTS / "ingest.json"
 FEATURES_REPORT = REPORTS / "features.json"
+CAMPAIGNS_REPORT = REPORTS / "campaigns.json"
 PLOTS = REPORTS / "plots"
 
 OUTPUTS = ROOT / "outputs"
