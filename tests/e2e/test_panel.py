@@ -28,6 +28,7 @@ import pytest
 
 from features import synthetic
 from tests.conftest import ROOT, compose_params, record_panel_row
+from tests.privacy_canary import assert_no_canaries
 
 pytestmark = pytest.mark.slow
 
@@ -212,6 +213,14 @@ def check_out_of_time(run: Run) -> None:
         f"beyond the paired-bootstrap CI [{auc['delta_ci95_low']:.4f}, {auc['delta_ci95_high']:.4f}]")
 
 
+def check_no_personal_data(run: Run) -> None:
+    """Issue 11: the synthetic profiles' canary e-mails, phones, names and addresses reach no file the run wrote."""
+    run.require()
+    if run.member.name != "synthetic_small":  # every regime draws the same profiles: one member is enough
+        pytest.skip("checked on synthetic_small (profiles and their canaries are the same in every regime)")
+    assert_no_canaries(run.root)
+
+
 class PanelChecks:
     """The checks every panel member must pass (collected through the TestPanel_<member> classes)."""
 
@@ -228,6 +237,9 @@ class PanelChecks:
 
     def test_champion_holds_up_out_of_time(self, run: Run) -> None:
         check_out_of_time(run)
+
+    def test_no_personal_data_reaches_any_output(self, run: Run) -> None:
+        check_no_personal_data(run)
 
 
 for _member in MEMBERS:
