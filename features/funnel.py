@@ -6,8 +6,9 @@ the entry time plus `window_days` (a hard filter: later steps never count). The 
 `lookback_days` ending `window_days` before the end of as_of, so every entrant had the whole window to
 convert by as_of (no right-censoring). Step `purchase` is read from the transactions (amount >= 0 or no
 amount), every other step is an `event_type`. Breakdowns: the entry event's channel and the RFM segment at
-as_of (`no_purchase` for customers not yet buying). SQL in features/sql/funnel.sql (set-based, one pass over
-the events into a filtered temp table, then one join per step).
+as_of (`no_purchase` for customers not yet buying). Set-based SQL: one filtered pass over the events (and the
+transactions) into a temp table, the entrants, one join of their rows inside the window, then small per-step
+joins; the aggregation is features/sql/funnel.sql.
 """
 
 from __future__ import annotations
@@ -86,31 +87,41 @@ def _check_name(name: str) -> str:
 
 
 def _rows_sql(cfg: FunnelConfig, events: str, transactions: str) -> str:
-    """The one scan: step events (and purchases) in (entry start, end of as_of] as (customer, step, channel, t)."""
+    """The one scan: step events (and purchases) in (entry start, end of as_of] as (customer, k, channel, t)."""
     parts = []
-    event_steps = [s for s in cfg.steps if s != PURCHASE_STEP]
+    event_steps = [(k, s) for k, s in enumerate(cfg.steps, start=1) if s != PURCHASE_STEP]
     if event_steps:
-        listed = ", ".join(f"'{s}'" for s in event_steps)
-        parts.append(f"SELECT customer_id, event_type AS step, channel, epoch_us(ts) AS t FROM {events} "
-                     f"WHERE event_type IN ({listed}) AND ts > $start AND ts < $horizon")
+        listed = ", ".join(f"'{s}'" for _, s in event_steps)
+        code = " ".join(f"WHEN '{s}' THEN {k}" for k, s in event_steps)
+        parts.append(f"SELECT customer_id, CASE event_type {code} END AS k, channel, epoch_us(ts) AS t "
+                     f"FROM {events} WHERE event_type IN ({listed}) AND ts > $start AND ts < $horizon")
     if PURCHASE_STEP in cfg.steps:
-        parts.append(f"SELECT customer_id, '{PURCHASE_STEP}' AS step, channel, epoch_us(ts) AS t FROM {transactions} "
+        k = cfg.steps.index(PURCHASE_STEP) + 1
+        parts.append(f"SELECT customer_id, {k} AS k, channel, epoch_us(ts) AS t FROM {transactions} "
                      f"WHERE {PURCHASE} AND ts > $start AND ts < $horizon")
     return " UNION ALL ".join(parts)
 
 
+# Entrants: first step-1 time in the entry period and that event's channel.
+ENTRIES_SQL = (f"SELECT customer_id, MIN(t) AS t_1, MIN_BY(channel, t) AS entry_channel FROM {_ROWS} "
+               "WHERE k = 1 AND t <= $entry_end GROUP BY customer_id")
+# The entrants' later-step rows inside their window: the only join against the scanned rows.
+WINDOW_SQL = (f"SELECT r.customer_id, r.k, r.t FROM {_ROWS} AS r JOIN _funnel_entries AS e "
+              "ON r.customer_id = e.customer_id WHERE r.k > 1 AND r.t >= e.t_1 AND r.t <= e.t_1 + $window")
+
+
 def journeys_sql(cfg: FunnelConfig) -> str:
     """One row per entrant: customer_id, entry_channel, t_1 .. t_K (NULL after the last step reached)."""
-    first = cfg.steps[0]
-    ctes = [f"s1 AS (SELECT customer_id, MIN(t) AS t_1, MIN_BY(channel, t) AS entry_channel FROM {_ROWS} "
-            f"WHERE step = '{first}' AND t <= $entry_end GROUP BY customer_id)"]
-    for k, step in enumerate(cfg.steps[1:], start=2):  # each step carries t_1 (the window) and its own time
-        ctes.append(f"s{k} AS (SELECT p.customer_id, p.t_1, MIN(r.t) AS t_{k} FROM s{k - 1} AS p JOIN {_ROWS} AS r "
-                    f"ON r.customer_id = p.customer_id AND r.step = '{step}' AND r.t >= p.t_{k - 1} "
-                    f"AND r.t <= p.t_1 + $window GROUP BY p.customer_id, p.t_1)")
-    times = ", ".join(f"s{k}.t_{k}" for k in range(2, len(cfg.steps) + 1))
-    joins = " ".join(f"LEFT JOIN s{k} ON s{k}.customer_id = s1.customer_id" for k in range(2, len(cfg.steps) + 1))
-    return f"WITH {', '.join(ctes)} SELECT s1.customer_id, s1.entry_channel, s1.t_1, {times} FROM s1 {joins}"
+    ctes = ["s2 AS (SELECT customer_id, MIN(t) AS t_2 FROM _funnel_window WHERE k = 2 GROUP BY customer_id)"]
+    for k in range(3, len(cfg.steps) + 1):  # step k: its first row at or after step k-1 (inside the window)
+        ctes.append(f"s{k} AS (SELECT w.customer_id, MIN(w.t) AS t_{k} FROM _funnel_window AS w "
+                    f"JOIN s{k - 1} AS p ON p.customer_id = w.customer_id WHERE w.k = {k} AND w.t >= p.t_{k - 1} "
+                    "GROUP BY w.customer_id)")
+    later = range(2, len(cfg.steps) + 1)
+    times = ", ".join(f"s{k}.t_{k}" for k in later)
+    joins = " ".join(f"LEFT JOIN s{k} ON s{k}.customer_id = e.customer_id" for k in later)
+    return (f"WITH {', '.join(ctes)} SELECT e.customer_id, e.entry_channel, e.t_1, {times} "
+            f"FROM _funnel_entries AS e {joins}")
 
 
 def _reached_union(cfg: FunnelConfig) -> str:
@@ -134,20 +145,25 @@ def funnel(con: duckdb.DuckDBPyConnection, cfg: FunnelConfig, as_of: date, event
     `segments` names a relation (customer_id, rfm_segment); None: every entrant is `no_purchase`.
     """
     con.execute("SET TimeZone = 'UTC'")
+    [(ordered,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    con.execute("SET preserve_insertion_order = false")  # the temp tables need no order: parallel inserts
     start, entry_end, horizon = entry_period(as_of, cfg)
     events, transactions = _check_name(events), _check_name(transactions)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_rows_sql(cfg, events, transactions)}",
-                {"start": start, "horizon": horizon})
+    seg = _check_name(segments) if segments else "(SELECT NULL AS customer_id, NULL AS rfm_segment WHERE 1 = 0)"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_journeys AS {journeys_sql(cfg)}",
-                    {"entry_end": _epoch_us(entry_end), "window": cfg.window_us})
-        seg = _check_name(segments) if segments else "(SELECT NULL AS customer_id, NULL AS rfm_segment WHERE 1 = 0)"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_rows_sql(cfg, events, transactions)}",
+                    {"start": start, "horizon": horizon})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_entries AS {ENTRIES_SQL}",
+                    {"entry_end": _epoch_us(entry_end)})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_window AS {WINDOW_SQL}", {"window": cfg.window_us})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_journeys AS {journeys_sql(cfg)}")
         query = sql_text("funnel").format(journeys="_funnel_journeys", segments=seg,
                                           reached_union=_reached_union(cfg), steps=_steps_values(cfg))
         frame = con.execute(query).df()
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_ROWS}")
-        con.execute("DROP TABLE IF EXISTS _funnel_journeys")
+        for table in (_ROWS, "_funnel_entries", "_funnel_window", "_funnel_journeys"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(f"SET preserve_insertion_order = {bool(ordered)}")
     for col in ("step_index", "customers", "drop_off"):
         frame[col] = frame[col].astype("int64")
     return frame[COLUMNS]

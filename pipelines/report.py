@@ -3,8 +3,10 @@
 Headline metrics, the churn champion and its validation, churn model vs baselines (with deltas to the best
 baseline), the ablation, the CLV purchase-model selection, CLV model vs challenger (or why spend is absent),
 the training figures (churn PNGs embedded, CLV plot CSVs drawn here), the ingest summary, the segment summary
-of outputs/customer_scores.parquet and the cohort retention matrix. Viewable offline: inline CSS, images as
-data: URIs, no script and no external URL.
+of outputs/customer_scores.parquet, churn and CLV per segment, the conversion funnel and the segment migration
+(warehouse tables of this batch), the action plan (reports/action_plan.json), the cohort retention matrix and a
+glossary. Headline CLV figures are those of the as_of scores (the same rows as the segment table), never the
+backtest fit at the evaluation cutoff. Viewable offline: inline CSS, images as data: URIs, no script, no URL.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary, summary_parts
 from pipelines import paths
 from pipelines import report_html as html
+from pipelines import report_sections as sections
 from pipelines.config import load_params
 from pipelines.io import atomic_path
 from pipelines.report_plots import CLV_PLOTS, clv_figure, data_uri, png_bytes
@@ -38,9 +41,12 @@ CHURN_FIGURES = {
     "shap_summary": "Churn: SHAP summary",
 }
 BATCH_ROWS = 500_000  # customer_scores rows per record batch (the file may hold ~10M customers)
-SCORE_COLUMNS = ["customer_id", "as_of", "rfm_segment", "churn_risk_band", "churn_probability"]
+SCORE_COLUMNS = ["customer_id", "as_of", "horizon_days", "clv_months", "rfm_segment", "churn_risk_band",
+                 "churn_probability"]
 SECTIONS = [("headline", "Headline"), ("churn", "Churn"), ("clv", "CLV"), ("segments-section", "Segments"),
-            ("cohorts-section", "Cohorts"), ("data", "Data")]
+            ("distribution-section", "By segment"), ("plan-section", "Action plan"), ("funnel-section", "Funnel"),
+            ("migration-section", "Migration"), ("cohorts-section", "Cohorts"), ("data", "Data"),
+            ("glossary", "Glossary")]
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,11 @@ class Locations:
     def scores(self) -> Path:
         """outputs/customer_scores.parquet (score stage)."""
         return paths.rebase(paths.OUTPUTS, self.root) / "customer_scores.parquet"
+
+    @property
+    def warehouse(self) -> Path:
+        """outputs/warehouse.duckdb (score stage: funnel and segment_migration of the batch)."""
+        return paths.rebase(paths.OUTPUTS, self.root) / "warehouse.duckdb"
 
     @property
     def transactions(self) -> Path:
@@ -104,7 +115,7 @@ def score_layout(params: dict[str, Any]) -> ScoreLayout:
 def scores_summary(path: Path, layout: ScoreLayout, batch_rows: int = BATCH_ROWS) -> pd.DataFrame:
     """segment_summary of customer_scores.parquet, streamed in record batches; errors name file and columns."""
     require(path, "score")
-    wanted = [*SCORE_COLUMNS, layout.clv_column]
+    wanted = list(dict.fromkeys([*SCORE_COLUMNS, layout.clv_column]))
     present = set(pq.read_schema(path).names)
     missing = [c for c in wanted if c not in present]
     if missing:
@@ -114,14 +125,19 @@ def scores_summary(path: Path, layout: ScoreLayout, batch_rows: int = BATCH_ROWS
 
 
 def score_headline(summary: pd.DataFrame) -> dict[str, Any]:
-    """Customers and mean churn probability of the latest scoring batch, from its segment summary."""
+    """Customers, mean churn probability and CLV total / mean of the latest scoring batch, from its segment summary.
+
+    CLV is None when the batch has no amounts (every segment's total is null), never 0.
+    """
     if summary.empty:
-        return {"customers": 0, "as_of": None, "mean_churn_probability": None}
+        return {"customers": 0, "as_of": None, "mean_churn_probability": None, "total_clv": None, "mean_clv": None}
     latest = summary["as_of"].max()
     batch = summary[summary["as_of"] == latest]
     customers = int(batch["customers"].sum())
     mean = float((batch["mean_churn_probability"] * batch["customers"]).sum() / customers)
-    return {"customers": customers, "as_of": str(latest)[:10], "mean_churn_probability": mean}
+    total = float(batch["total_clv"].sum()) if batch["total_clv"].notna().any() else None
+    return {"customers": customers, "as_of": str(latest)[:10], "mean_churn_probability": mean,
+            "total_clv": total, "mean_clv": None if total is None else total / customers}
 
 
 def cohorts_at(transactions: Path, as_of: date) -> pd.DataFrame:
@@ -161,12 +177,13 @@ def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
         raise ValueError(f"{where.report('features.json')}: no `as_of` key")
     as_of = date.fromisoformat(str(features["as_of"]))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    headline = score_headline(summary)
     return {
         "title": f"churn-clv report — as of {as_of}",
         "subtitle": f"data {ingest.get('source', '?')}, churn horizon {layout.horizon_days} days, "
                     f"CLV horizon {layout.horizon_months} months, evaluation cutoff {churn.get('eval_cutoff', '?')}",
         "sections": SECTIONS,
-        "cards": html.headline(ingest, features, churn, clv, score_headline(summary)),
+        "cards": html.headline(ingest, features, churn, clv, headline),
         "churn_champion": html.churn_champion_table(churn),
         "churn_models": html.churn_models_table(table),
         "churn_delta": html.churn_delta_table(churn.get("comparison", [])),
@@ -178,11 +195,28 @@ def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
         "spend_note": html.spend_note(clv),
         "clv_figures": clv_figures(where),
         "segments": html.segment_table(summary, layout.horizon_months),
+        "insights": insight_sections(where, layout, headline, ingest),
+        "glossary": sections.GLOSSARY,
         "cohorts": html.cohort_table(cohorts_at(where.transactions, as_of)),
         "ingest": html.ingest_table(ingest),
         "footer": f"Generated {now} by `python -m pipelines.report` from reports/, artifacts/churn/plots/, "
-                  "outputs/customer_scores.parquet and data/interim/transactions.parquet.",
+                  "outputs/customer_scores.parquet, outputs/warehouse.duckdb and data/interim/transactions.parquet.",
     }
+
+
+def insight_sections(where: Locations, layout: ScoreLayout, headline: dict[str, Any],
+                     ingest: dict[str, Any]) -> list[sections.Section]:
+    """Churn/CLV per segment, action plan, funnel and migration of the batch shown in the headline."""
+    key = {"as_of": date.fromisoformat(headline["as_of"]) if headline["as_of"] else None,
+           "horizon_days": layout.horizon_days, "clv_months": layout.horizon_months}
+    events = ingest.get("events") if isinstance(ingest.get("events"), dict) else {}
+    plan_path = where.report("action_plan.json")
+    plan = json.loads(plan_path.read_text(encoding="utf-8")) if plan_path.exists() else None
+    return [sections.distribution_section(where.scores, layout.clv_column),
+            sections.action_plan_section(plan),
+            sections.funnel_section(sections.warehouse_table(where.warehouse, "funnel", key),
+                                    bool(events.get("rows_kept"))),
+            sections.migration_section(sections.warehouse_table(where.warehouse, "segment_migration", key))]
 
 
 def write_text(text: str, target: Path) -> None:

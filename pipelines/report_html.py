@@ -88,27 +88,33 @@ def verdict(better: bool | None) -> Cell:
 
 
 def headline(ingest: Mapping, features: Mapping, churn: Mapping, clv: Mapping, scores: Mapping) -> list[dict]:
-    """The headline cards: label, value, hint."""
-    model, money = churn.get("model", {}), clv.get("clv", {})
+    """The headline cards: label, value, hint. CLV figures are the as_of scores' (the segment table's rows)."""
+    model, backtest = churn.get("model", {}), clv.get("clv", {})
     months, h = clv.get("horizon_months", "?"), churn.get("horizon_days", features.get("horizon_days", "?"))
-    champion = clv.get("champion", {})
+    champion, name = clv.get("champion", {}), (churn.get("champion") or {}).get("name", "churn model")
+    at = f"as_of {scores.get('as_of', '?')}"
+    fit = backtest.get(f"total_{months}m")
     return [
         {"label": "as of", "value": str(features.get("as_of", "–")),
          "hint": f"data source {ingest.get('source', '?')}; features use every transaction up to this day"},
         {"label": "customers scored", "value": fmt(scores.get("customers"), 0),
-         "hint": f"one row each in outputs/customer_scores (as_of {scores.get('as_of', '?')})"},
+         "hint": f"one row each in outputs/customer_scores ({at})"},
         {"label": "churn rate (backtest)", "value": pct(churn.get("eval_churn_rate")),
          "hint": f"{fmt(churn.get('eval_rows'), 0)} customers at {churn.get('eval_cutoff', '?')} with no purchase "
                  f"in the next {h} days"},
         {"label": "mean predicted churn", "value": pct(scores.get("mean_churn_probability")),
-         "hint": f"mean churn_probability at as_of (next {h} days)"},
-        {"label": "LightGBM ROC AUC", "value": fmt(model.get("roc_auc")), "hint": "evaluation cutoff, out of time"},
-        {"label": "LightGBM log loss", "value": fmt(model.get("log_loss")), "hint": "lower is better"},
-        {"label": "LightGBM ECE", "value": fmt(model.get("ece")), "hint": "expected calibration error"},
-        {"label": f"total CLV, {months} months", "value": fmt(money.get(f"total_{months}m"), 0),
-         "hint": f"interval {fmt(money.get('total_low'), 0)} – {fmt(money.get('total_high'), 0)}"},
-        {"label": f"mean CLV, {months} months", "value": fmt(money.get(f"mean_{months}m"), 2),
-         "hint": f"{fmt(clv.get('customers'), 0)} customers, model {clv.get('model', '?')}"},
+         "hint": f"mean churn_probability at {at} (next {h} days)"},
+        {"label": "churn ROC AUC", "value": fmt(model.get("roc_auc")),
+         "hint": f"{name} at the evaluation cutoff, out of time (0.5 = random)"},
+        {"label": "churn log loss", "value": fmt(model.get("log_loss")), "hint": f"{name}; lower is better"},
+        {"label": "churn ECE", "value": fmt(model.get("ece")),
+         "hint": f"{name}; expected calibration error (0 = perfectly calibrated)"},
+        {"label": f"total CLV, {months} months", "value": fmt(scores.get("total_clv"), 0),
+         "hint": f"sum of clv over the {fmt(scores.get('customers'), 0)} customers scored at {at} (= the segment "
+                 f"table); the backtest fit at {churn.get('eval_cutoff', 'the evaluation cutoff')} gave "
+                 f"{fmt(fit, 0)}"},
+        {"label": f"mean CLV, {months} months", "value": fmt(scores.get("mean_clv"), 2),
+         "hint": f"per customer scored at {at}, model {clv.get('model', '?')}"},
         {"label": "CLV purchase model", "value": str(clv.get("model", "–")),
          "hint": selection_hint(clv.get("selection"))},
         {"label": "CLV champion", "value": str(champion.get("chosen", "–")),
@@ -318,14 +324,21 @@ def segment_table(summary: pd.DataFrame, clv_months: int) -> Table:
         rows.append([
             Cell(str(r["as_of"])[:10]), Cell(str(r["rfm_segment"]), "name"), Cell(str(r["churn_risk_band"])),
             Cell(fmt(int(r["customers"]), 0), "num"), Cell(pct(r["customers"] / total if total else None), "num"),
-            Cell(pct(r["mean_churn_probability"]), "num"), Cell(fmt(r[f"total_clv_{clv_months}m"], 2), "num"),
-            Cell(fmt(r[f"mean_clv_{clv_months}m"], 2), "num"),
+            Cell(pct(r["mean_churn_probability"]), "num"), Cell(fmt(r["total_clv"], 2), "num"),
+            Cell(fmt(r["mean_clv"], 2), "num"),
         ])
+    if len(summary):
+        customers = int(summary["customers"].sum())
+        churn = float((summary["mean_churn_probability"] * summary["customers"]).sum() / customers)
+        clv = float(summary["total_clv"].sum()) if summary["total_clv"].notna().any() else None
+        rows.append([Cell("all", "name"), Cell("all", "name"), Cell("all"), Cell(fmt(customers, 0), "num"),
+                     Cell(pct(customers / total), "num"), Cell(pct(churn), "num"), Cell(fmt(clv, 2), "num"),
+                     Cell(fmt(None if clv is None else clv / customers, 2), "num")])
     return Table("segments", "Segment summary", ["as_of", "RFM segment", "churn risk band", "customers", "share",
-                                                 "mean churn probability", f"total CLV {clv_months}m",
-                                                 f"mean CLV {clv_months}m"], rows,
+                                                 "mean churn probability", f"total CLV {clv_months} months",
+                                                 f"mean CLV {clv_months} months"], rows,
                  "From outputs/customer_scores: one row per RFM segment and churn risk band (bands from low to high "
-                 "risk within a segment); share of all customers scored.")
+                 "risk within a segment); share of all customers scored. The last row is the total the headline shows.")
 
 
 def heat_style(share: float, scale: float) -> str:

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from models.scoring.schema import ScoreLayout, check_scores, column_names
-from pipelines import report
+from models.scoring.schema import ScoreLayout, check_scores, column_names, output_columns
+from pipelines import insights, report
 from pipelines.report_plots import png_bytes
 from tests.conftest import tx_frame
 
@@ -68,9 +68,55 @@ def scores_frame() -> pd.DataFrame:
         "recommended_action": ["Loyalty perks"] * n,
         "model_version": ["test"] * n,
         "scored_at": pd.Timestamp("2024-04-01T00:00:00Z"),
-    })[column_names(LAYOUT)]
+        **LAYOUT.setting_values(),
+    })
+    for col in output_columns(LAYOUT):  # contract columns the report does not read: a neutral value
+        if col.name not in frame.columns:
+            frame[col.name] = "" if col.kind == "text" else 0
+    frame = frame[column_names(LAYOUT)]
     check_scores(frame, LAYOUT)
     return frame
+
+
+FUNNEL = [  # dimension, value, step_index, step, customers, step conv, overall conv, drop-off, mean h, median h
+    ("all", "all", 1, "product_view", 10, 1.0, 1.0, 0, 0.0, 0.0),
+    ("all", "all", 2, "add_to_cart", 4, 0.4, 0.4, 6, 2.0, 1.5),
+    ("all", "all", 3, "purchase", 3, 0.75, 0.3, 1, 5.0, 0.5),
+    ("channel", "web", 1, "product_view", 6, 1.0, 1.0, 0, 0.0, 0.0),
+    ("channel", "web", 2, "add_to_cart", 3, 0.5, 0.5, 3, 2.0, 1.5),
+    ("channel", "web", 3, "purchase", 3, 1.0, 0.5, 0, 5.0, 0.5),
+    ("channel", "app", 1, "product_view", 4, 1.0, 1.0, 0, 0.0, 0.0),
+    ("channel", "app", 2, "add_to_cart", 1, 0.25, 0.25, 3, 2.0, 2.0),
+    ("channel", "app", 3, "purchase", 0, 0.0, 0.0, 1, None, None),
+    ("rfm_segment", "champions", 1, "product_view", 10, 1.0, 1.0, 0, 0.0, 0.0),
+    ("rfm_segment", "champions", 2, "add_to_cart", 4, 0.4, 0.4, 6, 2.0, 1.5),
+    ("rfm_segment", "champions", 3, "purchase", 3, 0.75, 0.3, 1, 5.0, 0.5),
+]
+MIGRATION = [("champions", "champions", 2, 20.0, 38.0), ("new", "lost", 1, None, 2.0),
+             ("lost", "champions", 1, 5.0, 10.0), ("champions", "gone", 1, 0.0, None)]
+
+
+def write_warehouse(root: Path, funnel: bool = True, migration: bool = True) -> None:
+    """outputs/warehouse.duckdb with this batch's funnel and segment_migration tables (as the score stage writes)."""
+    import duckdb
+
+    key = insights.batch_key(LAYOUT, date(2024, 3, 31))
+    con = duckdb.connect(str(root / "outputs" / "warehouse.duckdb"))
+    try:
+        if funnel:
+            frame = pd.DataFrame(FUNNEL, columns=["dimension", "dimension_value", "step_index", "step", "customers",
+                                                  "step_conversion", "overall_conversion", "drop_off",
+                                                  "mean_hours_from_entry", "median_hours_from_entry"])
+            frame = frame.assign(**key, entry_from=date(2023, 12, 24), entry_to=date(2024, 3, 24), window_days=7.0)
+            con.register("f", frame[[c.name for c in insights.funnel_columns()]])
+            con.execute("CREATE TABLE funnel AS SELECT * FROM f")
+        if migration:
+            frame = pd.DataFrame(MIGRATION, columns=["from_segment", "to_segment", "customers", "revenue", "clv"])
+            frame = frame.assign(**key, previous_as_of=date(2024, 1, 31))
+            con.register("m", frame)
+            con.execute("CREATE TABLE segment_migration AS SELECT * FROM m")
+    finally:
+        con.close()
 
 
 def build_root(root: Path) -> Path:
@@ -136,6 +182,14 @@ def build_root(root: Path) -> Path:
     scores_frame().to_parquet(root / "outputs" / "customer_scores.parquet", index=False)
     (root / "data" / "interim").mkdir(parents=True, exist_ok=True)
     tx_frame(TX).to_parquet(root / "data" / "interim" / "transactions.parquet", index=False)
+    write_warehouse(root)
+    plan = {"budget": 100.0, "spent": 60.0, "value": 140.0, "upper_bound": 150.0, "revenue_at_risk_total": 25.0,
+            "per_action": [{"action": "personal_winback", "label": "Personal win-back offer", "customers": 2,
+                            "cost": 60.0, "expected_saved_revenue": 200.0, "expected_value": 140.0,
+                            "revenue_at_risk": 20.0}],
+            "top_at_risk": [{"customer_id": "b", "churn_probability": 0.9, "clv": 2.0, "value_at_risk": 1.8,
+                             "action": "personal_winback", "expected_value": 0.5}]}
+    _write(reports / "action_plan.json", json.dumps(plan))
     return root
 
 
@@ -182,7 +236,8 @@ def test_expected_tables(parsed: _Collector) -> None:
     """Model vs baselines, deltas, ablation, CLV vs challenger, ingest, segments, cohorts."""
     ids = {a.get("data-table") for tag, a in parsed.tags if tag == "table"}
     assert ids == {"churn-champion", "churn-models", "churn-vs-best", "ablation", "clv-selection", "clv-vs-challenger",
-                   "ingest", "segments", "cohorts"}
+                   "ingest", "segments", "cohorts", "distribution", "plan-actions", "plan-top", "funnel",
+                   "funnel-breakdown", "migration"}
 
 
 def table_rows(html: str, table: str) -> list[list[str]]:
@@ -243,9 +298,9 @@ def test_no_amounts_says_why_spend_is_empty(tmp_path: Path) -> None:
 
 
 def test_images_are_embedded(parsed: _Collector) -> None:
-    """Six churn figures and four CLV figures, all base64 PNG data: URIs."""
+    """6 churn, 4 CLV, 2 per-segment distribution, 1 funnel and 2 migration figures, all base64 PNG data: URIs."""
     srcs = [a["src"] for tag, a in parsed.tags if tag == "img"]
-    assert len(srcs) == 10
+    assert len(srcs) == 15
     assert all(s.startswith("data:image/png;base64,iVBOR") for s in srcs)
 
 
@@ -262,15 +317,103 @@ def test_text_is_escaped(page: tuple[Path, str], parsed: _Collector) -> None:
     html = page[1]
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in html
-    assert sum(NASTY in t for t in parsed.text) == 2  # the segment row and the churn note
+    assert sum(NASTY in t for t in parsed.text) == 3  # the segment row, the per-segment row and the churn note
 
 
 def test_headline_and_segments(parsed: _Collector) -> None:
     """Headline values and the segment summary rows from the fake run."""
     text = " ".join(parsed.text)
-    assert "2024-03-31" in text and "0.8100" in text and "50" in text
+    assert "2024-03-31" in text and "0.8100" in text
     assert "47.5%" in text  # mean churn probability of the 4 scored customers
     assert "champions" in text and "lost" in text
+
+
+def cards(html: str) -> dict[str, tuple[str, str]]:
+    """Headline cards: label -> (value, hint)."""
+    card = r'<div class="label">(.*?)</div>\s*<div class="value">(.*?)</div>\s*<div class="hint">(.*?)</div>'
+    found = re.findall(card, html, re.S)
+    return {label: (value, hint) for label, value, hint in found}
+
+
+def test_headline_clv_is_the_as_of_batch_total(page: tuple[Path, str]) -> None:
+    """Total CLV in the headline = sum of the scores' CLV = the segment table's total row, not the c_e fit (50)."""
+    html = page[1]
+    total, hint = cards(html)["total CLV, 12 months"]
+    assert total == "50" and "backtest fit at 2024-03-01 gave 50" in hint  # 30 + 2 + 10 + 8
+    assert cards(html)["mean CLV, 12 months"][0] == "12.50"
+    last = table_rows(html, "segments")[-1]
+    assert last[:4] == ["all", "all", "all", "4"] and last[6] == "50.00"
+
+
+def test_headline_clv_differs_from_backtest() -> None:
+    """When the c_e fit and the as_of scores disagree (CDNOW: 793,911 vs 768,290) the headline shows the scores."""
+    from pipelines.report_html import headline
+
+    clv = {"horizon_months": 12, "model": "bgnbd", "clv": {"total_12m": 793911.0}}
+    scores = {"customers": 23570, "as_of": "1998-06-30", "total_clv": 768290.4, "mean_clv": 32.6}
+    shown = {c["label"]: c for c in headline({}, {}, {"eval_cutoff": "1997-12-31"}, clv, scores)}
+    assert shown["total CLV, 12 months"]["value"] == "768,290"
+    assert "1997-12-31 gave 793,911" in shown["total CLV, 12 months"]["hint"]
+    no_spend = {c["label"]: c for c in headline({}, {}, {}, {"horizon_months": 12}, {**scores, "total_clv": None})}
+    assert no_spend["total CLV, 12 months"]["value"] == "–"  # no amounts: no total, not 0
+
+
+def test_funnel_section(page: tuple[Path, str]) -> None:
+    """Step rows with conversions and times; breakdown by channel and segment; the entry period is stated."""
+    steps = table_rows(page[1], "funnel")
+    assert steps[1] == ["add_to_cart", "4", "40.0%", "40.0%", "6", "1.5 h", "2.0 h"]
+    assert steps[2][:5] == ["purchase", "3", "75.0%", "30.0%", "1"] and steps[2][5] == "30 min"
+    rows = {r[1]: r for r in table_rows(page[1], "funnel-breakdown")}
+    assert rows["app"][2:5] == ["4", "25.0%", "0.0%"] and rows["app"][5] == "–"
+    assert rows["champions"][0] == "rfm segment"
+    assert "between 2023-12-24 and 2024-03-24" in page[1]
+
+
+def test_migration_section(page: tuple[Path, str]) -> None:
+    """The from -> to matrix of customers, the previous as_of named, the stay count stated."""
+    rows = {r[0]: r for r in table_rows(page[1], "migration")}
+    header = page[1].split('data-table="migration"')[1].split("</thead>")[0]
+    assert re.findall(r"<th scope=[^>]*>(.*?)</th>", header) == ["from \\ to", "champions", "gone", "lost", "total"]
+    assert rows["champions"][1:] == ["2", "1", "0", "3"] and rows["new"][1:] == ["0", "0", "1", "1"]
+    assert "previous as_of 2024-01-31" in page[1] and "2 of 5 customers kept their segment" in page[1]
+
+
+def test_distribution_section(page: tuple[Path, str]) -> None:
+    """Churn and CLV quantiles per segment from the scores, riskiest segment first."""
+    rows = table_rows(page[1], "distribution")
+    assert rows[0][:2] == ["lost", "1"] and rows[0][3] == "90.0%"
+    champions = next(r for r in rows if r[0] == "champions")
+    assert champions[1] == "2" and champions[3] == "20.0%" and champions[7] == "19.00" and champions[10] == "38"
+
+
+def test_action_plan_and_glossary(page: tuple[Path, str]) -> None:
+    """Per-action table from reports/action_plan.json, the top at-risk list and the glossary terms."""
+    assert table_rows(page[1], "plan-actions")[0] == ["Personal win-back offer", "2", "60.00", "200.00", "140.00",
+                                                     "20.00"]
+    assert table_rows(page[1], "plan-top")[0][:2] == ["b", "90.0%"]
+    assert "Budget 100.00; planned cost 60.00" in page[1]
+    for term in ("ECE", "ROC AUC / Gini", "lift", "p_purchase / p_alive", "risk band"):
+        assert f"<dt>{term}</dt>" in page[1]
+
+
+def test_sections_say_why_they_are_empty(tmp_path: Path) -> None:
+    """No funnel table, no funnel rows (with and without events), no earlier batch, no action plan: each says so."""
+    from pipelines import report_sections as sections
+
+    assert "no `funnel` table for this batch" in sections.funnel_section(None, True).notes[0]
+    empty = pd.DataFrame(columns=[c.name for c in insights.funnel_columns()])
+    assert sections.funnel_section(empty, False).notes == ["The data has no events (data.events), so there is no "
+                                                           "funnel."]
+    assert "No customer entered the funnel" in sections.funnel_section(empty, True).notes[0]
+    assert "No earlier batch in the warehouse" in sections.migration_section(None).notes[0]
+    assert "No action plan in this run" in sections.action_plan_section(None).notes[0]
+    key = insights.batch_key(LAYOUT, date(2024, 3, 31))
+    assert sections.warehouse_table(tmp_path / "none.duckdb", "funnel", key) is None
+    (tmp_path / "outputs").mkdir()
+    write_warehouse(tmp_path, migration=False)
+    assert sections.warehouse_table(tmp_path / "outputs" / "warehouse.duckdb", "segment_migration", key) is None
+    other = {**key, "horizon_days": 90}  # another batch of the same as_of: not this report's rows
+    assert sections.warehouse_table(tmp_path / "outputs" / "warehouse.duckdb", "funnel", other).empty
 
 
 def test_cohort_cells(page: tuple[Path, str]) -> None:
@@ -299,11 +442,12 @@ def test_missing_scores_named(tmp_path: Path) -> None:
 
 
 def test_scores_missing_column_named(tmp_path: Path) -> None:
-    """A scores file without the CLV column of the configured horizon fails naming file and column."""
+    """A scores file without a column the report reads fails naming file and column."""
     root = build_root(tmp_path)
-    params = {**PARAMS, "clv": {"horizon_months": 6}}
-    with pytest.raises(ValueError, match=r"customer_scores\.parquet: columns \['clv_6m'\] missing"):
-        report.run(params, root=root)
+    path = root / "outputs" / "customer_scores.parquet"
+    pd.read_parquet(path).drop(columns=["clv"]).to_parquet(path, index=False)
+    with pytest.raises(ValueError, match=r"customer_scores\.parquet: columns \['clv'\] missing"):
+        report.run(PARAMS, root=root)
 
 
 def test_missing_churn_png_named(tmp_path: Path) -> None:
@@ -334,4 +478,5 @@ def test_streamed_summary_matches_segment_summary(tmp_path: Path) -> None:
     expected = segment_summary(pd.read_parquet(path), LAYOUT)
     pd.testing.assert_frame_equal(streamed.reset_index(drop=True), expected.reset_index(drop=True))
     head = report.score_headline(streamed)
-    assert head == {"customers": 4, "as_of": "2024-03-31", "mean_churn_probability": pytest.approx(0.475)}
+    assert head == {"customers": 4, "as_of": "2024-03-31", "mean_churn_probability": pytest.approx(0.475),
+                    "total_clv": pytest.approx(50.0), "mean_clv": pytest.approx(12.5)}

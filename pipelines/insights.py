@@ -1,0 +1,135 @@
+"""The score stage's insight tables: `funnel` (events) and `segment_migration` (previous warehouse batch).
+
+Read before the sinks open (the previous batch is read from outputs/warehouse.duckdb read-only) and written by
+the sinks in the same transaction as customer_scores. Each frame starts with the batch key (as_of,
+horizon_days, clv_months); an empty frame means nothing to write (no events / no earlier batch).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+
+from features.funnel import FunnelConfig, entry_period, funnel
+from models.scoring.migration import migration_columns, segment_migration
+from models.scoring.schema import Column, ScoreLayout
+from pipelines import paths
+
+FUNNEL, MIGRATION = "funnel", "segment_migration"
+WAREHOUSE = "warehouse.duckdb"
+SLUG_COLUMNS = ("rfm_segment_slug", "rfm_segment")  # the warehouse's slug column when it has one, else labels
+
+
+def batch_key(layout: ScoreLayout, as_of: date) -> dict[str, Any]:
+    """The batch key of this run's tables."""
+    return {"as_of": as_of, "horizon_days": int(layout.horizon_days), "clv_months": int(layout.horizon_months)}
+
+
+def key_columns() -> list[Column]:
+    """The batch-key columns every insight table starts with."""
+    return [Column("as_of", "date", "ISO-8601 date", "Scoring date of the batch."),
+            Column("horizon_days", "integer", "days", "Churn horizon of the batch."),
+            Column("clv_months", "integer", "months", "CLV horizon of the batch.")]
+
+
+def funnel_columns() -> list[Column]:
+    """The columns of the warehouse table `funnel`."""
+    return [*key_columns(),
+            Column("entry_from", "date", "ISO-8601 date", "Entries counted after 00:00 UTC of this day ..."),
+            Column("entry_to", "date", "ISO-8601 date", "... up to this day (every window closes by as_of)."),
+            Column("window_days", "decimal", "days", "Conversion window: later steps never count.", 3),
+            Column("dimension", "text", "label", "all | channel (of the entry event) | rfm_segment (slug at as_of)."),
+            Column("dimension_value", "text", "label", "The channel or segment slug (`all` for the whole funnel)."),
+            Column("step_index", "integer", "1..K", "Position of the step in scoring.funnel.steps."),
+            Column("step", "text", "event type", "Event type of the step (`purchase`: a transaction)."),
+            Column("customers", "integer", "customers", "Entrants who reached the step within the window."),
+            Column("step_conversion", "decimal", "share 0-1", "customers / customers of the previous step.", 4,
+                   nullable=True),
+            Column("overall_conversion", "decimal", "share 0-1", "customers / entrants of the group.", 4,
+                   nullable=True),
+            Column("drop_off", "integer", "customers", "Previous step's customers minus this step's."),
+            Column("mean_hours_from_entry", "decimal", "hours", "Mean time from the entry to this step.", 3,
+                   nullable=True),
+            Column("median_hours_from_entry", "decimal", "hours", "Median time from the entry to this step.", 3,
+                   nullable=True)]
+
+
+def funnel_frame(params: dict[str, Any], interim: Path, source: Path, key: dict[str, Any]) -> pd.DataFrame:
+    """The funnel at as_of from the interim events and transactions (empty without events)."""
+    cfg = FunnelConfig.from_params((params.get("scoring") or {}).get("funnel"))
+    events, transactions = interim / "events.parquet", interim / "transactions.parquet"
+    names = [c.name for c in funnel_columns()]
+    if not events.exists() or pq.ParquetFile(events).metadata.num_rows == 0:
+        return pd.DataFrame(columns=names)
+    con = duckdb.connect()
+    try:
+        for name, path in (("events", events), ("transactions", transactions)):
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+        con.execute(f"CREATE VIEW segments AS SELECT customer_id, rfm_segment FROM read_parquet('{source}')")
+        table = funnel(con, cfg, key["as_of"], "events", "transactions", "segments")
+    finally:
+        con.close()
+    start, end, _ = entry_period(key["as_of"], cfg)
+    front = {**key, "entry_from": start.date(), "entry_to": end.date(), "window_days": float(cfg.window_days)}
+    return table.assign(**front)[names]
+
+
+def previous_batch(warehouse: Path, key: dict[str, Any]) -> tuple[date | None, str | None]:
+    """The latest earlier as_of with the same horizons in the warehouse, and its segment column (or None)."""
+    if not warehouse.exists():
+        return None, None
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        found = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_name = 'customer_scores'").fetchall()}
+        if "as_of" not in found:
+            return None, None
+        same = " AND ".join(f"{k} = ?" for k in ("horizon_days", "clv_months") if k in found) or "TRUE"
+        args = [key[k] for k in ("horizon_days", "clv_months") if k in found]
+        [(previous,)] = con.execute(f"SELECT max(as_of) FROM customer_scores WHERE as_of < ? AND {same}",
+                                    [key["as_of"], *args]).fetchall()
+    finally:
+        con.close()
+    return previous, next(c for c in SLUG_COLUMNS if c in found) if previous else None
+
+
+def migration_frame(interim: Path, warehouse: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout,
+                    key: dict[str, Any]) -> pd.DataFrame:
+    """segment_migration between the previous batch and this one (empty when the warehouse has none)."""
+    names = [c.name for c in [*key_columns(), *migration_columns()]]
+    previous, column = previous_batch(warehouse, key)
+    if previous is None:
+        return pd.DataFrame(columns=names)
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+        same = "".join(f" AND {k} = {int(key[k])}" for k in ("horizon_days", "clv_months")
+                       if con.execute("SELECT count(*) FROM information_schema.columns WHERE table_catalog = 'wh' "
+                                      "AND table_name = 'customer_scores' AND column_name = ?", [k]).fetchone()[0])
+        con.execute(f"CREATE TEMP TABLE prev AS SELECT customer_id, {column} AS rfm_segment "
+                    f"FROM wh.customer_scores WHERE as_of = ?{same}", [previous])
+        con.execute("DETACH wh")
+        con.register("clv_frame", clv[["customer_id", layout.clv_column]].rename(columns={layout.clv_column: "clv"}))
+        con.execute(f"CREATE VIEW cur AS SELECT f.customer_id, f.rfm_segment, c.clv FROM read_parquet('{source}') "
+                    "AS f LEFT JOIN clv_frame AS c ON c.customer_id = f.customer_id")
+        con.execute(f"CREATE VIEW transactions AS SELECT * FROM read_parquet('{interim / 'transactions.parquet'}')")
+        table = segment_migration(con, "prev", "cur", "transactions", previous, key["as_of"])
+    finally:
+        con.close()
+    return table.assign(**key)[names]
+
+
+def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout,
+           as_of: date, outputs: Path | None = None) -> dict[str, tuple[list[Column], pd.DataFrame]]:
+    """{table: (columns, frame)} for the sinks; `work` is the root holding data/interim (standalone or repo)."""
+    interim = paths.rebase(paths.INTERIM, work)
+    outputs = outputs if outputs is not None else paths.rebase(paths.OUTPUTS, work)
+    key = batch_key(layout, as_of)
+    return {FUNNEL: (funnel_columns(), funnel_frame(params, interim, source, key)),
+            MIGRATION: ([*key_columns(), *migration_columns()],
+                        migration_frame(interim, outputs / WAREHOUSE, source, clv, layout, key))}
