@@ -130,7 +130,8 @@ def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: 
         if prior is not None:
             frame[PRIOR_COLUMN] = prior[start:stop]
         churn = models.churn.score_with_reasons(frame, layout.reason_codes)
-        rows = assemble(frame, churn, clv.iloc[start:stop], edges, cfg, layout, context["locale"], context["stamp"])
+        rows = assemble(frame, churn, clv.iloc[start:stop], edges, cfg, layout, context["locale"], context["stamp"],
+                        unit_days=context["unit_days"])
         sinks.write(context["pseudonymise"](rows))  # scoring.pseudonymise_ids: keyed-hash customer_id
         parts.append(summary_parts(rows, layout))
         progress.update(len(rows))
@@ -177,7 +178,8 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     prior = prior_column(models, rfm, horizon, unit, settings.seed)
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
     context = {"cfg": cfg, "layout": layout, "columns": columns, "stamp": (as_of, models.version, scored_at),
-               "locale": params["features"].get("segment_locale", "en"), "pseudonymise": privacy.pseudonymiser(params)}
+               "locale": params["features"].get("segment_locale", "en"), "unit_days": unit,
+               "pseudonymise": privacy.pseudonymiser(params)}
     outputs = paths.rebase(paths.OUTPUTS, root)
     with ScoreSinks(outputs, layout, as_of, cfg.sink) as sinks:
         parts = score_chunks(source, models, clv, prior, context, sinks, progress)

@@ -54,7 +54,10 @@ def scores_frame(n: int, as_of: dt.date = FIRST_AS_OF, start: int = 0, layout: S
     for r in range(1, layout.reason_codes + 1):
         reason = f"days_since_last_purchase={start % 200 + r} raises risk"
         frame[f"reason_{r}"] = "" if r == layout.reason_codes else reason
+    for r in range(1, layout.reason_codes + 1):
+        frame[f"reason_code_{r}"] = "" if r == layout.reason_codes else "days_since_last_purchase:raises"
     frame["recommended_action"] = "Retention offer"
+    frame["recommended_action_code"] = "retention_offer"
     frame["model_version"] = "churn:3,clv:2"
     frame["scored_at"] = pd.Series([SCORED_AT] * n, dtype="datetime64[us, UTC]")
     return frame[column_names(layout)]

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 
 from features.segments import SEGMENTS
+from models.churn.reasons import localised_reasons
 from models.clv import ClvModel
 from models.clv.bounds import expected_clv_bounds
 from models.clv.inputs import RFM_COLUMNS
 from models.clv.uncertainty import ParameterDraws
 from models.scoring.config import ScoringConfig
-from models.scoring.rules import action_labels, band_names
+from models.scoring.rules import band_names, choose_actions, labels_of
 from models.scoring.schema import ScoreLayout, column_names
 
 RFM = list(RFM_COLUMNS)
@@ -86,6 +87,16 @@ def segment_labels(slugs: pd.Series, locale: str) -> np.ndarray:
     return labels.to_numpy(dtype=object)
 
 
+def reason_columns(churn: pd.DataFrame, layout: ScoreLayout, locale: str, unit_days: float) -> pd.DataFrame:
+    """reason_<i> worded in the locale and reason_code_<i>; a scorer without codes keeps its texts, codes empty."""
+    k = layout.reason_codes
+    if k == 0 or "reason_code_1" in churn.columns:
+        return localised_reasons(churn, k, locale, layout.horizon_days, unit_days)
+    return pd.DataFrame({**{f"reason_{i}": churn[f"reason_{i}"].fillna("").to_numpy(dtype=object)
+                            for i in range(1, k + 1)},
+                         **{f"reason_code_{i}": np.full(len(churn), "", dtype=object) for i in range(1, k + 1)}})
+
+
 def utc_naive(stamp: pd.Timestamp) -> np.datetime64:
     """A timestamp as naive UTC microseconds."""
     stamp = pd.Timestamp(stamp)
@@ -95,8 +106,9 @@ def utc_naive(stamp: pd.Timestamp) -> np.datetime64:
 
 def assemble(features: pd.DataFrame, churn: pd.DataFrame, clv: pd.DataFrame, edges: np.ndarray,
              cfg: ScoringConfig, layout: ScoreLayout, locale: str,
-             stamp: tuple[date, str, pd.Timestamp]) -> pd.DataFrame:
-    """customer_scores rows for one chunk: features, churn (p_churn, reason_*) and clv rows in the same order."""
+             stamp: tuple[date, str, pd.Timestamp], unit_days: float = 1.0) -> pd.DataFrame:
+    """customer_scores rows for one chunk: features, churn (p_churn, reason_code_*/reason_value_*) and clv rows in
+    the same order; reasons worded in the locale (unit_days: the features' time unit, for day counts)."""
     as_of, version, scored_at = stamp
     if not (len(features) == len(churn) == len(clv)):
         raise ValueError(f"chunk parts differ in length: features {len(features)}, churn {len(churn)}, "
@@ -116,6 +128,9 @@ def assemble(features: pd.DataFrame, churn: pd.DataFrame, clv: pd.DataFrame, edg
         **{layout.clv_column: value}, rfm_segment=features["rfm_segment"].to_numpy())
     if "tenure_days" not in decision.columns and "tenure_days" in features.columns:
         decision["tenure_days"] = features["tenure_days"].to_numpy()
+    reasons = reason_columns(churn.reset_index(drop=True), layout, locale, unit_days)
+    chosen = choose_actions(decision, cfg.actions, cfg.must_act)
+    action_names = np.array([r.name for r in cfg.actions] + [cfg.default_action.name], dtype=object)
     out = pd.DataFrame({
         "customer_id": ids,
         "as_of": np.full(len(ids), as_of, dtype=object),
@@ -132,9 +147,11 @@ def assemble(features: pd.DataFrame, churn: pd.DataFrame, clv: pd.DataFrame, edg
         "clv_decile": decile,
         **{c: pd.array(features[c].to_numpy(), dtype="Int64") for c in ("rfm_r", "rfm_f", "rfm_m")},  # m: may be null
         "rfm_segment": segment_labels(features["rfm_segment"].reset_index(drop=True), locale),
-        **{f"reason_{i}": churn[f"reason_{i}"].fillna("").to_numpy(dtype=object)
+        **{f"reason_{i}": reasons[f"reason_{i}"].to_numpy(dtype=object) for i in range(1, layout.reason_codes + 1)},
+        **{f"reason_code_{i}": reasons[f"reason_code_{i}"].to_numpy(dtype=object)
            for i in range(1, layout.reason_codes + 1)},
-        "recommended_action": action_labels(decision, cfg.actions, cfg.default_action, locale),
+        "recommended_action": labels_of(chosen, decision, cfg.actions, cfg.default_action, locale),
+        "recommended_action_code": action_names[chosen],
         "model_version": np.full(len(ids), version, dtype=object),
         "scored_at": pd.DatetimeIndex(np.full(len(ids), utc_naive(scored_at))).tz_localize("UTC"),
     })

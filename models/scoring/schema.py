@@ -138,8 +138,15 @@ def output_columns(layout: ScoreLayout) -> list[Column]:
         for i in range(1, layout.reason_codes + 1)
     ]
     cols += [
-        Column("recommended_action", "text", "label", "Next-best action from the first matching rule in "
-               "scoring.actions (config), labelled in features.segment_locale."),
+        Column(f"reason_code_{i}", "text", "code", f"Stable machine code of reason_{i}: `<feature>:raises` or "
+               "`<feature>:lowers`, the same in every locale; empty when reason_{i} is.", varying=True)
+        for i in range(1, layout.reason_codes + 1)
+    ]
+    cols += [
+        Column("recommended_action", "text", "label", "Next-best action chosen by the rules in scoring.actions "
+               "(config), labelled in features.segment_locale."),
+        Column("recommended_action_code", "text", "code", "Stable name of recommended_action (the rule's name in "
+               "scoring.actions), the same in every locale."),
         Column("model_version", "text", "-", "Models that produced the row: registered churn model and CLV "
                "model versions (or local artifact fingerprints)."),
         Column("scored_at", "timestamp", "ISO-8601 UTC", "When the batch was written (UTC). SQL tables only "

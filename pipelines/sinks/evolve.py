@@ -8,7 +8,7 @@ from typing import Any
 from models.scoring.schema import Column
 
 MIGRATE = "python -m pipelines.sinks.migrate"
-REASON = re.compile(r"^reason_[0-9]+$")  # their number is a setting (churn.reason_codes): extra ones stay NULL
+REASON = re.compile(r"^reason_(code_)?[0-9]+$")  # their number is a setting (churn.reason_codes): extra ones stay NULL
 DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\s*\(\s*\d+\s*,\s*(\d+)\s*\)$")
 KINDS = {"VARCHAR": "text", "TEXT": "text", "STRING": "text", "INTEGER": "integer", "INT": "integer",
          "INT4": "integer", "INT32": "integer", "DATE": "date", "TIMESTAMP": "timestamp", "DATETIME": "timestamp",
@@ -60,7 +60,7 @@ def differences(found: list[tuple[str, Any, bool]], columns: list[Column]) -> tu
 def evolve(table: str, found: list[tuple[str, Any, bool]], columns: list[Column], where: str) -> list[str]:
     """ALTER TABLE ... ADD COLUMN statements for new nullable columns; SchemaMismatch (one line) for the rest.
 
-    found: the existing table's (name, declared type, nullable) in table order. Extra nullable reason_<i>
+    found: the existing table's (name, declared type, nullable) in table order. Extra nullable reason_[code_]<i>
     columns (a run with fewer churn.reason_codes) are tolerated: the writer fills them with NULL.
     """
     problems, addable = differences(found, columns)

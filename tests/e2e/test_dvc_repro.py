@@ -1,4 +1,5 @@
-"""End to end: `dvc repro` and `dvc exp run -S data=synthetic` in a fresh temporary copy of the repo."""
+"""End to end in a fresh temporary copy of the repo: `dvc repro`, then (cheap, on its results) the README's examples,
+`dvc status` seeing an edited input file, and `dvc exp run -S data=synthetic`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from pipelines.config import load_params
+from pipelines.runinfo import VOLATILE
 from tests.conftest import ROOT, record_panel_row
+from tests.e2e import readme_examples
 from tests.e2e import test_panel as panel
+from tests.privacy_canary import assert_no_canaries
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -23,13 +29,37 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "churn-clv test", "GIT_AUTHOR_EMAIL": "test@c
                 "GIT_COMMITTER_NAME": "churn-clv test", "GIT_COMMITTER_EMAIL": "test@churn-clv.invalid"}
 
 
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run a command with the test interpreter's bin/ first on PATH; fail with its output."""
+def run(cmd: list[str] | str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a command (a string: through bash) with the test interpreter's bin/ first on PATH; fail with its output."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **GIT_IDENTITY}
     env.pop("DVC_ROOT", None)
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    shell = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
+    done = subprocess.run(shell, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    shown = cmd if isinstance(cmd, str) else " ".join(cmd)
+    assert done.returncode == 0, f"{shown} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return done
+
+
+_REPRODUCED: dict[Path, float] = {}
+
+
+def reproduce(repo: Path) -> float:
+    """`dvc repro` in the copy once per module (seconds it took)."""
+    if repo not in _REPRODUCED:
+        started = time.perf_counter()
+        run([str(BIN / "dvc"), "repro"], repo)
+        _REPRODUCED[repo] = round(time.perf_counter() - started, 1)
+    return _REPRODUCED[repo]
+
+
+def volatile_keys(tree: object, prefix: str = "") -> list[str]:
+    """Wall-clock keys (pipelines.runinfo.VOLATILE) anywhere in a JSON tree."""
+    if isinstance(tree, dict):
+        return [f"{prefix}{k}" for k in tree if k in VOLATILE] + [
+            key for k, v in tree.items() for key in volatile_keys(v, f"{prefix}{k}.")]
+    if isinstance(tree, list):
+        return [key for i, v in enumerate(tree) for key in volatile_keys(v, f"{prefix}{i}.")]
+    return []
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +81,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_dvc_repro_on_cdnow(repo: Path, request: pytest.FixtureRequest) -> None:
-    started = time.perf_counter()
-    run([str(BIN / "dvc"), "repro"], repo)
+    seconds = reproduce(repo)
     ingest = json.loads((repo / "reports/ingest.json").read_text())
     assert ingest["transactions"]["rows_read"] == 69_659
     score = pd.read_parquet(repo / "data/features/score.parquet")
@@ -70,12 +99,76 @@ def test_dvc_repro_on_cdnow(repo: Path, request: pytest.FixtureRequest) -> None:
     assert "Cohort" in (repo / "reports/index.html").read_text(encoding="utf-8")
     status = run([str(BIN / "dvc"), "status"], repo).stdout
     assert "up to date" in status.lower()
+    tracked = sorted((repo / "reports").glob("*.json"))
+    assert {p.name for p in tracked} >= {"ingest.json", "features.json", "churn.json", "clv.json", "score.json",
+                                         "metrics.json"}
+    noisy = {p.name: volatile_keys(json.loads(p.read_text())) for p in tracked}
+    assert not any(noisy.values()), f"wall-clock values in tracked reports (belong in reports/runs/): {noisy}"
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["ingest"]["rows_read"] == 69_659 and 0.7 < metrics["churn"]["roc_auc"] < 0.9
+    shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], repo).stdout
+    assert list(json.loads(shown)[""]["data"]) == ["reports/metrics.json"]  # the only DVC metric
     # the data panel's member "cdnow" (default settings): the same checks as every other member
-    member = panel.Run(panel.Member("cdnow (dvc repro)", ()), repo, {"score": scored},
-                       seconds=round(time.perf_counter() - started, 1))
+    member = panel.Run(panel.Member("cdnow (dvc repro)", ()), repo, {"score": scored}, seconds=seconds)
     record_panel_row(request.config, panel.summary_row(member))
     for check in (panel.check_completes, panel.check_clv_selection, panel.check_champion, panel.check_out_of_time):
         check(member)
+
+
+def test_edited_input_file_makes_ingest_out_of_date(repo: Path) -> None:
+    """data=files: ingest's DVC dependencies are the configured files, so appending a row is seen by dvc status."""
+    reproduce(repo)
+    saved = {name: (repo / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
+    csv = repo / "data" / "raw" / "status_check.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    csv.write_text("customer_id,ts,amount\nc1,1998-01-01,10.0\n", encoding="utf-8")
+    try:
+        params = load_params(["data=files", f"data.transactions={csv.relative_to(repo)}"], exit_on_error=False)
+        assert params["inputs"]["transactions"] == "data/raw/status_check.csv"
+        assert params["inputs"]["events"] == "conf/data/no_input"  # unset optional input: the placeholder
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        run([str(BIN / "dvc"), "commit", "--force", "--quiet", "ingest"], repo)  # record it as if ingest had run
+        assert "ingest" not in run([str(BIN / "dvc"), "status", "--single-item", "ingest"], repo).stdout
+        with csv.open("a", encoding="utf-8") as fh:
+            fh.write("c2,1998-01-02,5.0\n")
+        status = run([str(BIN / "dvc"), "status", "--single-item", "ingest"], repo).stdout
+        assert "ingest:" in status and "modified:" in status and "data/raw/status_check.csv" in status, status
+    finally:
+        for name, data in saved.items():
+            (repo / name).write_bytes(data)
+        csv.unlink()
+
+
+def test_readme_examples_run(repo: Path, tmp_path: Path) -> None:
+    """Every shell example of README.md: run for real, scaled down, dry or composed (readme_examples.plan)."""
+    reproduce(repo)
+    started = time.perf_counter()
+    tx = pd.read_parquet(repo / "data/interim/transactions.parquet")
+    sample = tx[tx["customer_id"].isin(sorted(tx["customer_id"].unique())[:1000])]
+    sample.assign(ts=sample["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(tmp_path / "tx.csv", index=False)
+    examples = [readme_examples.plan(line, cmd, tmp_path / "tx.csv", tmp_path)
+                for line, cmd in readme_examples.commands((repo / "README.md").read_text(encoding="utf-8"))]
+    mutating = ("python -m pipelines.features", "python -m pipelines.generate", "python -m pipelines.score")
+    venv = f"VENV={BIN.parent}"  # make: the test's environment instead of a new .venv in the copy
+    for ex in sorted(examples, key=lambda e: e.command.startswith(mutating)):
+        if ex.how == "composed":
+            for override_set in expand(ex.overrides):
+                load_params(list(override_set), exit_on_error=False)  # what dvc exp run composes before training
+        elif ex.run:
+            command = f"{ex.run} {venv}" if ex.run.startswith("make ") else ex.run
+            run(command, repo, timeout=300)
+    assert run("git status --porcelain -- params.yaml docs/", repo).stdout == ""  # make params, output_schema
+    hows = {ex.how for ex in examples}
+    assert {"real", "composed", "dry", "fixture"} <= hows
+    print({ex.command: ex.how for ex in examples}, f"{time.perf_counter() - started:.1f}s")
+
+
+def expand(overrides: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every combination of the overrides' sweep values (dvc exp run --queue -S 'k=a,b' queues one per value)."""
+    combos: list[tuple[str, ...]] = [()]
+    for override in overrides:
+        combos = [(*c, v) for c in combos for v in readme_examples.sweep_values(override)]
+    return combos
 
 
 def test_dvc_exp_run_synthetic(repo: Path) -> None:
@@ -84,3 +177,6 @@ def test_dvc_exp_run_synthetic(repo: Path) -> None:
     assert features["cutoffs"][-1]["customers"] > 1000
     score = pd.read_parquet(repo / "data/features/score.parquet")
     assert score["page_view_90d"].sum() > 0  # behavioural events reached the features
+    # issue 11: the synthetic profiles' canary e-mails, phones, names and addresses reached no file the run wrote
+    # (data/, reports/, outputs/, artifacts/, mlflow.db, mlartifacts/, .dvc/cache, ...; tests/privacy_canary.py)
+    assert_no_canaries(repo)

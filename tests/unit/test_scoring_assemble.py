@@ -125,7 +125,10 @@ def parts(n: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
                           rfm_m=[1, 2, 3, 5][:n], rfm_segment=["lost", "new_low_spend", "champions", "champions"][:n],
                           tenure_days=[266, 266, 273, 273][:n], orders_total=[1, 2, 5, 11][:n])
     churn = pd.DataFrame({"p_churn": [0.95, 0.6, 0.2, 0.05][:n], "reason_1": ["a raises risk", "=1+1", "c", "d"][:n],
-                          "reason_2": ["", "", "e", "f"][:n]})
+                          "reason_2": ["", "", "e", "f"][:n],
+                          "reason_code_1": ["days_since_last_purchase:raises", "orders_total:lowers", "", ""][:n],
+                          "reason_value_1": ["143", "2", "", ""][:n], "reason_code_2": [""] * n,
+                          "reason_value_2": [""] * n})
     return features, churn, clv_scores(model, draws, rfm, LAYOUT, ClvSettings(n_draws=20))
 
 
@@ -150,6 +153,9 @@ def test_assembled_rows_meet_the_contract(locale: str) -> None:
     assert out["churn_risk_band"].tolist() == bands
     assert out["rfm_segment"].iloc[2] == {"en": "Champions", "zh": "重要价值客户"}[locale]
     assert out["clv_decile"].tolist() == [1, 4, 7, 10]
+    assert out["reason_code_1"].tolist() == ["days_since_last_purchase:raises", "orders_total:lowers", "", ""]
+    assert "143" in out["reason_1"].iloc[0] and out["reason_1"].iloc[2] == "" and out["reason_2"].tolist() == [""] * 4
+    assert out["recommended_action_code"].notna().all() and out["recommended_action"].notna().all()
     assert "p_alive" not in out.columns
 
 
