@@ -115,11 +115,12 @@ def greedy(increments: tuple[np.ndarray, ...], n: int, costs: np.ndarray, budget
             frozen[r] = True
             continue
         room -= step
+        spent += step
         counts[b] += 1
         if a != NONE:
             counts[a] -= 1
         choice[r] = b
-    return choice, budget - room
+    return choice, spent
 
 
 def _best_after_prices(values: np.ndarray, costs: np.ndarray, mu: float, lam: np.ndarray) -> np.ndarray:
@@ -133,6 +134,7 @@ def dual_bound(values: np.ndarray, costs: np.ndarray, budget: float, capacity: n
 
     Infinite budget / capacity fix the matching multiplier at 0. Any (mu, lam) gives a valid bound.
     """
+    values = values[(values > 0).any(axis=1)]  # rows with nothing worth taking add 0 at any prices
     if values.shape[0] == 0 or values.shape[1] == 0:
         return 0.0
     lam = np.zeros(costs.size)
@@ -144,12 +146,13 @@ def dual_bound(values: np.ndarray, costs: np.ndarray, budget: float, capacity: n
         return (m * budget if np.isfinite(budget) else 0.0) + float(la @ caps) + float(
             _best_after_prices(values, costs, m, la).sum())
 
-    for _ in range(rounds):
+    for _ in range(rounds if limited.any() else 1):
+        before = lam.copy()
         if np.isfinite(budget) and (costs > 0).any():
             # D(mu) convex piecewise linear; slope B - cost of each row's best option: bisection on the slope sign
-            lo, hi = 0.0, float(np.nanmax(np.where(np.isfinite(values) & (costs[None, :] > 0),
-                                                   values / np.where(costs > 0, costs, 1.0)[None, :], 0.0))) + 1.0
-            for _ in range(60):
+            lo, hi = 0.0, float(np.max(np.where(np.isfinite(values) & (costs[None, :] > 0),
+                                                values / np.where(costs > 0, costs, 1.0)[None, :], 0.0))) + 1.0
+            for _ in range(45):
                 mid = 0.5 * (lo + hi)
                 reduced = values - mid * costs[None, :] - lam[None, :]
                 best = reduced.argmax(axis=1)
@@ -165,6 +168,8 @@ def dual_bound(values: np.ndarray, costs: np.ndarray, budget: float, capacity: n
             gain = np.sort(gain[np.isfinite(gain) & (gain > 0)])[::-1]
             k = int(capacity[a])
             lam[a] = gain[k] if gain.size > k else 0.0  # the (K+1)-th largest: derivative K - #{gain > lam} <= 0
+        if np.array_equal(lam, before):
+            break
     return dual(mu, lam)
 
 
@@ -202,8 +207,17 @@ def _must_act(decisions: pd.DataFrame, cfg: ScoringConfig, values: np.ndarray, c
     at_risk = decisions["churn_probability"].to_numpy(dtype=float) * decisions[value_column(decisions)].to_numpy(
         dtype=float, na_value=np.nan)
     start, forced = np.full(n, NONE), np.zeros(n, dtype=bool)
-    counts, room = np.zeros(costs.size), budget
-    for i in np.flatnonzero(match)[np.argsort(-at_risk[match], kind="stable")]:
+    queue = np.flatnonzero(match & np.isfinite(saving).any(axis=1))
+    queue = queue[np.argsort(-at_risk[queue], kind="stable")]
+    first = saving[queue].argmax(axis=1)  # fast path: every first choice fits while budget and capacities last
+    spend = np.cumsum(costs[first])
+    used = np.cumsum(np.eye(costs.size, dtype=np.int64)[first], axis=0)
+    fits = (spend <= budget + EPS) & (used <= capacity[None, :]).all(axis=1)
+    done = int(np.argmin(fits)) if not fits.all() else fits.size
+    start[queue[:done]], forced[queue[:done]] = first[:done], True
+    counts = np.bincount(first[:done], minlength=costs.size).astype(float)
+    room = budget - float(costs[first[:done]].sum())
+    for i in queue[done:]:
         ranked = [a for a in np.argsort(-saving[i], kind="stable") if np.isfinite(saving[i, a])]
         for a in ranked:  # the best saving action that still fits, else the next best
             if costs[a] <= room + EPS and counts[a] < capacity[a]:

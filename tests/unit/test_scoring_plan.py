@@ -152,3 +152,18 @@ def test_table_and_summary_on_the_shipped_config() -> None:
     assert [r["customer_id"] for r in summary["top_at_risk"]] == ["hi_val_hi_risk", "hi_val_low_risk"]
     winback = next(a for a in summary["per_action"] if a["action"] == "personal_winback")
     assert winback["expected_value"] == pytest.approx(0.9 * 300 * 0.3 - 10)
+
+
+def test_must_act_serves_the_largest_value_at_risk_first_and_falls_back_when_full() -> None:
+    frame = customers([0.9, 0.9, 0.9], [20.0, 40.0, 30.0], [[1, 1], [1, 1], [1, 1]])
+    cfg = config([4.0, 3.0], [0.3, 0.1], caps=[1, None], budget=7.0, must_act={"churn_risk_band": {"in": ["high"]}})
+    plan = plan_actions(frame, cfg)
+    # value at risk 18, 36, 27: c1 takes a0 (6.8), c2 finds a0 full and takes a1 (-0.3), c0 no longer fits
+    assert plan.choice.tolist() == [-1, 0, 1] and plan.forced.tolist() == [False, True, True]
+    assert plan.spent == pytest.approx(7.0)
+
+
+def test_without_a_budget_the_cost_spent_is_finite() -> None:
+    frame = customers([0.9, 0.6], [100.0, 50.0], [[1, 1], [1, 1]])
+    plan = plan_actions(frame, config([10.0, 1.0], [0.3, 0.1], budget=None))
+    assert plan.spent == pytest.approx(11.0) and plan.budget is None
