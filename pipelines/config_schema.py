@@ -333,6 +333,14 @@ class DefaultActionSchema(Strict):
     zh: Text
 
 
+class FunnelSchema(Strict):
+    """scoring.funnel: ordered steps (event types; `purchase` = transactions), window and entry lookback (days)."""
+
+    steps: Annotated[list[Text], Field(min_length=2, description="at least 2 step names")]
+    window_days: Annotated[float, Field(gt=0, description="a number > 0")]
+    lookback_days: PosInt
+
+
 class ScoringSchema(Strict):
     """scoring: bands, actions, chunking, sinks (models/scoring/config.py parses the same block)."""
 
@@ -348,6 +356,7 @@ class ScoringSchema(Strict):
     must_act: dict[str, Condition] = Field(default_factory=dict)  # H5: always get a saving action
     plan_top: PosInt = 20  # H5: at-risk customers listed in the plan summary
     pseudonymise_ids: bool = None  # H6: customer_id in every output is its keyed hash
+    funnel: FunnelSchema = None  # H4: conversion funnel of the score stage (features/funnel.py)
 
     @model_validator(mode="after")
     def _bands_increase(self) -> ScoringSchema:

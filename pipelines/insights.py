@@ -99,37 +99,54 @@ def previous_batch(warehouse: Path, key: dict[str, Any]) -> tuple[date | None, s
 
 
 def migration_frame(interim: Path, warehouse: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout,
-                    key: dict[str, Any]) -> pd.DataFrame:
-    """segment_migration between the previous batch and this one (empty when the warehouse has none)."""
+                    key: dict[str, Any], pseudonymise: dict[str, Any] | None = None) -> pd.DataFrame:
+    """segment_migration between the previous batch and this one (empty when the warehouse has none).
+
+    pseudonymise: the params when scoring.pseudonymise_ids is on (the warehouse then holds keyed hashes, so this
+    batch's ids and the period's transactions are hashed the same way before the join), else None.
+    """
     names = [c.name for c in [*key_columns(), *migration_columns()]]
     previous, column = previous_batch(warehouse, key)
     if previous is None:
         return pd.DataFrame(columns=names)
+    current = pq.read_table(source, columns=["customer_id", "rfm_segment"]).to_pandas()
+    current = current.merge(clv[["customer_id", layout.clv_column]].rename(columns={layout.clv_column: "clv"}),
+                            on="customer_id", how="left")
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
-        same = "".join(f" AND {k} = {int(key[k])}" for k in ("horizon_days", "clv_months")
-                       if con.execute("SELECT count(*) FROM information_schema.columns WHERE table_catalog = 'wh' "
-                                      "AND table_name = 'customer_scores' AND column_name = ?", [k]).fetchone()[0])
+        found = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_catalog "
+                                           "= 'wh' AND table_name = 'customer_scores'").fetchall()}
+        same = "".join(f" AND {k} = {int(key[k])}" for k in ("horizon_days", "clv_months") if k in found)
         con.execute(f"CREATE TEMP TABLE prev AS SELECT customer_id, {column} AS rfm_segment "
                     f"FROM wh.customer_scores WHERE as_of = ?{same}", [previous])
         con.execute("DETACH wh")
-        con.register("clv_frame", clv[["customer_id", layout.clv_column]].rename(columns={layout.clv_column: "clv"}))
-        con.execute(f"CREATE VIEW cur AS SELECT f.customer_id, f.rfm_segment, c.clv FROM read_parquet('{source}') "
-                    "AS f LEFT JOIN clv_frame AS c ON c.customer_id = f.customer_id")
-        con.execute(f"CREATE VIEW transactions AS SELECT * FROM read_parquet('{interim / 'transactions.parquet'}')")
+        tx = f"SELECT customer_id, ts, amount FROM read_parquet('{interim / 'transactions.parquet'}')"
+        if pseudonymise is not None:
+            from features import privacy
+
+            current = privacy.pseudonymise(current, pseudonymise)
+            period = con.execute(f"{tx} WHERE ts > ?", [previous]).df()  # a superset of the period: ids hashed
+            con.register("tx_hashed", privacy.pseudonymise(period, pseudonymise))
+            tx = "SELECT * FROM tx_hashed"
+        con.register("cur", current)
+        con.execute(f"CREATE VIEW transactions AS {tx}")
         table = segment_migration(con, "prev", "cur", "transactions", previous, key["as_of"])
     finally:
         con.close()
     return table.assign(**key)[names]
 
 
-def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout,
-           as_of: date, outputs: Path | None = None) -> dict[str, tuple[list[Column], pd.DataFrame]]:
-    """{table: (columns, frame)} for the sinks; `work` is the root holding data/interim (standalone or repo)."""
-    interim = paths.rebase(paths.INTERIM, work)
-    outputs = outputs if outputs is not None else paths.rebase(paths.OUTPUTS, work)
-    key = batch_key(layout, as_of)
-    return {FUNNEL: (funnel_columns(), funnel_frame(params, interim, source, key)),
-            MIGRATION: ([*key_columns(), *migration_columns()],
-                        migration_frame(interim, outputs / WAREHOUSE, source, clv, layout, key))}
+def table_columns() -> dict[str, list[Column]]:
+    """{table: columns} of the insight tables, for ScoreSinks(extra_tables=...) and check_tables."""
+    return {FUNNEL: funnel_columns(), MIGRATION: [*key_columns(), *migration_columns()]}
+
+
+def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout, as_of: date,
+           outputs: Path) -> dict[str, pd.DataFrame]:
+    """{table: frame} for ScoreSinks.finish(extra=...); `work` is the root holding data/interim (repo or standalone)."""
+    interim, key = paths.rebase(paths.INTERIM, work), batch_key(layout, as_of)
+    pseudonymised = bool((params.get("scoring") or {}).get("pseudonymise_ids", False))
+    return {FUNNEL: funnel_frame(params, interim, source, key),
+            MIGRATION: migration_frame(interim, Path(outputs) / WAREHOUSE, source, clv, layout, key,
+                                       params if pseudonymised else None)}

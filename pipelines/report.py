@@ -28,6 +28,8 @@ from models.scoring.summary import finish_summary, summary_parts
 from pipelines import paths
 from pipelines import report_html as html
 from pipelines import report_sections as sections
+from pipelines.campaigns_section import GLOSSARY as CAMPAIGN_GLOSSARY
+from pipelines.campaigns_section import campaigns_section
 from pipelines.config import load_params
 from pipelines.io import atomic_path
 from pipelines.report_plots import CLV_PLOTS, clv_figure, data_uri, png_bytes
@@ -44,8 +46,9 @@ BATCH_ROWS = 500_000  # customer_scores rows per record batch (the file may hold
 SCORE_COLUMNS = ["customer_id", "as_of", "horizon_days", "clv_months", "rfm_segment", "churn_risk_band",
                  "churn_probability"]
 SECTIONS = [("headline", "Headline"), ("churn", "Churn"), ("clv", "CLV"), ("segments-section", "Segments"),
-            ("distribution-section", "By segment"), ("plan-section", "Action plan"), ("funnel-section", "Funnel"),
-            ("migration-section", "Migration"), ("cohorts-section", "Cohorts"), ("data", "Data"),
+            ("distribution-section", "By segment"), ("plan-section", "Action plan"),
+            ("campaigns-section", "Campaigns"), ("funnel-section", "Funnel"), ("migration-section", "Migration"),
+            ("cohorts-section", "Cohorts"), ("data", "Data"),
             ("glossary", "Glossary")]
 
 
@@ -196,12 +199,28 @@ def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
         "clv_figures": clv_figures(where),
         "segments": html.segment_table(summary, layout.horizon_months),
         "insights": insight_sections(where, layout, headline, ingest),
-        "glossary": sections.GLOSSARY,
+        "glossary": [*sections.GLOSSARY, *CAMPAIGN_GLOSSARY],
+        "consent_note": consent_note(ingest),
         "cohorts": html.cohort_table(cohorts_at(where.transactions, as_of)),
         "ingest": html.ingest_table(ingest),
         "footer": f"Generated {now} by `python -m pipelines.report` from reports/, artifacts/churn/plots/, "
                   "outputs/customer_scores.parquet, outputs/warehouse.duckdb and data/interim/transactions.parquet.",
     }
+
+
+def optional_json(path: Path) -> dict[str, Any] | None:
+    """A JSON report that a run may not have written (None then)."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def consent_note(ingest: dict[str, Any]) -> str:
+    """How many customers were excluded for lack of consent ('' when no consent column is configured)."""
+    consent = (ingest.get("privacy") or {}).get("consent")
+    if not isinstance(consent, dict):
+        return ""
+    return (f"{consent.get('customers_excluded', 0):,} customers without consent (column "
+            f"{consent.get('column')}) are excluded from modelling and scoring; "
+            f"{consent.get('customers_with_consent', 0):,} have consent.")
 
 
 def insight_sections(where: Locations, layout: ScoreLayout, headline: dict[str, Any],
@@ -210,10 +229,10 @@ def insight_sections(where: Locations, layout: ScoreLayout, headline: dict[str, 
     key = {"as_of": date.fromisoformat(headline["as_of"]) if headline["as_of"] else None,
            "horizon_days": layout.horizon_days, "clv_months": layout.horizon_months}
     events = ingest.get("events") if isinstance(ingest.get("events"), dict) else {}
-    plan_path = where.report("action_plan.json")
-    plan = json.loads(plan_path.read_text(encoding="utf-8")) if plan_path.exists() else None
+    plan, campaigns = (optional_json(where.report(name)) for name in ("action_plan.json", "campaigns.json"))
     return [sections.distribution_section(where.scores, layout.clv_column),
             sections.action_plan_section(plan),
+            campaigns_section(campaigns),
             sections.funnel_section(sections.warehouse_table(where.warehouse, "funnel", key),
                                     bool(events.get("rows_kept"))),
             sections.migration_section(sections.warehouse_table(where.warehouse, "segment_migration", key))]

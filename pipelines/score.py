@@ -29,7 +29,7 @@ from models.scoring.assemble import RFM, ClvSettings, assemble, clv_scores, deci
 from models.scoring.config import ScoringConfig
 from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary, summary_parts
-from pipelines import paths
+from pipelines import action_plan, insights, paths
 from pipelines.config import load_params
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
@@ -154,7 +154,8 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
 
     started = time.perf_counter()
     cfg, layout = ScoringConfig.from_params(params.get("scoring") or {}), layout_of(params)
-    check_tables(paths.rebase(paths.OUTPUTS, root), layout, cfg.sink)  # a table this batch cannot go into: stop now
+    check_tables(paths.rebase(paths.OUTPUTS, root), layout, cfg.sink,  # a table this batch cannot go into: stop now
+                 extra_tables=insights.table_columns())
     standalone = bool((params.get("churn") or {}).get("model_uri"))
     source = standalone_features(params, root) if standalone else paths.rebase(paths.FEATURE_FILES["score"], root)
     if not source.exists():
@@ -181,10 +182,12 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
                "locale": params["features"].get("segment_locale", "en"), "unit_days": unit,
                "pseudonymise": privacy.pseudonymiser(params)}
     outputs = paths.rebase(paths.OUTPUTS, root)
-    with ScoreSinks(outputs, layout, as_of, cfg.sink) as sinks:
+    work = paths.rebase(paths.STANDALONE, root) if standalone else root  # where this run's data/interim is
+    extra = insights.tables(params, work, source, clv, layout, as_of, outputs)  # funnel, segment_migration
+    with ScoreSinks(outputs, layout, as_of, cfg.sink, extra_tables=insights.table_columns()) as sinks:
         parts = score_chunks(source, models, clv, prior, context, sinks, progress)
         summary = finish_summary(parts, layout)
-        written = sinks.finish(summary)
+        written = sinks.finish(summary, extra=extra)
     progress.close()
     rows_out = int(summary["customers"].sum()) if len(summary) else 0
     if rows_out != len(rfm):
@@ -197,6 +200,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
               "risk_bands": summary.groupby("churn_risk_band")["customers"].sum().astype(int).to_dict(),
               "segments": summary.groupby("rfm_segment")["customers"].sum().astype(int).to_dict(),
               "seconds": round(time.perf_counter() - started, 2)}
+    report["action_plan"] = action_plan.run(params, root, features=source)  # the whole batch at once (budget)
     report = relative(report, Path(root))
     write_report(report, paths.rebase(paths.SCORE_REPORT, root), "score", root)  # scored_at, seconds: reports/runs/
     return report

@@ -125,7 +125,9 @@ def build_root(root: Path) -> Path:
     ingest = {"source": "synthetic", "transactions": {
         "file": None, "rows_read": 10, "rows_kept": 8, "rows_rejected": 2, "customers": 5,
         "min_ts": "2024-01-05T00:00:00Z", "max_ts": "2024-04-09T00:00:00Z",
-        "rejected_by_reason": {"duplicate_row": 1, "unparseable_ts": 1, "malformed_row": 0}}}
+        "rejected_by_reason": {"duplicate_row": 1, "unparseable_ts": 1, "malformed_row": 0}},
+              "privacy": {"consent": {"column": "marketing_ok", "customers_with_consent": 5, "customers_excluded": 2,
+                                      "customers_without_profile": 0, "rows_excluded": {"transactions": 3}}}}
     _write(reports / "ingest.json", json.dumps(ingest))
     _write(reports / "features.json", json.dumps({"as_of": "2024-03-31", "horizon_days": 30}))
     base = {k: v + 0.01 if k in ("log_loss", "brier", "ece") else v - 0.01 for k, v in METRICS.items()}
@@ -392,8 +394,10 @@ def test_action_plan_and_glossary(page: tuple[Path, str]) -> None:
                                                      "20.00"]
     assert table_rows(page[1], "plan-top")[0][:2] == ["b", "90.0%"]
     assert "Budget 100.00; planned cost 60.00" in page[1]
-    for term in ("ECE", "ROC AUC / Gini", "lift", "p_purchase / p_alive", "risk band"):
+    for term in ("ECE", "ROC AUC / Gini", "lift", "p_purchase / p_alive", "risk band", "Qini"):
         assert f"<dt>{term}</dt>" in page[1]
+    assert "No campaign report in this run" in page[1]
+    assert "2 customers without consent (column marketing_ok) are excluded" in page[1]
 
 
 def test_sections_say_why_they_are_empty(tmp_path: Path) -> None:

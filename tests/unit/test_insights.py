@@ -1,0 +1,64 @@
+"""The score stage's insight tables (pipelines/insights.py) from files: funnel and segment migration, batch-keyed."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from models.scoring.schema import ScoreLayout
+from pipelines import insights
+from tests.unit.test_funnel import AS_OF, frames
+
+LAYOUT = ScoreLayout(horizon_days=30, horizon_months=6)
+
+
+def write_inputs(root: Path, events: bool = True) -> Path:
+    """data/interim events + transactions, the score features (segments) and a warehouse with an earlier batch."""
+    interim = root / "data" / "interim"
+    interim.mkdir(parents=True)
+    ev, tx = frames()
+    (ev if events else ev.iloc[:0]).to_parquet(interim / "events.parquet", index=False)
+    tx.to_parquet(interim / "transactions.parquet", index=False)
+    source = root / "score.parquet"
+    pd.DataFrame({"customer_id": ["A", "B", "C", "E", "G"],
+                  "rfm_segment": ["champions", "lost", "lost", "champions", "lost"]}).to_parquet(source, index=False)
+    (root / "outputs").mkdir()
+    with duckdb.connect(str(root / "outputs" / "warehouse.duckdb")) as con:
+        batches = pd.DataFrame({"customer_id": ["A", "B", "A", "A"], "rfm_segment": ["Lost", "Lost", "x", "y"],
+                                "as_of": [date(2024, 1, 10)] * 2 + [date(2023, 12, 1), date(2024, 1, 10)],
+                                "horizon_days": [30, 30, 30, 90], "clv_months": [6, 6, 6, 6]})
+        con.register("b", batches)
+        con.execute("CREATE TABLE customer_scores AS SELECT * FROM b")
+    return source
+
+
+def test_tables_are_batch_keyed(tmp_path: Path) -> None:
+    source = write_inputs(tmp_path)
+    clv = pd.DataFrame({"customer_id": ["A", "B", "C", "E", "G"], "clv": [10.0, 1.0, 2.0, 8.0, 0.5]})
+    params = {"scoring": {"funnel": {"window_days": 2, "lookback_days": 10}}}
+    out = insights.tables(params, tmp_path, source, clv, LAYOUT, AS_OF, tmp_path / "outputs")
+    for name, columns in insights.table_columns().items():
+        assert list(out[name].columns) == [c.name for c in columns]
+        assert set(map(tuple, out[name][["as_of", "horizon_days", "clv_months"]].drop_duplicates().values)) == {
+            (AS_OF, 30, 6)}
+    funnel = out["funnel"]
+    everyone = funnel[funnel["dimension"] == "all"]
+    assert everyone["customers"].tolist() == [5, 4, 3, 2]  # the hand-computed case of test_funnel
+    assert funnel["entry_from"].iloc[0] == date(2024, 1, 20) and funnel["window_days"].iloc[0] == 2.0
+    segments = set(funnel.loc[funnel["dimension"] == "rfm_segment", "dimension_value"])
+    assert segments == {"champions", "lost"}  # from the score features
+    moves = {(r.from_segment, r.to_segment): r.customers for r in out["segment_migration"].itertuples()}
+    # the previous batch is 2024-01-10 with the same horizons (not 2023-12-01, not the horizon-90 batch)
+    assert moves == {("lost", "champions"): 1, ("lost", "lost"): 1, ("new", "lost"): 2, ("new", "champions"): 1}
+    assert set(out["segment_migration"]["previous_as_of"]) == {date(2024, 1, 10)}
+
+
+def test_no_events_and_no_warehouse_give_empty_tables(tmp_path: Path) -> None:
+    source = write_inputs(tmp_path, events=False)
+    (tmp_path / "outputs" / "warehouse.duckdb").unlink()
+    clv = pd.DataFrame({"customer_id": ["A"], "clv": [1.0]})
+    out = insights.tables({}, tmp_path, source, clv, LAYOUT, AS_OF, tmp_path / "outputs")
+    assert out["funnel"].empty and out["segment_migration"].empty
