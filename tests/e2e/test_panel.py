@@ -221,6 +221,29 @@ def check_no_personal_data(run: Run) -> None:
     assert_no_canaries(run.root)
 
 
+def check_action_plan_and_reasons(run: Run) -> None:
+    """Issue 11.3/11.5: plan cost <= scoring.budget, value <= its bound, no high-risk top-decile customer without a
+    saving action while the budget allows one; reason texts are plain language with stable codes."""
+    run.require()
+    plan = read_json(run.root, "action_plan.json")
+    rows = pd.read_csv(run.root / "outputs" / "action_plan.csv", dtype={"customer_id": str})
+    assert len(rows) == plan["rows"]
+    scores = pd.read_parquet(run.root / "outputs" / "customer_scores.parquet")
+    assert not scores["reason_1"].str.contains(r"^\w+=\S+ (?:raises|lowers) risk$").any(), "feature=value reasons"
+    if "reason_code_1" in scores.columns:
+        assert scores["reason_code_1"].str.fullmatch(r"(?:\w+:(?:raises|lowers))?").all()
+    if not plan["available"]:
+        assert rows.empty and "no amounts" in plan["note"]
+        return
+    assert plan["budget"] is None or rows["cost"].sum() <= plan["budget"] + 0.01
+    assert plan["expected_value"] <= plan["upper_bound"] + 1e-6
+    assert rows["rank"].tolist() == list(range(1, len(rows) + 1))
+    actions = compose_params([*run.member.overrides, *CHEAP])["scoring"]["actions"]
+    dearest = max(float(a.get("cost") or 0) for a in actions)
+    budget_left = plan["budget"] is None or plan["spent"] <= plan["budget"] - dearest
+    assert plan["high_risk_top_decile"]["without"] == 0 or not budget_left, plan["high_risk_top_decile"]
+
+
 class PanelChecks:
     """The checks every panel member must pass (collected through the TestPanel_<member> classes)."""
 
@@ -240,6 +263,9 @@ class PanelChecks:
 
     def test_no_personal_data_reaches_any_output(self, run: Run) -> None:
         check_no_personal_data(run)
+
+    def test_action_plan_keeps_the_budget_and_reasons_are_plain_language(self, run: Run) -> None:
+        check_action_plan_and_reasons(run)
 
 
 for _member in MEMBERS:
