@@ -111,7 +111,8 @@ def test_dvc_repro_on_cdnow(repo: Path, request: pytest.FixtureRequest) -> None:
     # the data panel's member "cdnow" (default settings): the same checks as every other member
     member = panel.Run(panel.Member("cdnow (dvc repro)", ()), repo, {"score": scored}, seconds=seconds)
     record_panel_row(request.config, panel.summary_row(member))
-    for check in (panel.check_completes, panel.check_clv_selection, panel.check_champion, panel.check_out_of_time):
+    for check in (panel.check_completes, panel.check_clv_selection, panel.check_champion, panel.check_out_of_time,
+                  panel.check_action_plan_and_reasons):
         check(member)
 
 
