@@ -7,9 +7,27 @@ from typing import Any
 
 import pandas as pd
 
-EFFECT_COLUMNS = ("campaign", "status", "first_sent_at", "horizon_days", "n_treatment", "n_control",
-                  "purchase_rate_treatment", "purchase_rate_control", "purchase_uplift", "purchase_uplift_low",
-                  "purchase_uplift_high", "save_rate", "save_rate_low", "save_rate_high")
+from models.scoring.schema import Column
+
+
+def effect_columns() -> list[Column]:
+    """The columns of the warehouse table `campaign_effects` after the batch key (one row per campaign)."""
+    rate = "share 0-1"
+    return [Column("campaign", "text", "name", "Campaign name as in the campaigns table."),
+            Column("status", "text", "label", "measured | too_small | horizon_open (why there is no figure)."),
+            Column("first_sent_at", "text", "ISO-8601 instant", "First send of the campaign (UTC)."),
+            Column("campaign_horizon_days", "integer", "days", "Outcome window after sent_at."),
+            Column("n_treatment", "integer", "customers", "Customers in the treatment group."),
+            Column("n_control", "integer", "customers", "Customers in the control group."),
+            *[Column(name, "decimal", rate, meaning, 4, nullable=True) for name, meaning in (
+                ("purchase_rate_treatment", "Share of treated customers with a purchase in the horizon."),
+                ("purchase_rate_control", "Share of control customers with a purchase in the horizon."),
+                ("purchase_uplift", "Treatment minus control purchase rate."),
+                ("purchase_uplift_low", "Lower bound of its 95% interval (campaigns.ci_method)."),
+                ("purchase_uplift_high", "Upper bound of its 95% interval."),
+                ("save_rate", "1 - churn rate treated / churn rate control."),
+                ("save_rate_low", "Lower bound of its 95% interval (Katz log risk ratio)."),
+                ("save_rate_high", "Upper bound of its 95% interval."))]]
 
 
 def measured_save_rates(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -31,12 +49,13 @@ def measured_save_rate(report: Mapping[str, Any] | None, campaign: str) -> float
 
 
 def effects_table(report: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per campaign (warehouse table `campaign_effects`), empty when the data has no campaigns."""
+    """One row per campaign in the effect_columns layout (empty when the data has no campaigns)."""
+    names = [c.name for c in effect_columns()]
     rows = []
     for c in report.get("campaigns", []):
         low, high = c.get("purchase_uplift_ci") or (None, None)
         s_low, s_high = c.get("save_rate_ci") or (None, None)
-        rows.append({**{k: c.get(k) for k in EFFECT_COLUMNS if k in c}, "horizon_days": report["horizon_days"],
+        rows.append({**{k: c.get(k) for k in names if k in c}, "campaign_horizon_days": report["horizon_days"],
                      "purchase_uplift_low": low, "purchase_uplift_high": high,
                      "save_rate_low": s_low, "save_rate_high": s_high})
-    return pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))
+    return pd.DataFrame(rows, columns=names)
