@@ -182,9 +182,10 @@ def test_page_loaded(loaded: dict[str, Any]) -> None:
 
 
 def test_every_image_rendered(loaded: dict[str, Any]) -> None:
-    """Ten figures (six churn PNGs, four CLV plots), each decoded with a size and laid out."""
+    """15 figures (6 churn PNGs, 4 CLV plots, churn/CLV by segment, funnel, migration customers/revenue), each
+    decoded with a size and laid out."""
     images = loaded["probe"]["images"]
-    assert len(images) == 10
+    assert len(images) == 15
     broken = [i["alt"] for i in images if not (i["complete"] and i["width"] > 0 and i["height"] > 0)]
     assert broken == []
     assert all(i["shown"] > 100 for i in images)
@@ -195,11 +196,15 @@ def test_expected_tables(loaded: dict[str, Any]) -> None:
     tables = loaded["probe"]["tables"]
     assert tables["churn-models"]["rows"] == 3  # lightgbm, log_rfm, lightgbm_uncalibrated
     assert tables["churn-vs-best"]["rows"] == 2
-    assert tables["segments"]["rows"] == 3  # champions/low (2 customers), lost/high, the markup label/medium
+    assert tables["segments"]["rows"] == 4  # champions/low (2), lost/high, the markup label/medium, the total
     assert tables["cohorts"] == {"rows": 3, "columns": 2 + 3}  # cohort, customers, months 0..2
     assert {"ablation", "clv-vs-challenger", "ingest"} <= set(tables)
     assert tables["clv-selection"]["rows"] == 3  # bgnbd, pareto_nbd, mbgnbd (skipped)
     assert tables["churn-champion"]["rows"] == 3  # lightgbm, lightgbm_prior, log_rfm
+    assert tables["funnel"] == {"rows": 3, "columns": 7}  # product_view, add_to_cart, purchase
+    assert tables["funnel-breakdown"]["rows"] == 3  # app, web, champions
+    assert tables["migration"] == {"rows": 3, "columns": 5}  # champions, lost, new x champions, gone, lost + total
+    assert tables["distribution"]["rows"] == 3 and tables["plan-actions"]["rows"] == 1
 
 
 def test_heat_map_coloured(loaded: dict[str, Any]) -> None:
