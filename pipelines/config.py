@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from pipelines import paths
+from pipelines import paths, progress
 from pipelines.config_schema import ConfigError, did_you_mean, validate
 
 VALIDATED = Path("artifacts/params_valid.json")  # the `validate` stage's output (constant content), under the root
@@ -99,7 +99,11 @@ def load_params(argv: list[str] | None = None, exit_on_error: bool = True) -> di
 
     A bad key or value prints one line on stderr and exits with code 2 (no traceback, nothing written):
     every stage calls this before any work. With exit_on_error=False the ConfigError is raised instead.
+    Called from the command line (argv None), it also starts the stage's progress heartbeat (a line at least
+    every 10 s: pipelines/progress.py).
     """
+    if argv is None:
+        progress.heartbeat(_prog())
     overrides = list(sys.argv[1:] if argv is None else argv)
     try:
         params = compose(overrides) if overrides else read_params(paths.PARAMS)

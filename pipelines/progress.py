@@ -1,10 +1,96 @@
-"""Progress of long stages: a live line on a terminal, plain lines in CI logs (rows, chunks, elapsed, rate)."""
+"""Progress of long stages: a live line on a terminal, plain lines in CI logs (rows, chunks, elapsed, rate), and a
+heartbeat that prints the current step with the elapsed time whenever a stage has been silent for 10 s."""
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 from typing import TextIO
+
+EVERY_ENV = "CHURN_CLV_PROGRESS_SECONDS"  # heartbeat interval (default 10 s); 0 turns the heartbeat off
+
+
+class Heartbeat:
+    """Prints '<stage>: <step> (<total>s)' on each note, and '... still at it' after `every` silent seconds."""
+
+    def __init__(self, stage: str, every: float | None = None, stream: TextIO | None = None) -> None:
+        self.stage, self.stream = stage, stream or sys.stderr
+        self.every = float(os.environ.get(EVERY_ENV, 10) if every is None else every)
+        self.started = self.last = self.step_started = time.perf_counter()
+        self.current = "starting"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            self.last = time.perf_counter()
+
+    def note(self, text: str) -> None:
+        """A new step: print it with the elapsed time."""
+        now = time.perf_counter()
+        self.current, self.step_started = text, now
+        self._write(f"{self.stage}: {text} ({now - self.started:.0f}s)")
+
+    def touch(self) -> None:
+        """Something else printed progress: the silence timer restarts."""
+        self.last = time.perf_counter()
+
+    def beat(self) -> None:
+        """One heartbeat line when the stage has been silent for `every` seconds."""
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self._write(f"{self.stage}: ... {self.current}: {now - self.step_started:.0f}s in this step, "
+                        f"{now - self.started:.0f}s in total")
+
+    def start(self) -> Heartbeat:
+        """Beat from a daemon thread until stop()."""
+        if self.every > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{self.stage}", daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(min(1.0, self.every / 4)):
+            self.beat()
+
+    def stop(self) -> None:
+        """End the heartbeat thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+
+_ACTIVE: list[Heartbeat] = []
+
+
+def heartbeat(stage: str, every: float | None = None, stream: TextIO | None = None) -> Heartbeat:
+    """Start the process's heartbeat for a stage run from the command line (once; later calls return it)."""
+    if not _ACTIVE:
+        _ACTIVE.append(Heartbeat(stage, every, stream).start())
+    return _ACTIVE[0]
+
+
+def stop_heartbeat() -> None:
+    """Stop and forget the process's heartbeat (tests; a stage's end needs nothing: the thread is a daemon)."""
+    while _ACTIVE:
+        _ACTIVE.pop().stop()
+
+
+def note(text: str) -> None:
+    """Report a step of a long stage (no-op when no heartbeat runs, e.g. a stage called from a test)."""
+    if _ACTIVE:
+        _ACTIVE[0].note(text)
+
+
+def _touch() -> None:
+    if _ACTIVE:
+        _ACTIVE[0].touch()
 
 
 class Progress:
@@ -36,6 +122,7 @@ class Progress:
         else:
             self.stream.write(self.line(note) + "\n")
         self.stream.flush()
+        _touch()
 
     def step(self, text: str) -> None:
         """Report a named step (not a chunk) with the elapsed time."""
@@ -44,6 +131,7 @@ class Progress:
             self.stream.write("\n")
         self.stream.write(f"{self.stage}: {text} ({elapsed:.1f}s)\n")
         self.stream.flush()
+        _touch()
 
     def close(self) -> None:
         """End the live line."""

@@ -1,10 +1,14 @@
-"""MLflow helpers: the sqlite store at the repo root, the experiment, the tags every run carries."""
+"""MLflow helpers: the sqlite store at the repo root, the experiment, run names, tags, datasets and registry notes."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import subprocess
+import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +18,18 @@ from pipelines import paths
 
 CHUNK = 1 << 20
 MAX_PARAM_CHARS = 6000
+VERBOSE_ENV = "CHURN_CLV_VERBOSE"  # 1 = keep MLflow's INFO logs and artifact download bars
+ARROW_TO_MLFLOW = (("int", "long"), ("uint", "long"), ("float", "double"), ("double", "double"), ("bool", "boolean"),
+                   ("timestamp", "datetime"), ("date", "datetime"), ("string", "string"), ("large_string", "string"))
+
+
+def quiet_mlflow() -> None:
+    """Silence MLflow's INFO lines and 'Downloading artifacts' bars (unless CHURN_CLV_VERBOSE=1)."""
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0", "false"):
+        return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def anchor_root() -> Path:
@@ -94,11 +110,50 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def settings_digest(settings: Any) -> str:
+    """6 hex digits over a JSON rendering of the settings (tells apart runs whose names would otherwise match)."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
+def run_name(stage: str, params: Mapping[str, Any], as_of: str, model: str | None = None,
+             settings: Any = None) -> str:
+    """What ran: 'train_churn cdnow as_of=1998-06-30 h=181d lightgbm cfg=3f2a1c [exp=<dvc experiment>]'."""
+    data = params.get("data") or {}
+    source = str(data.get("source", "?")) + ("_sample" if data.get("sample") else "")
+    if data.get("source") == "synthetic" and data.get("regime") not in (None, "default"):
+        source += f"_{data['regime']}"
+    parts = [stage, source, f"as_of={str(as_of)[:10]}", f"h={(params.get('windows') or {}).get('horizon_days')}d"]
+    if model:
+        parts.append(str(model))
+    if settings is not None:
+        parts.append(f"cfg={settings_digest(settings)}")
+    if os.environ.get("DVC_EXP_NAME"):
+        parts.append(f"exp={os.environ['DVC_EXP_NAME']}")
+    return " ".join(parts)
+
+
+def stage_started() -> float:
+    """Epoch seconds when this stage started (its progress heartbeat, i.e. load_params), else now."""
+    from pipelines import progress
+
+    if progress._ACTIVE:
+        beat = progress._ACTIVE[0]
+        return time.time() - (time.perf_counter() - beat.started)
+    return time.time()
+
+
 @contextmanager
-def start_run(mlflow_params: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> Iterator[Any]:
-    """An active MLflow run in params mlflow.experiment_name, on the configured tracking store."""
+def start_run(mlflow_params: Mapping[str, Any], run_name: str, tags: Mapping[str, str],
+              started_at: float | None = None) -> Iterator[Any]:
+    """An active MLflow run in params mlflow.experiment_name, on the configured tracking store.
+
+    The run's start time is the stage's start (started_at, default stage_started()), not the moment of logging,
+    so MLflow shows the stage's real duration.
+    """
     import mlflow
 
+    quiet_mlflow()
     uri = tracking_uri(mlflow_params)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -110,9 +165,53 @@ def start_run(mlflow_params: Mapping[str, Any], run_name: str, tags: Mapping[str
         except mlflow.exceptions.MlflowException:
             if mlflow.get_experiment_by_name(name) is None:  # not a concurrent creation: a real error
                 raise
-    mlflow.set_experiment(name)
-    with mlflow.start_run(run_name=run_name, tags=dict(tags)) as run:
+    experiment = mlflow.set_experiment(name)
+    start_ms = int(1000 * (stage_started() if started_at is None else started_at))
+    created = mlflow.MlflowClient(uri).create_run(experiment.experiment_id, start_time=start_ms, tags=dict(tags),
+                                                  run_name=run_name)
+    with mlflow.start_run(run_id=created.info.run_id) as run:
         yield run
+
+
+def _schema(path: Path) -> Any:
+    """The MLflow column schema of a Parquet file (None for other files)."""
+    if path.suffix != ".parquet":
+        return None
+    import pyarrow.parquet as pq
+    from mlflow.types import ColSpec, Schema
+
+    def kind(arrow_type: Any) -> str:
+        text = str(arrow_type)
+        return next((m for a, m in ARROW_TO_MLFLOW if text.startswith(a)), "string")
+
+    return Schema([ColSpec(kind(f.type), f.name) for f in pq.read_schema(path)])
+
+
+def log_datasets(files: Mapping[str, Path], context: str = "training") -> None:
+    """Log each file as a run input: a metadata-only dataset (name, source path, content digest, columns)."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for name, path in files.items():
+        path = Path(path)
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": two local sources, same meaning
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            source = resolve_dataset_source(str(path.resolve()))
+        dataset = MetaDataset(source, name=name, digest=fingerprint([path]), schema=_schema(path))
+        mlflow.log_input(dataset, context=context)
+
+
+def describe_version(mlflow_params: Mapping[str, Any] | None, name: str, version: str | int, description: str,
+                     tags: Mapping[str, Any]) -> None:
+    """A registered version's description and tags (data fingerprint, as_of, key metrics, ...)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(mlflow_params))
+    client.update_model_version(name, str(version), description=description)
+    for key, value in tags.items():
+        if value is not None and value != "":
+            client.set_model_version_tag(name, str(version), key, str(value))
 
 
 def set_champion(mlflow_params: Mapping[str, Any] | None, name: str, version: str | int, candidate: str) -> dict:

@@ -37,7 +37,7 @@ from models.churn.errors import ChurnInputError
 from models.churn.features import LABEL, PRIOR_COLUMN, FeatureSpec, ignored_columns
 from models.churn.model import ChurnModel
 from models.churn.prior import btyd_prior
-from pipelines import paths, tracking
+from pipelines import paths, progress, tracking
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
 
@@ -229,7 +229,9 @@ def fit_candidates(
     plan = plan_validation(train, cfg)
     fitted: dict[str, tuple[Candidate, ChurnScorer]] = {}
     scores, validation = {}, {}
-    for cand in candidate_list(cfg, usable):
+    candidates = candidate_list(cfg, usable)
+    for i, cand in enumerate(candidates, 1):
+        progress.note(f"candidate {i}/{len(candidates)}: {cand.name}")
         tr, ev = with_prior(train, priors["train"], cand.prior), with_prior(evaluation, priors["eval"], cand.prior)
         try:
             model = fit_candidate(cand, tr, cfg)
@@ -463,7 +465,9 @@ def log_training_run(
     }
     signature, example = model_inputs(production.spec, score.assign(**{PRIOR_COLUMN: 0.5}))
     root = Path(__file__).resolve().parents[1]
-    with tracking.start_run(params.get("mlflow") or {}, "train_churn", tags) as run:
+    name = tracking.run_name("train_churn", params, report["as_of"], champ["name"], settings=logged)
+    with tracking.start_run(params.get("mlflow") or {}, name, tags) as run:
+        tracking.log_datasets({f"features/{r}": where.features(r) for r in ("train", "eval", "score")})
         mlflow.log_params(tracking.flatten(logged))
         mlflow.log_metrics(_metrics(report))
         mlflow.log_dict(production.spec.to_dict(), "features.json")
@@ -485,6 +489,16 @@ def log_training_run(
             registered_model_name=MODEL_NAME,
         )
     version = info.registered_model_version
+    model = report["model"]
+    tracking.describe_version(
+        params.get("mlflow"), MODEL_NAME, version,
+        f"{champ['name']} ({production.kind}), refit at {report['eval_cutoff']} for scoring at {report['as_of']} "
+        f"on {tags['data_source']} data; chosen on {champ['selected_on']}; backtest at {report['eval_cutoff']}: "
+        f"AUC {model['roc_auc']:.4f}, log loss {model['log_loss']:.4f}, ECE {model['ece']:.4f}. Run: {name}",
+        {"data_fingerprint": data_hash, "as_of": report["as_of"], "eval_cutoff": report["eval_cutoff"],
+         "horizon_days": report["horizon_days"], "roc_auc": f"{model['roc_auc']:.4f}",
+         "log_loss": f"{model['log_loss']:.4f}", "ece": f"{model['ece']:.4f}", "run_name": name},
+    )
     aliases = tracking.set_champion(params.get("mlflow"), MODEL_NAME, version, champ["name"])
     return {
         "tracking_uri": tracking.tracking_uri(params.get("mlflow")),
@@ -510,6 +524,7 @@ class Clock:
         now = time.perf_counter()
         self.laps[name] = round(now - self._last, 2)
         self._last = now
+        progress.note(f"{name} done in {self.laps[name]:.1f}s")
 
 
 def run(params: dict[str, Any], track: bool = True, root: Path | None = None) -> dict[str, Any]:

@@ -131,6 +131,16 @@ def test_run_carries_tags_params_metrics_and_plots(stage) -> None:
     } <= plots
     features = json.loads((root / "artifacts" / "churn" / "features.json").read_text())["features"]
     assert "features.json" in {f.path for f in client.list_artifacts(run.info.run_id)} and len(features) > 10
+    assert run.info.run_name.startswith(f"train_churn {params['data']['source']} as_of={CUTOFFS[3]} h=")
+    assert " lightgbm cfg=" in run.info.run_name
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"features/train", "features/eval", "features/score"}
+    assert inputs["features/eval"].digest == tracking.fingerprint([root / "data" / "features" / "eval.parquet"])
+    assert "churned" in inputs["features/eval"].schema and inputs["features/eval"].source_type == "local"
+    version = client.get_model_version("churn", report["mlflow"]["registered_version"])
+    assert version.description.startswith("lightgbm (lightgbm), refit at ") and "AUC 0." in version.description
+    assert version.tags["data_fingerprint"] == tags["data_fingerprint"] and version.tags["as_of"] == CUTOFFS[3]
+    assert float(version.tags["roc_auc"]) == pytest.approx(report["model"]["roc_auc"], abs=1e-4)
 
 
 def test_a_logistic_champion_is_registered_scored_and_takes_the_champion_alias(stage) -> None:
@@ -168,3 +178,32 @@ def test_fingerprint_changes_with_content(tmp_path: Path) -> None:
     first = tracking.fingerprint([a, b])
     b.write_bytes(b"three")
     assert tracking.fingerprint([a, b]) != first and len(first) == 16
+
+
+def test_two_runs_with_different_settings_are_told_apart_and_compared(stage) -> None:
+    """Reviewer's view through the client: names say what ran and differ with the settings; same metric keys;
+    durations start at the stage start."""
+    import time
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    _, params, report = stage
+    store = {"tracking_uri": report["mlflow"]["tracking_uri"], "experiment_name": "reviewer-check"}
+    ids = []
+    for leaves, auc in ((7, 0.71), (31, 0.74)):
+        settings = {"churn": {"params": {"num_leaves": leaves}}}
+        name = tracking.run_name("train_churn", params, "1998-06-30", "lightgbm", settings=settings)
+        with tracking.start_run(store, name, {"stage": "train_churn"}, started_at=time.time() - 90) as run:
+            mlflow.log_params({"churn.params.num_leaves": leaves})
+            mlflow.log_metrics({"champion.roc_auc": auc, "champion.log_loss": 0.5})
+        ids.append(run.info.run_id)
+    client = MlflowClient(store["tracking_uri"])
+    runs = [client.get_run(i) for i in ids]
+    names = [r.info.run_name for r in runs]
+    assert names[0] != names[1]
+    assert all(n.startswith("train_churn cdnow as_of=1998-06-30 h=181d lightgbm cfg=") for n in names)
+    assert set(runs[0].data.metrics) == set(runs[1].data.metrics) == {"champion.roc_auc", "champion.log_loss"}
+    assert all(r.info.end_time - r.info.start_time >= 90_000 for r in runs)
+    found = client.search_runs([runs[0].info.experiment_id], order_by=["metrics.`champion.roc_auc` DESC"])
+    assert [r.info.run_name for r in found] == names[::-1]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 
-from pipelines.progress import Progress
+from pipelines import progress
+from pipelines.progress import Heartbeat, Progress
 
 
 def test_plain_lines_in_logs_name_rows_chunks_and_elapsed() -> None:
@@ -27,3 +29,34 @@ def test_a_terminal_gets_one_rewritten_line() -> None:
     progress.close()
     text = out.getvalue()
     assert text.count("\r") == 2 and text.count("\n") == 1 and "chunk 2, 10/10 rows" in text
+
+
+def test_heartbeat_speaks_after_silence_and_names_the_step() -> None:
+    out = io.StringIO()
+    beat = Heartbeat("train_churn", every=0.05, stream=out)
+    beat.note("candidate 2/9 lightgbm")
+    beat.beat()  # not silent long enough: nothing
+    time.sleep(0.06)
+    beat.beat()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0] == "train_churn: candidate 2/9 lightgbm (0s)"
+    assert lines[1].startswith("train_churn: ... candidate 2/9 lightgbm: 0s in this step, 0s in total")
+
+
+def test_heartbeat_thread_beats_until_stopped_and_other_progress_resets_it() -> None:
+    out = io.StringIO()
+    beat = progress.heartbeat("score", every=0.04, stream=out)
+    try:
+        time.sleep(0.25)
+        assert out.getvalue().count("score: ... starting") >= 2
+        before = beat.last
+        Progress("score", 1, stream=io.StringIO()).update(1)
+        assert beat.last > before
+    finally:
+        progress.stop_heartbeat()
+    after = out.getvalue()
+    time.sleep(0.1)
+    assert out.getvalue() == after
+    progress.note("no heartbeat: silent")
+    assert out.getvalue() == after
