@@ -23,7 +23,7 @@ from models.scoring.plan import plan_actions, plan_table, summarise
 from models.scoring.schema import Column, ScoreLayout
 from pipelines import paths
 from pipelines.config import load_params
-from pipelines.io import write_json
+from pipelines.runinfo import write_report
 
 TABLE, CSV_NAME, PARQUET_NAME = "action_plan", "action_plan.csv", "customer_scores.parquet"
 REPORT_NAME = "action_plan.json"
@@ -129,8 +129,7 @@ def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], r
         finally:
             warehouse.close()
     summary = {**summary, "rows": int(len(rows)), "files": [f"outputs/{CSV_NAME}", f"outputs/{WAREHOUSE_NAME}"]}
-    write_json(summary, paths.rebase(paths.REPORTS, root) / REPORT_NAME)
-    return summary
+    return write_report(summary, paths.rebase(paths.REPORTS, root) / REPORT_NAME, "action_plan", root)
 
 
 def measured_rates(cfg: ScoringConfig, root: Path) -> tuple[dict[str, float], dict[str, str]]:
