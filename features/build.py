@@ -21,6 +21,7 @@ STEP_TABLES = ("_rfm", "_orders", "_mix", "_gaps", "_events", "_labels")
 # negative amounts are returns. Spend columns are NULL for a customer whose rows carry no amount.
 PURCHASE = "(amount >= 0 OR amount IS NULL)"
 SPEND_KNOWN = "COUNT(amount) = COUNT(*)"
+EXACT_SUM = "CAST(SUM(CAST(amount AS DECIMAL(38, 9)))"  # + FILTER + " AS DOUBLE)": exact, so thread-order free
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,10 @@ def _trend_columns(cfg: FeatureConfig) -> str:
         cols += [
             f"COUNT(*) FILTER (WHERE {last}) AS orders_last_{w}d",
             f"COUNT(*) FILTER (WHERE {prev}) AS orders_prev_{w}d",
-            f"CASE WHEN {SPEND_KNOWN} THEN COALESCE(SUM(amount) FILTER (WHERE {last}), 0.0) END AS revenue_last_{w}d",
-            f"CASE WHEN {SPEND_KNOWN} THEN COALESCE(SUM(amount) FILTER (WHERE {prev}), 0.0) END AS revenue_prev_{w}d",
+            f"CASE WHEN {SPEND_KNOWN} THEN COALESCE({EXACT_SUM} FILTER (WHERE {last}) AS DOUBLE), 0.0) END "
+            f"AS revenue_last_{w}d",
+            f"CASE WHEN {SPEND_KNOWN} THEN COALESCE({EXACT_SUM} FILTER (WHERE {prev}) AS DOUBLE), 0.0) END "
+            f"AS revenue_prev_{w}d",
         ]
     return ",\n    ".join(cols)
 

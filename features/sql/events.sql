@@ -9,8 +9,8 @@ SELECT
     customer_id,
     MIN(age_days) FILTER (WHERE event_type <> 'email_sent') AS days_since_last_event,  -- sends are ours, not theirs
     COUNT(*) FILTER (WHERE event_type = 'support_ticket') AS support_tickets_total,
-    AVG(value) FILTER (WHERE event_type = 'support_ticket') AS support_ticket_rating_mean,
-    AVG(value) FILTER (WHERE event_type = 'review') AS review_rating_mean,
+    CAST(AVG(CAST(value AS DECIMAL(38, 9))) FILTER (WHERE event_type = 'support_ticket') AS DOUBLE) AS support_ticket_rating_mean,
+    CAST(AVG(CAST(value AS DECIMAL(38, 9))) FILTER (WHERE event_type = 'review') AS DOUBLE) AS review_rating_mean,
     {event_columns}
 FROM ev
 WHERE age_days >= 0

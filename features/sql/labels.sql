@@ -13,6 +13,6 @@ WITH future AS (
 SELECT
     customer_id,
     COUNT(DISTINCT period) FILTER (WHERE amount >= 0 OR amount IS NULL) AS future_purchases,
-    CASE WHEN COUNT(amount) = COUNT(*) THEN COALESCE(SUM(amount), 0.0) END AS future_revenue
+    CASE WHEN COUNT(amount) = COUNT(*) THEN COALESCE(CAST(SUM(CAST(amount AS DECIMAL(38, 9))) AS DOUBLE), 0.0) END AS future_revenue
 FROM future
 GROUP BY 1

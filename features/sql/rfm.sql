@@ -25,9 +25,9 @@ per_customer AS (
         f.first_period,
         MAX(p.period) AS last_period,
         bit_count(bitstring_agg((p.period - $origin_day) // $period_days, 0, $n_slots)) AS n_periods,
-        SUM(p.amount) AS total_value,
+        CAST(SUM(CAST(p.amount AS DECIMAL(38, 9))) AS DOUBLE) AS total_value,  -- exact: the same digits whatever the thread split
         COUNT(p.amount) = COUNT(*) AS spend_known,
-        SUM(p.amount) FILTER (WHERE p.period = f.first_period) AS first_period_value
+        CAST(SUM(CAST(p.amount AS DECIMAL(38, 9))) FILTER (WHERE p.period = f.first_period) AS DOUBLE) AS first_period_value
     FROM purchases AS p
     JOIN firsts AS f USING (customer_id)
     GROUP BY p.customer_id, f.first_period
