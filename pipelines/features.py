@@ -16,8 +16,8 @@ from features.build import FeatureConfig, build_features, drop_steps
 from features.timeline import Cutoff, cutoffs, within_history
 from pipelines import paths
 from pipelines.config import load_params
-from pipelines.io import write_json
 from pipelines.progress import Progress
+from pipelines.runinfo import write_report
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -115,7 +115,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     report["n_columns"] = len(con.execute(f"DESCRIBE SELECT * FROM '{score.as_posix()}'").fetchall())
     report["seconds"] = round(time.perf_counter() - started, 2)
     con.close()
-    write_json(report, paths.rebase(paths.FEATURES_REPORT, root))
+    write_report(report, paths.rebase(paths.FEATURES_REPORT, root), "features")  # seconds: reports/runs/
     return report
 
 

@@ -107,7 +107,7 @@ def matrix_figure(matrix: pd.DataFrame, title: str, value_label: str) -> Figure:
                 color="white" if peak and v > 0.6 * peak else "#1f2937")
     ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(matrix.shape[0]), matrix.index, fontsize=8)
-    ax.set(title=title, xlabel="segment at this as_of (to)", ylabel="segment at the previous as_of (from)")
+    ax.set(title=title, xlabel="segment now (to)", ylabel="segment before (from)")
     fig.colorbar(image, ax=ax, label=value_label, shrink=0.8)
     return fig
 

@@ -40,6 +40,7 @@ from models.churn.prior import btyd_prior
 from pipelines import paths, progress, tracking
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
+from pipelines.runinfo import write_report
 
 
 @dataclass(frozen=True)
@@ -604,7 +605,7 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     write_csv(table, where.report("churn_table.csv"))
     write_text(markdown_report(report, table), where.report("churn.md"))
     report["seconds"] = round(time.perf_counter() - started, 2)
-    write_json(report, where.report("churn.json"))
+    write_report(report, where.report("churn.json"), "train_churn")  # wall-clock: reports/runs/
     if track:
         report["mlflow"] = log_training_run(
             params, report, production, files["manifest"].parent, frames["score"], pngs, where

@@ -40,6 +40,7 @@ from models.clv.uncertainty import Horizon, ParameterDraws, draws_to_dict, inter
 from pipelines import paths
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
+from pipelines.runinfo import split_volatile, write_report
 
 CODE_DIR = Path(__file__).resolve().parents[1] / "models"  # logged with the pyfunc (models.clv importable)
 REPORT = paths.REPORTS / "clv.json"
@@ -245,7 +246,7 @@ def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, repo
                   production: tuple[ClvModel, ParameterDraws]) -> None:
     """Parameters JSON (backtest and production), predictions, challenger, plot CSVs and the metrics report."""
     write_json(model.to_dict(), files["params"])
-    write_json(production[0].to_dict(), files["production"])
+    write_json(split_volatile(production[0].to_dict())[0], files["production"])  # no fit seconds: reproducible
     write_json(draws_to_dict(production[1]), files["production_draws"])
     write_parquet(predictions, files["predictions"])
     if challenger is not None:
@@ -256,7 +257,7 @@ def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, repo
     for name, table in tables.items():
         with atomic_path(files[name]) as tmp:
             table.to_csv(tmp, index=False, float_format="%.10g")
-    write_json(clean(report), files["report"])
+    write_report(clean(report), files["report"], "train_clv")  # wall-clock: reports/runs/
 
 
 def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, report: dict[str, Any],

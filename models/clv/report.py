@@ -40,7 +40,8 @@ class FitReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitReport:
-        """Inverse of to_dict."""
+        """Inverse of to_dict (seconds 0 when the file was written without wall-clock values)."""
+        data = {"seconds": 0.0, **data}
         attempts = [Attempt(**a) for a in data["attempts"]]
         params = {k: float(v) for k, v in data["params"].items()}
         return cls(**{**data, "attempts": attempts, "params": params, "boundary": list(data.get("boundary") or [])})

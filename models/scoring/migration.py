@@ -98,8 +98,17 @@ def segment_migration(con: duckdb.DuckDBPyConnection, previous: str, current: st
 
 
 def migration_matrix(table: pd.DataFrame, value: str = "customers") -> pd.DataFrame:
-    """The long table pivoted: rows from_segment, columns to_segment, cells `value` (0 when no move)."""
+    """The long table pivoted: rows from_segment, columns to_segment, cells `value` (0 when no move).
+
+    Both axes list the same segments in the canonical order (so stays are the diagonal), `new` as the last row
+    and `gone` as the last column when present.
+    """
     if table.empty:
         return pd.DataFrame()
-    return table.pivot_table(index="from_segment", columns="to_segment", values=value, aggfunc="sum",
-                             fill_value=0)
+    canonical = [names[0] for names in SEGMENTS.values()]
+    present = (set(table["from_segment"]) | set(table["to_segment"])) - {NEW, GONE}
+    segments = [s for s in canonical if s in present] + sorted(present - set(canonical))
+    rows = segments + ([NEW] if (table["from_segment"] == NEW).any() else [])
+    columns = segments + ([GONE] if (table["to_segment"] == GONE).any() else [])
+    wide = table.pivot_table(index="from_segment", columns="to_segment", values=value, aggfunc="sum", fill_value=0)
+    return wide.reindex(index=rows, columns=columns, fill_value=0)

@@ -48,6 +48,8 @@ def test_migration_by_hand() -> None:
     assert set(table["previous_as_of"]) == {PREV}
     matrix = migration_matrix(table)
     assert matrix.loc["champions", "lost"] == 1 and matrix.loc["new", "champions"] == 0
+    assert list(matrix.index) == ["champions", "new_low_spend", "lost", "new"]  # canonical order, stays diagonal
+    assert list(matrix.columns) == ["champions", "new_low_spend", "lost", "gone"]
 
 
 def test_without_amounts_revenue_is_null() -> None:

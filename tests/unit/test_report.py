@@ -375,8 +375,8 @@ def test_migration_section(page: tuple[Path, str]) -> None:
     """The from -> to matrix of customers, the previous as_of named, the stay count stated."""
     rows = {r[0]: r for r in table_rows(page[1], "migration")}
     header = page[1].split('data-table="migration"')[1].split("</thead>")[0]
-    assert re.findall(r"<th scope=[^>]*>(.*?)</th>", header) == ["from \\ to", "champions", "gone", "lost", "total"]
-    assert rows["champions"][1:] == ["2", "1", "0", "3"] and rows["new"][1:] == ["0", "0", "1", "1"]
+    assert re.findall(r"<th scope=[^>]*>(.*?)</th>", header) == ["from \\ to", "champions", "lost", "gone", "total"]
+    assert rows["champions"][1:] == ["2", "0", "1", "3"] and rows["new"][1:] == ["0", "1", "0", "1"]
     assert "previous as_of 2024-01-31" in page[1] and "2 of 5 customers kept their segment" in page[1]
 
 
