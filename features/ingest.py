@@ -28,7 +28,7 @@ REASON = "__ingest_reason"
 REJECT_COLUMNS = ("reason", "source_file", "source_row", "raw_line")
 REJECTED_SCHEMA = pa.schema([("reason", pa.string()), ("source_file", pa.string()),
                              ("source_row", pa.int64()), ("raw_line", pa.string())])
-TS_COLUMNS = ("ts", "signup_ts")
+TS_COLUMNS = ("ts", "signup_ts", "sent_at")
 NUMBER_COLUMNS = ("amount", "quantity", "value")
 MALFORMED_REASONS = ("malformed_row", "invalid_encoding")
 REASONS = {
@@ -37,13 +37,19 @@ REASONS = {
     "events": ("null_customer_id", "unparseable_ts", "null_event_type", "unknown_event_type",
                "after_as_of", "duplicate_row", *MALFORMED_REASONS),
     "customers": ("null_customer_id", "duplicate_row", *MALFORMED_REASONS),
+    "campaigns": ("null_customer_id", "null_campaign", "unparseable_sent_at", "null_group", "unknown_group",
+                  "after_as_of", "duplicate_row", *MALFORMED_REASONS),
 }
+TIME_COLUMN = {"transactions": "ts", "events": "ts", "customers": "signup_ts", "campaigns": "sent_at"}
 REQUIRED_REASON = {"customer_id": "null_customer_id", "ts": "unparseable_ts",
-                   "amount": "non_numeric_amount", "event_type": "null_event_type"}
+                   "amount": "non_numeric_amount", "event_type": "null_event_type",
+                   "campaign": "null_campaign", "sent_at": "unparseable_sent_at", "group": "null_group"}
 REASON_COLUMN = {"null_customer_id": "customer_id", "unparseable_ts": "ts", "non_numeric_amount": "amount",
-                 "null_event_type": "event_type", "unknown_event_type": "event_type", "after_as_of": "ts"}
+                 "null_event_type": "event_type", "unknown_event_type": "event_type", "after_as_of": "ts",
+                 "null_campaign": "campaign", "unparseable_sent_at": "sent_at", "null_group": "group",
+                 "unknown_group": "group"}
 SORT_KEYS = {"transactions": ("customer_id", "ts"), "events": ("customer_id", "ts"),
-             "customers": ("customer_id",)}
+             "customers": ("customer_id",), "campaigns": ("campaign", "customer_id")}
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 TEMPORAL_TYPES = ("DATE", "TIMESTAMP")
@@ -135,6 +141,8 @@ def duplicate_key(table: str, configured: Sequence[str] | None) -> tuple[str, ..
     """The columns defining 'the same row' (data.duplicate_key for transactions), checked on the contract."""
     if table == "customers":
         return ("customer_id",)
+    if table == "campaigns":  # one exposure per customer and campaign: a second (even in the other group) is a repeat
+        return ("customer_id", "campaign")
     if table == "events" or not configured:
         return tuple(contract.SCHEMAS[table].names)
     key = tuple(str(name) for name in configured)
@@ -209,8 +217,11 @@ def _reason_expr(table: str, required: Sequence[str], end: datetime | None) -> s
     if table == "events":
         types = ", ".join(map(literal, contract.EVENT_TYPES))
         whens.append(f"WHEN event_type NOT IN ({types}) THEN 'unknown_event_type'")
-    if end is not None and "ts" in contract.SCHEMAS[table].names:
-        whens.append(f"WHEN ts >= TIMESTAMPTZ {literal(end.isoformat())} THEN 'after_as_of'")
+    if table == "campaigns":
+        groups = ", ".join(map(literal, contract.CAMPAIGN_GROUPS))
+        whens.append(f"WHEN \"group\" NOT IN ({groups}) THEN 'unknown_group'")
+    if end is not None and table != "customers":
+        whens.append(f"WHEN {quote(TIME_COLUMN[table])} >= TIMESTAMPTZ {literal(end.isoformat())} THEN 'after_as_of'")
     return "CASE " + " ".join(whens) + " END"
 
 
@@ -259,7 +270,7 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
             parsed.append(f"{_number_expr(column, type_name)} AS {target}")
             clean.append(f"CASE WHEN isfinite({target}) THEN {target} END AS {target}")
         else:
-            parsed.append(f"{_text_expr(column, lower=name == 'event_type')} AS {target}")
+            parsed.append(f"{_text_expr(column, lower=name in ('event_type', 'group'))} AS {target}")
             clean.append(target)
         if name not in required and (name in TS_COLUMNS or name in NUMBER_COLUMNS):
             present = quote("__present_" + name)
@@ -300,7 +311,7 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[s
 def _stats(con: duckdb.DuckDBPyConnection, spec: TableSpec, stage: str, flags: Sequence[str],
            malformed: str | None) -> dict[str, Any]:
     """Rows read, kept and rejected per reason, optional values set to null, customers and time range."""
-    ts = "signup_ts" if spec.table == "customers" else "ts"
+    ts = TIME_COLUMN[spec.table]
     fmt = "'%Y-%m-%dT%H:%M:%SZ'"
     kept = f"FILTER (WHERE {REASON} IS NULL)"
     nulled = "".join(f", count(*) FILTER (WHERE {REASON} IS NULL AND {quote('__nulled_' + n)})"

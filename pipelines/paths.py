@@ -47,8 +47,8 @@ ARTIFACTS = ROOT / "artifacts"
 MLFLOW_DB = ROOT / "mlflow.db"
 
 # Ingest (pipelines/ingest.py): the canonical tables and their rejected rows, by table name.
-TABLES = ("transactions", "events", "customers")
-INTERIM_FILES = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+TABLES = ("transactions", "events", "customers", "campaigns")
+INTERIM_FILES = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS, "campaigns": CAMPAIGNS}
 REJECTED_FILES = {name: REJECTED / f"{name}.parquet" for name in TABLES}
 CDNOW_RESOURCE = ("lifetimes", "datasets/CDNOW_master.txt")  # package, file inside it (never downloaded)
 CDNOW_SAMPLE_RESOURCE = ("lifetimes", "datasets/CDNOW_sample.txt")  # the 1/10 sample (data=cdnow_sample)

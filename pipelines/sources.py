@@ -249,6 +249,7 @@ def read_synthetic(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any]) -> L
                         f"got {data.get('regime')!r}") from exc
     generated = synthetic.generate(n_customers=regime.customers(int(data["n_customers"])), seed=int(data["seed"]),
                                    start=str(data["start"]), end=str(data["end"]), params=regime.params())
+    generated = _with_campaigns(generated, data, regime.params())
     loaded = Loaded(source="synthetic", truth=generated.truth)
     for table in paths.TABLES:
         frame = getattr(generated, table)
@@ -262,6 +263,18 @@ def read_synthetic(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any]) -> L
                          keep_extra=table == "customers", allow_empty=True)
         loaded.tables[table] = Source(spec, relation)
     return loaded
+
+
+def _with_campaigns(generated: Any, data: Mapping[str, Any], params: Any) -> Any:
+    """The generated data plus data.synthetic_campaigns (campaigns with a known uplift), if any."""
+    from features.synthetic_campaigns import CampaignSpec, add_campaigns
+
+    try:
+        spec = CampaignSpec.from_params(data.get("synthetic_campaigns"))
+        return add_campaigns(generated, spec, int(data["seed"]), str(data["start"]), str(data["end"]), params)
+    except (TypeError, ValueError) as exc:
+        raise DataError("params", None, "data.synthetic_campaigns usable by the generator",
+                        str(exc).splitlines()[0]) from exc
 
 
 def load(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any], root: Path = paths.ROOT) -> Loaded:

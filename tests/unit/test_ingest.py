@@ -481,7 +481,8 @@ def test_cdnow_sample_figures(tmp_path: Path) -> None:
 
 
 def test_synthetic_source(tmp_path: Path) -> None:
-    doc = ingest.run(compose_params(["data=synthetic", "data.n_customers=300"]), tmp_path)
+    doc = ingest.run(compose_params(["data=synthetic", "data.n_customers=300",
+                                     "data.synthetic_campaigns.n_campaigns=1"]), tmp_path)
     assert doc["source"] == "synthetic" and doc["truth_rows"] == 300
     for name in paths.TABLES:
         stats = doc[name]
