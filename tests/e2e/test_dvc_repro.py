@@ -97,6 +97,7 @@ def test_dvc_repro_on_cdnow(repo: Path, request: pytest.FixtureRequest) -> None:
     assert len(pd.read_parquet(repo / "outputs/customer_scores.parquet")) == 23_570
     assert (repo / "outputs/warehouse.duckdb").stat().st_size > 0
     assert "Cohort" in (repo / "reports/index.html").read_text(encoding="utf-8")
+    assert json.loads((repo / "reports/campaigns.json").read_text())["has_campaigns"] is False  # CDNOW: none
     status = run([str(BIN / "dvc"), "status"], repo).stdout
     assert "up to date" in status.lower()
     tracked = sorted((repo / "reports").glob("*.json"))
@@ -173,11 +174,16 @@ def expand(overrides: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 
 def test_dvc_exp_run_synthetic(repo: Path) -> None:
-    run([str(BIN / "dvc"), "exp", "run", "-S", "data=synthetic", "-S", "data.n_customers=3000"], repo)
+    run([str(BIN / "dvc"), "exp", "run", "-S", "data=synthetic", "-S", "data.n_customers=3000",
+         "-S", "data.synthetic_campaigns.n_campaigns=1"], repo)
     features = json.loads((repo / "reports/features.json").read_text())
     assert features["cutoffs"][-1]["customers"] > 1000
     score = pd.read_parquet(repo / "data/features/score.parquet")
     assert score["page_view_90d"].sum() > 0  # behavioural events reached the features
+    # issue 11.4: the synthetic campaign (true uplift 0.05) is measured against its control group, uplift model fitted
+    (campaign,) = json.loads((repo / "reports/campaigns.json").read_text())["campaigns"]
+    assert campaign["status"] == "measured" and -0.1 < campaign["purchase_uplift_ci"][0] < 0.05
+    assert campaign["uplift"]["status"] == "fitted"
     # issue 11: the synthetic profiles' canary e-mails, phones, names and addresses reached no file the run wrote
     # (data/, reports/, outputs/, artifacts/, mlflow.db, mlartifacts/, .dvc/cache, ...; tests/privacy_canary.py)
     assert_no_canaries(repo)
