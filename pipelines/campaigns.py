@@ -28,7 +28,7 @@ from models.scoring.schema import Column
 from pipelines import paths
 from pipelines.config import load_params
 from pipelines.features import connect, observed_days, open_inputs, resolve_as_of
-from pipelines.io import write_json
+from pipelines.runinfo import write_report
 
 NO_CAMPAIGNS = "the data has no campaign exposure table (data.campaigns), so no campaign effect is measured"
 
@@ -84,8 +84,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         if campaign_rows(con, root) == 0:
             report = {"has_campaigns": False, "note": NO_CAMPAIGNS, "horizon_days": horizon, "campaigns": [],
                       "save_rates": {}}
-            write_json(report, target)
-            return report
+            return write_report(report, target, "campaigns")
         _, last_day = observed_days(con)
         data_end: date = resolve_as_of(params["windows"], last_day)
         rows = outcomes(con, horizon)
@@ -100,8 +99,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
               "outcome": f"any purchase in (sent_at, sent_at + {horizon} days]; churn = none",
               "campaigns": blocks}
     report["save_rates"] = measured_save_rates(report)
-    write_json(report, target)
-    return report
+    return write_report(report, target, "campaigns")
 
 
 def read_report(root: Path = paths.ROOT) -> dict[str, Any] | None:
