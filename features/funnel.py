@@ -86,8 +86,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _rows_sql(cfg: FunnelConfig, events: str, transactions: str) -> str:
-    """The one scan: step events (and purchases) in (entry start, end of as_of] as (customer, k, channel, t)."""
+def _rows_sql(cfg: FunnelConfig, events: str, transactions: str) -> list[str]:
+    """The one scan, as SELECTs loaded one after the other (a UNION ALL under CREATE TABLE AS was ~30% slower):
+    step events (and purchases) in (entry start, end of as_of] as (customer_id, k = step index, channel, t)."""
     parts = []
     event_steps = [(k, s) for k, s in enumerate(cfg.steps, start=1) if s != PURCHASE_STEP]
     if event_steps:
@@ -99,7 +100,7 @@ def _rows_sql(cfg: FunnelConfig, events: str, transactions: str) -> str:
         k = cfg.steps.index(PURCHASE_STEP) + 1
         parts.append(f"SELECT customer_id, {k} AS k, channel, epoch_us(ts) AS t FROM {transactions} "
                      f"WHERE {PURCHASE} AND ts > $start AND ts < $horizon")
-    return " UNION ALL ".join(parts)
+    return parts
 
 
 # Entrants: first step-1 time in the entry period and that event's channel.
@@ -151,8 +152,10 @@ def funnel(con: duckdb.DuckDBPyConnection, cfg: FunnelConfig, as_of: date, event
     events, transactions = _check_name(events), _check_name(transactions)
     seg = _check_name(segments) if segments else "(SELECT NULL AS customer_id, NULL AS rfm_segment WHERE 1 = 0)"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {_rows_sql(cfg, events, transactions)}",
-                    {"start": start, "horizon": horizon})
+        first, *more = _rows_sql(cfg, events, transactions)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {first}", {"start": start, "horizon": horizon})
+        for select in more:
+            con.execute(f"INSERT INTO {_ROWS} {select}", {"start": start, "horizon": horizon})
         con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_entries AS {ENTRIES_SQL}",
                     {"entry_end": _epoch_us(entry_end)})
         con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_window AS {WINDOW_SQL}", {"window": cfg.window_us})

@@ -50,9 +50,9 @@ def split_volatile(tree: Any, prefix: str = "") -> tuple[Any, dict[str, Any]]:
     return tree, removed
 
 
-def write_report(report: dict[str, Any], target: Path, stage: str, root: Path) -> dict[str, Any]:
-    """Write the tracked report to target and its wall-clock values to <root>/reports/runs/<stage>.json."""
+def write_report(report: dict[str, Any], target: Path, stage: str) -> dict[str, Any]:
+    """Write the tracked report to target and its wall-clock values to runs/<stage>.json beside it."""
     tracked, volatile = split_volatile(report)
     write_json(tracked, Path(target))
-    write_json(volatile, Path(root) / RUNS_DIR / f"{stage}.json")
+    write_json(volatile, Path(target).parent / RUNS_DIR.name / f"{stage}.json")
     return tracked

@@ -202,7 +202,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
               "seconds": round(time.perf_counter() - started, 2)}
     report["action_plan"] = action_plan.run(params, root, features=source)  # the whole batch at once (budget)
     report = relative(report, Path(root))
-    write_report(report, paths.rebase(paths.SCORE_REPORT, root), "score", root)  # scored_at, seconds: reports/runs/
+    write_report(report, paths.rebase(paths.SCORE_REPORT, root), "score")  # scored_at, seconds: reports/runs/
     return report
 
 

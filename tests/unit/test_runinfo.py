@@ -25,7 +25,7 @@ def test_floats_summed_in_another_order_write_the_same_text() -> None:
 
 def test_write_report_keeps_wall_clock_out_of_the_tracked_file(tmp_path: Path) -> None:
     target = tmp_path / "reports" / "score.json"
-    write_report({"rows": 2, "scored_at": "2026-01-01T00:00:00", "seconds": 0.5}, target, "score", tmp_path)
+    write_report({"rows": 2, "scored_at": "2026-01-01T00:00:00", "seconds": 0.5}, target, "score")
     assert json.loads(target.read_text()) == {"rows": 2}
     runs = json.loads((tmp_path / "reports" / "runs" / "score.json").read_text())
     assert runs == {"scored_at": "2026-01-01T00:00:00", "seconds": 0.5}
