@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from features import privacy
 from features.segments import SEGMENTS
 from models.scoring.config import ScoringConfig
 from models.scoring.plan import plan_actions, plan_table, summarise
@@ -61,8 +62,10 @@ def slugs(values: pd.Series, names: dict[str, str], what: str) -> pd.Series:
     return out
 
 
-def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig) -> pd.DataFrame:
-    """Per customer: churn probability, CLV, decile, band and segment keys, and the rule columns of the features."""
+def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig,
+              pseudonymise: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f) -> pd.DataFrame:
+    """Per customer: churn probability, CLV, decile, band and segment keys, and the rule columns of the features
+    (their customer_id pseudonymised like the scores' when scoring.pseudonymise_ids is on)."""
     if not scores_path.exists():
         raise FileNotFoundError(f"{scores_path}: missing; run the score stage first (dvc repro score)")
     frame = pq.read_table(scores_path, columns=SCORE_COLUMNS).to_pandas()
@@ -74,7 +77,7 @@ def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig) -> pd.
     present = [c for c in wanted if c in pq.read_schema(features_path).names]
     if present:
         extra = pq.read_table(features_path, columns=["customer_id", *present]).to_pandas()
-        extra["customer_id"] = extra["customer_id"].astype(str)
+        extra = pseudonymise(extra.assign(customer_id=extra["customer_id"].astype(str)))
         frame = frame.merge(extra, on="customer_id", how="left", validate="one_to_one")
     return frame
 
@@ -85,7 +88,7 @@ def build(params: dict[str, Any], root: Path, save_rates: Mapping[str, float] | 
     cfg = ScoringConfig.from_params(params.get("scoring") or {})
     locale = params["features"].get("segment_locale", "en")
     frame = decisions(paths.rebase(paths.OUTPUTS, root) / PARQUET_NAME,
-                      features or paths.rebase(paths.FEATURE_FILES["score"], root), cfg)
+                      features or paths.rebase(paths.FEATURE_FILES["score"], root), cfg, privacy.pseudonymiser(params))
     as_of = pd.to_datetime(pq.read_table(paths.rebase(paths.OUTPUTS, root) / PARQUET_NAME,
                                          columns=["as_of"]).column(0)[0].as_py()).date() if len(frame) else None
     layout = ScoreLayout(int(params["windows"]["horizon_days"]), int((params.get("clv") or {}).get("horizon_months",
@@ -129,7 +132,7 @@ def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], r
         finally:
             warehouse.close()
     summary = {**summary, "rows": int(len(rows)), "files": [f"outputs/{CSV_NAME}", f"outputs/{WAREHOUSE_NAME}"]}
-    return write_report(summary, paths.rebase(paths.REPORTS, root) / REPORT_NAME, "action_plan", root)
+    return write_report(summary, paths.rebase(paths.REPORTS, root) / REPORT_NAME, "action_plan")
 
 
 def measured_rates(cfg: ScoringConfig, root: Path) -> tuple[dict[str, float], dict[str, str]]:

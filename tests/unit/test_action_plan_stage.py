@@ -103,3 +103,21 @@ def test_a_measured_campaign_replaces_the_assumed_save_rate(tmp_path: Path, base
     summary = json.loads((tmp_path / "reports" / "action_plan.json").read_text(encoding="utf-8"))
     assert summary["save_rate_source"]["personal_winback"] == "measured: winback_q2"
     assert summary["save_rate_source"]["retention_offer"] == "assumed"
+
+
+def test_pseudonymised_scores_still_meet_their_feature_rows(tmp_path: Path, base: dict,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from features import privacy
+
+    monkeypatch.setenv("CHURN_CLV_PII_KEY", "test-key-of-32-characters-000000")
+    params = with_(base, budget=None)
+    params["scoring"]["pseudonymise_ids"] = True
+    batch(tmp_path, [300.0, 400.0, 30.0, 3.0])
+    path = tmp_path / "outputs" / "customer_scores.parquet"
+    privacy.pseudonymise(pd.read_parquet(path), params).to_parquet(path)  # as the score stage writes them
+    features = tmp_path / "data" / "features" / "score.parquet"
+    pd.read_parquet(features).assign(orders_total=1, tenure_days=10).to_parquet(features)  # all onboarding-eligible
+    action_plan.run(params, tmp_path)
+    plan = pd.read_csv(tmp_path / "outputs" / "action_plan.csv", dtype={"customer_id": str})
+    assert not set(plan["customer_id"]) & {"a", "b", "c", "d"} and len(plan) > 0
+    assert "onboarding" in set(plan["action"])  # the feature columns were joined on the pseudonymised ids
