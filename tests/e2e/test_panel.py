@@ -244,6 +244,32 @@ def check_action_plan_and_reasons(run: Run) -> None:
     assert plan["high_risk_top_decile"]["without"] == 0 or not budget_left, plan["high_risk_top_decile"]
 
 
+def check_funnel_and_headline(run: Run) -> None:
+    """Issue 11.1/11.7: the batch's funnel table (steps never gain customers; empty without events) and the report's
+    headline total CLV equal to the sum of the scores' clv."""
+    import re
+
+    import duckdb
+
+    run.require()
+    scores = pd.read_parquet(run.root / "outputs" / "customer_scores.parquet", columns=["as_of", "clv"])
+    with duckdb.connect(str(run.root / "outputs" / "warehouse.duckdb"), read_only=True) as con:
+        funnel = con.execute("SELECT * FROM funnel WHERE as_of = ? ORDER BY step_index",
+                             [scores["as_of"].iloc[0]]).df()
+    has_events = bool((read_json(run.root, "ingest.json").get("events") or {}).get("rows_kept"))
+    everyone = funnel[funnel["dimension"] == "all"]
+    html = (run.root / "reports" / "index.html").read_text(encoding="utf-8")
+    if has_events:
+        assert len(everyone) == 4 and everyone["customers"].iloc[0] > 0, funnel
+        assert everyone["customers"].is_monotonic_decreasing and (everyone["drop_off"] >= 0).all()
+        assert 'data-table="funnel"' in html
+    else:
+        assert funnel.empty and "The data has no events" in html
+    shown = re.search(r'total CLV, \d+ months</div>\s*<div class="value">([^<]*)</div>', html).group(1)
+    expected = "–" if scores["clv"].isna().all() else f"{scores['clv'].sum():,.0f}"
+    assert shown == expected
+
+
 class PanelChecks:
     """The checks every panel member must pass (collected through the TestPanel_<member> classes)."""
 
@@ -266,6 +292,9 @@ class PanelChecks:
 
     def test_action_plan_keeps_the_budget_and_reasons_are_plain_language(self, run: Run) -> None:
         check_action_plan_and_reasons(run)
+
+    def test_funnel_and_headline_clv(self, run: Run) -> None:
+        check_funnel_and_headline(run)
 
 
 for _member in MEMBERS:
