@@ -16,11 +16,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features.funnel import FunnelConfig, entry_period, funnel
+from models.campaigns import effect_columns
 from models.scoring.migration import migration_columns, segment_migration
 from models.scoring.schema import Column, ScoreLayout
-from pipelines import paths
+from pipelines import campaigns, paths
 
-FUNNEL, MIGRATION = "funnel", "segment_migration"
+FUNNEL, MIGRATION, CAMPAIGN_EFFECTS = "funnel", "segment_migration", "campaign_effects"
 WAREHOUSE = "warehouse.duckdb"
 SLUG_COLUMNS = ("rfm_segment_slug", "rfm_segment")  # the warehouse's slug column when it has one, else labels
 
@@ -139,7 +140,8 @@ def migration_frame(interim: Path, warehouse: Path, source: Path, clv: pd.DataFr
 
 def table_columns() -> dict[str, list[Column]]:
     """{table: columns} of the insight tables, for ScoreSinks(extra_tables=...) and check_tables."""
-    return {FUNNEL: funnel_columns(), MIGRATION: [*key_columns(), *migration_columns()]}
+    return {FUNNEL: funnel_columns(), MIGRATION: [*key_columns(), *migration_columns()],
+            CAMPAIGN_EFFECTS: [*key_columns(), *effect_columns()]}
 
 
 def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout, as_of: date,
@@ -149,4 +151,5 @@ def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame, 
     pseudonymised = bool((params.get("scoring") or {}).get("pseudonymise_ids", False))
     return {FUNNEL: funnel_frame(params, interim, source, key),
             MIGRATION: migration_frame(interim, Path(outputs) / WAREHOUSE, source, clv, layout, key,
-                                       params if pseudonymised else None)}
+                                       params if pseudonymised else None),
+            CAMPAIGN_EFFECTS: campaigns.warehouse_table(work, key, key_columns())[1]}  # reports/campaigns.json

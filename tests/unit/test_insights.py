@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def test_tables_are_batch_keyed(tmp_path: Path) -> None:
     source = write_inputs(tmp_path)
     clv = pd.DataFrame({"customer_id": ["A", "B", "C", "E", "G"], "clv": [10.0, 1.0, 2.0, 8.0, 0.5]})
     params = {"scoring": {"funnel": {"window_days": 2, "lookback_days": 10}}}
+    (tmp_path / "reports").mkdir(exist_ok=True)  # one measured campaign (stage `campaigns`) -> campaign_effects
+    (tmp_path / "reports" / "campaigns.json").write_text(json.dumps({"horizon_days": 30, "campaigns": [
+        {"campaign": "spring", "status": "measured", "first_sent_at": "2024-01-02T09:00:00+00:00", "n_treatment": 9,
+         "n_control": 8, "purchase_rate_treatment": 0.5, "purchase_rate_control": 0.25, "purchase_uplift": 0.25,
+         "purchase_uplift_ci": [-0.1, 0.6], "save_rate": 1 / 3, "save_rate_ci": [-0.5, 0.7]}]}))
     out = insights.tables(params, tmp_path, source, clv, LAYOUT, AS_OF, tmp_path / "outputs")
     for name, columns in insights.table_columns().items():
         assert list(out[name].columns) == [c.name for c in columns]
@@ -54,6 +60,7 @@ def test_tables_are_batch_keyed(tmp_path: Path) -> None:
     # the previous batch is 2024-01-10 with the same horizons (not 2023-12-01, not the horizon-90 batch)
     assert moves == {("lost", "champions"): 1, ("lost", "lost"): 1, ("new", "lost"): 2, ("new", "champions"): 1}
     assert set(out["segment_migration"]["previous_as_of"]) == {date(2024, 1, 10)}
+    assert out["campaign_effects"][["campaign", "purchase_uplift_low"]].values.tolist() == [["spring", -0.1]]
 
 
 def test_no_events_and_no_warehouse_give_empty_tables(tmp_path: Path) -> None:
@@ -61,4 +68,4 @@ def test_no_events_and_no_warehouse_give_empty_tables(tmp_path: Path) -> None:
     (tmp_path / "outputs" / "warehouse.duckdb").unlink()
     clv = pd.DataFrame({"customer_id": ["A"], "clv": [1.0]})
     out = insights.tables({}, tmp_path, source, clv, LAYOUT, AS_OF, tmp_path / "outputs")
-    assert out["funnel"].empty and out["segment_migration"].empty
+    assert out["funnel"].empty and out["segment_migration"].empty and out["campaign_effects"].empty
