@@ -146,7 +146,7 @@ def campaign_effect(rows: pd.DataFrame, campaign: str, data_end: date, horizon_d
     low, high = diff_ci(bought_t, n_t, bought_c, n_c, level, method)
     save, save_low, save_high = save_rate_ci(n_t - bought_t, n_t, n_c - bought_c, n_c, level)
     revenue: dict[str, Any] = {}
-    if treated["revenue"].notna().all() and control["revenue"].notna().all():
+    if min(n_t, n_c) >= 2 and treated["revenue"].notna().all() and control["revenue"].notna().all():
         d, ci = _mean_diff_ci(treated["revenue"], control["revenue"], level)
         revenue = {"revenue_per_customer_treatment": float(treated["revenue"].mean()),
                    "revenue_per_customer_control": float(control["revenue"].mean()),
