@@ -215,17 +215,25 @@ def action_plan_section(plan: Mapping[str, Any] | None) -> Section:
     if plan is None:
         section.notes.append("No action plan in this run (reports/action_plan.json is written by the score stage).")
         return section
-    budget = plan.get("budget")
+    if plan.get("available") is False:
+        section.notes.append(f"No action plan: {plan.get('note', 'not available')}.")
+        return section
+    budget, must = plan.get("budget"), plan.get("high_risk_top_decile") or {}
     section.notes.append(f"Budget {'unlimited' if budget is None else fmt(budget, 2)}; planned cost "
-                         f"{fmt(plan.get('spent'), 2)}; expected value {fmt(plan.get('value'), 2)}; revenue at risk "
-                         f"{fmt(plan.get('revenue_at_risk_total'), 2)}. Expected value of an action = P(churn) x CLV "
-                         "x save rate - cost; at most one action per customer.")
+                         f"{fmt(plan.get('spent'), 2)} for {fmt(plan.get('planned'), 0)} customers; expected value "
+                         f"{fmt(plan.get('expected_value'), 2)} (upper bound {fmt(plan.get('upper_bound'), 2)}); "
+                         f"revenue at risk {fmt(plan.get('revenue_at_risk_total'), 2)}. Expected value of an action = "
+                         "P(churn) x CLV x save rate - cost; at most one action per customer.")
+    section.notes.append(f"High churn risk in the top CLV decile: {fmt(must.get('customers'), 0)} customers, "
+                         f"{fmt(must.get('without'), 0)} without a retention action.")
     rows = [[Cell(str(a.get("label") or a.get("action")), "name"), Cell(fmt(a.get("customers"), 0), "num"),
              Cell(fmt(a.get("cost"), 2), "num"), Cell(fmt(a.get("expected_saved_revenue"), 2), "num"),
-             Cell(fmt(a.get("expected_value"), 2), "num"), Cell(fmt(a.get("revenue_at_risk"), 2), "num")]
+             Cell(fmt(a.get("expected_value"), 2), "num"), Cell(fmt(a.get("expected_value_per_customer"), 2), "num"),
+             Cell(fmt(a.get("revenue_at_risk"), 2), "num")]
             for a in plan.get("per_action") or []]
     section.tables.append(Table("plan-actions", "Actions", ["action", "customers", "cost", "expected saved revenue",
-                                                             "expected value", "revenue at risk"], rows))
+                                                             "expected value", "per customer", "revenue at risk"],
+                                rows))
     top = [[Cell(str(c.get("customer_id")), "name"), Cell(pct(c.get("churn_probability")), "num"),
             Cell(fmt(c.get("clv"), 2), "num"), Cell(fmt(c.get("value_at_risk"), 2), "num"),
             Cell(str(c.get("action", ""))), Cell(fmt(c.get("expected_value"), 2), "num")]

@@ -185,9 +185,12 @@ def build_root(root: Path) -> Path:
     (root / "data" / "interim").mkdir(parents=True, exist_ok=True)
     tx_frame(TX).to_parquet(root / "data" / "interim" / "transactions.parquet", index=False)
     write_warehouse(root)
-    plan = {"budget": 100.0, "spent": 60.0, "value": 140.0, "upper_bound": 150.0, "revenue_at_risk_total": 25.0,
+    plan = {"budget": 100.0, "spent": 60.0, "expected_value": 140.0, "upper_bound": 150.0, "planned": 2,
+            "revenue_at_risk_total": 25.0, "high_risk_top_decile": {"customers": 1, "with_saving_action": 1,
+                                                                    "without": 0},
             "per_action": [{"action": "personal_winback", "label": "Personal win-back offer", "customers": 2,
                             "cost": 60.0, "expected_saved_revenue": 200.0, "expected_value": 140.0,
+                            "expected_value_per_customer": 70.0,
                             "revenue_at_risk": 20.0}],
             "top_at_risk": [{"customer_id": "b", "churn_probability": 0.9, "clv": 2.0, "value_at_risk": 1.8,
                              "action": "personal_winback", "expected_value": 0.5}]}
@@ -391,9 +394,10 @@ def test_distribution_section(page: tuple[Path, str]) -> None:
 def test_action_plan_and_glossary(page: tuple[Path, str]) -> None:
     """Per-action table from reports/action_plan.json, the top at-risk list and the glossary terms."""
     assert table_rows(page[1], "plan-actions")[0] == ["Personal win-back offer", "2", "60.00", "200.00", "140.00",
-                                                     "20.00"]
+                                                     "70.00", "20.00"]
     assert table_rows(page[1], "plan-top")[0][:2] == ["b", "90.0%"]
-    assert "Budget 100.00; planned cost 60.00" in page[1]
+    assert "Budget 100.00; planned cost 60.00 for 2 customers; expected value 140.00 (upper bound 150.00)" in page[1]
+    assert "High churn risk in the top CLV decile: 1 customers, 0 without a retention action" in page[1]
     for term in ("ECE", "ROC AUC / Gini", "lift", "p_purchase / p_alive", "risk band", "Qini"):
         assert f"<dt>{term}</dt>" in page[1]
     assert "No campaign report in this run" in page[1]
@@ -411,6 +415,8 @@ def test_sections_say_why_they_are_empty(tmp_path: Path) -> None:
     assert "No customer entered the funnel" in sections.funnel_section(empty, True).notes[0]
     assert "No earlier batch in the warehouse" in sections.migration_section(None).notes[0]
     assert "No action plan in this run" in sections.action_plan_section(None).notes[0]
+    no_plan = sections.action_plan_section({"available": False, "note": "the data has no amounts"})
+    assert "no amounts" in no_plan.notes[0]
     key = insights.batch_key(LAYOUT, date(2024, 3, 31))
     assert sections.warehouse_table(tmp_path / "none.duckdb", "funnel", key) is None
     (tmp_path / "outputs").mkdir()
