@@ -117,7 +117,8 @@ def test_standalone_scoring_of_new_data_with_registered_models(trained, tmp_path
     assert report["rows_out"] == new["customer_id"].nunique()
     out = pd.read_parquet(root / "outputs/customer_scores.parquet")
     assert set(out["customer_id"]) == set(new["customer_id"])
-    assert out["model_version"].iloc[0] == f"churn/{version}|{chosen}/latest"
+    clv_version = json.loads((root / "artifacts/clv/mlflow.json").read_text())["registered_version"]
+    assert out["model_version"].iloc[0] == f"churn/{version}|{chosen}/{clv_version}"  # @champion, resolved
     with duckdb.connect(str(root / "outputs/warehouse.duckdb"), read_only=True) as con:
         assert sorted(str(r[0]) for r in con.execute("SELECT DISTINCT as_of FROM customer_scores").fetchall()) == [
             "2024-09-30", "2024-12-31"]  # history: one batch per as_of
@@ -208,3 +209,34 @@ def test_killing_the_stage_mid_write_keeps_the_previous_outputs(trained) -> None
     assert warehouse() == stored
     score.run(trained["params"], root)  # the next run succeeds and clears the killed run's temporary files
     assert not list(outputs.glob(".*.tmp"))
+
+
+def test_pseudonymised_outputs_and_forgetting_a_customer(trained, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11: scoring.pseudonymise_ids keys customer_id in every sink; forget then erases a customer everywhere."""
+    import shutil
+
+    from features import privacy
+    from pipelines import forget
+    from tests.privacy_canary import find_canaries
+
+    root = tmp_path / "tree"
+    shutil.copytree(trained["root"], root)
+    key = "score-stage-test-key-0123456789"
+    monkeypatch.setenv(privacy.KEY_ENV, key)
+    params = {**trained["params"], "scoring": {**trained["params"]["scoring"], "pseudonymise_ids": True}}
+    score.run(params, root)
+    ids = pd.read_parquet(root / "data/features/score.parquet", columns=["customer_id"])["customer_id"]
+    pseudonyms = {privacy.keyed_hash(v, key.encode()): v for v in ids}
+    csv = pd.read_csv(root / "outputs/customer_scores.csv", dtype={"customer_id": str})
+    parquet = pd.read_parquet(root / "outputs/customer_scores.parquet")
+    with duckdb.connect(str(root / "outputs/warehouse.duckdb"), read_only=True) as con:
+        stored = [row[0] for row in con.execute("SELECT customer_id FROM customer_scores").fetchall()]
+    for written in (csv["customer_id"], parquet["customer_id"], pd.Series(stored)):
+        assert set(written) == set(pseudonyms) and len(written) == len(ids)
+    gone = ids.iloc[0]
+    entry = forget.run([gone], params, root)
+    assert entry["rows_removed"]["outputs/customer_scores.csv"] == 1 and entry["warehouse_rows_removed"][
+        "customer_scores"] == 1 and entry["rows_removed"]["data/features/score.parquet"] == 1
+    forms = [gone, privacy.keyed_hash(gone, key.encode())]
+    assert find_canaries(root, forms, produced=forget.SEARCHED) == []
