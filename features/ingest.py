@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -31,14 +31,15 @@ REJECTED_SCHEMA = pa.schema([("reason", pa.string()), ("source_file", pa.string(
 TS_COLUMNS = ("ts", "signup_ts", "sent_at")
 NUMBER_COLUMNS = ("amount", "quantity", "value")
 MALFORMED_REASONS = ("malformed_row", "invalid_encoding")
+BOUND_REASONS = ("before_min_date", "after_max_date")
 REASONS = {
-    "transactions": ("null_customer_id", "unparseable_ts", "non_numeric_amount", "after_as_of",
-                     "duplicate_row", *MALFORMED_REASONS),
+    "transactions": ("null_customer_id", "unparseable_ts", "non_numeric_amount", *BOUND_REASONS,
+                     "amount_out_of_range", "after_as_of", "duplicate_row", *MALFORMED_REASONS),
     "events": ("null_customer_id", "unparseable_ts", "null_event_type", "unknown_event_type",
-               "after_as_of", "duplicate_row", *MALFORMED_REASONS),
+               *BOUND_REASONS, "after_as_of", "duplicate_row", *MALFORMED_REASONS),
     "customers": ("null_customer_id", "duplicate_row", *MALFORMED_REASONS),
     "campaigns": ("null_customer_id", "null_campaign", "unparseable_sent_at", "null_group", "unknown_group",
-                  "after_as_of", "duplicate_row", *MALFORMED_REASONS),
+                  *BOUND_REASONS, "after_as_of", "duplicate_row", *MALFORMED_REASONS),
 }
 TIME_COLUMN = {"transactions": "ts", "events": "ts", "customers": "signup_ts", "campaigns": "sent_at"}
 REQUIRED_REASON = {"customer_id": "null_customer_id", "ts": "unparseable_ts",
@@ -46,8 +47,14 @@ REQUIRED_REASON = {"customer_id": "null_customer_id", "ts": "unparseable_ts",
                    "campaign": "null_campaign", "sent_at": "unparseable_sent_at", "group": "null_group"}
 REASON_COLUMN = {"null_customer_id": "customer_id", "unparseable_ts": "ts", "non_numeric_amount": "amount",
                  "null_event_type": "event_type", "unknown_event_type": "event_type", "after_as_of": "ts",
+                 "before_min_date": "ts", "after_max_date": "ts", "amount_out_of_range": "amount",
                  "null_campaign": "campaign", "unparseable_sent_at": "sent_at", "null_group": "group",
                  "unknown_group": "group"}
+NOT_A_FAULT = ("after_as_of", "duplicate_row")  # no information lost: not counted in data.max_reject_share
+# Formats tried when data.date_format reads only part of a timestamp column (None = ISO-8601).
+COMMON_DATE_FORMATS = (None, *(d + t for d in ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d",
+                                                 "%d-%m-%Y", "%m-%d-%Y", "%Y%m%d")
+                               for t in ("", " %H:%M", " %H:%M:%S")))
 SORT_KEYS = {"transactions": ("customer_id", "ts"), "events": ("customer_id", "ts"),
              "customers": ("customer_id",), "campaigns": ("campaign", "customer_id")}
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -67,6 +74,27 @@ class TableSpec:
     duplicate_key: tuple[str, ...] = ()
     keep_extra: bool = False
     allow_empty: bool = False
+    min_ts: datetime | None = None  # earliest instant kept (data.min_date)
+    end_ts: datetime | None = None  # first instant no longer kept (end of day data.max_date)
+    max_amount: float | None = None  # largest |amount| kept (data.max_amount)
+    decimal: str = "."  # decimal mark of numbers read from text (data.decimal)
+    thousands: str | None = None  # thousands separator of numbers read from text (data.thousands)
+    max_reject_share: float | None = None  # larger shares of unusable rows stop the ingest
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sanity bounds and tolerances from the data config (data.min_date, max_date, max_amount, ...)."""
+
+    min_ts: datetime | None
+    end_ts: datetime | None
+    max_amount: float | None
+    max_reject_share: float | None
+
+    def apply(self, spec: TableSpec) -> TableSpec:
+        """The spec with these bounds."""
+        return replace(spec, min_ts=self.min_ts, end_ts=self.end_ts, max_amount=self.max_amount,
+                       max_reject_share=self.max_reject_share)
 
 
 @dataclass
@@ -172,6 +200,61 @@ def as_of_end(as_of: str | date | datetime | None) -> datetime | None:
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
 
 
+def _day(value: Any, key: str) -> date | None:
+    """A configured date (YYYY-MM-DD) or None; DataError naming the key otherwise."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError as err:
+        raise DataError("params", None, f"{key} to be a date YYYY-MM-DD or null", f"got {value!r}") from err
+
+
+def _number(value: Any, key: str, low: float, high: float) -> float | None:
+    """A configured number in [low, high] or None; DataError naming the key otherwise."""
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not low <= number <= high:
+        raise DataError("params", None, f"{key} to be a number in [{low:g}, {high:g}] or null", f"got {value!r}")
+    return number
+
+
+def limits(data: Mapping[str, Any], as_of: str | date | None, today: date | None = None) -> Limits:
+    """data.min_date / max_date / max_amount / max_reject_share as instants and numbers.
+
+    max_date null: no bound when windows.as_of is set (after_as_of applies), else the end of tomorrow (UTC).
+    """
+    low, high = _day(data.get("min_date"), "data.min_date"), _day(data.get("max_date"), "data.max_date")
+    if high is None and as_of in (None, ""):
+        high = (today or datetime.now(UTC).date()) + timedelta(days=1)
+    if low is not None and high is not None and low > high:
+        raise DataError("params", None, "data.min_date on or before data.max_date", f"got {low} > {high}")
+    return Limits(min_ts=None if low is None else datetime.combine(low, time(0), tzinfo=UTC),
+                  end_ts=None if high is None else as_of_end(high),
+                  max_amount=_number(data.get("max_amount"), "data.max_amount", 0.0, float("inf")),
+                  max_reject_share=_number(data.get("max_reject_share"), "data.max_reject_share", 0.0, 1.0))
+
+
+def number_format(decimal: Any, thousands: Any, file: str) -> tuple[str, str | None]:
+    """data.decimal and data.thousands checked: one character each, different from each other."""
+    dec = "." if decimal in (None, "") else str(decimal)
+    sep = None if thousands in (None, "") else str(thousands)
+    if dec not in (".", ","):
+        raise DataError(file, None, "data.decimal to be '.' or ','", f"got {decimal!r}")
+    if sep is not None and (len(sep) != 1 or sep == dec or sep.isalnum() or sep in "+-"):
+        raise DataError(file, None, "data.thousands to be null or one separator character other than "
+                        f"data.decimal ({dec!r}), e.g. ',', '.', ' ' or \"'\"", f"got {thousands!r}")
+    return dec, sep
+
+
 def _base_type(type_name: str) -> str:
     """The DuckDB type name without parameters, e.g. DECIMAL(10,2) -> DECIMAL."""
     return type_name.split("(")[0].strip().upper()
@@ -190,12 +273,33 @@ def _ts_expr(column: str, type_name: str, date_format: str | tuple[str, ...] | N
     return f"TRY_CAST({text} AS TIMESTAMPTZ)"
 
 
-def _number_expr(column: str, type_name: str) -> str:
-    """SQL turning a source column into DOUBLE (NULL when it is not a number)."""
+def _char_class(char: str) -> str:
+    """A regular-expression character class matching exactly `char`."""
+    return "[" + ("\\" if char in "]^-\\" else "") + char + "]"
+
+
+def _number_expr(column: str, type_name: str, decimal: str = ".", thousands: str | None = None) -> str:
+    """SQL turning a source column into DOUBLE (NULL when it is not a number).
+
+    Text is read with the configured decimal mark; with a thousands separator, a value using it must group
+    digits by three ("1.234" and "1.234.567,5" with thousands '.', not "1.23"), else it is not a number.
+    """
     if _base_type(type_name) in NUMERIC_TYPES:
         return f"CAST({column} AS DOUBLE)"
     text = column if _base_type(type_name) == "VARCHAR" else f"CAST({column} AS VARCHAR)"
-    return f"TRY_CAST({text} AS DOUBLE)"
+    if decimal == "." and thousands is None:
+        return f"TRY_CAST({text} AS DOUBLE)"
+    value = f"TRIM({text})"
+    plain = value
+    if thousands is not None:
+        sep, dec = _char_class(thousands), _char_class(decimal)
+        grouped = literal(rf"[+-]?\d{{1,3}}({sep}\d{{3}})+({dec}\d*)?([eE][+-]?\d+)?")
+        plain = f"REPLACE({value}, {literal(thousands)}, '')"
+        value = (f"CASE WHEN strpos({value}, {literal(thousands)}) = 0 THEN {value} "
+                 f"WHEN regexp_full_match({value}, {grouped}) THEN {plain} END")
+    if decimal != ".":
+        value = f"CASE WHEN strpos({plain}, '.') = 0 THEN REPLACE({value}, {literal(decimal)}, '.') END"
+    return f"TRY_CAST({value} AS DOUBLE)"
 
 
 def _text_expr(column: str, lower: bool = False) -> str:
@@ -211,8 +315,14 @@ def _present(column: str, type_name: str) -> str:
     return f"({column} IS NOT NULL)"
 
 
-def _reason_expr(table: str, required: Sequence[str], end: datetime | None) -> str:
+def _instant(value: datetime) -> str:
+    """A SQL TIMESTAMPTZ literal."""
+    return f"TIMESTAMPTZ {literal(value.isoformat())}"
+
+
+def _reason_expr(spec: TableSpec, required: Sequence[str], end: datetime | None) -> str:
     """SQL CASE giving the first reason a parsed row is unusable (NULL when usable)."""
+    table = spec.table
     whens = [f"WHEN {quote(name)} IS NULL THEN {literal(REQUIRED_REASON[name])}" for name in required]
     if table == "events":
         types = ", ".join(map(literal, contract.EVENT_TYPES))
@@ -220,8 +330,15 @@ def _reason_expr(table: str, required: Sequence[str], end: datetime | None) -> s
     if table == "campaigns":
         groups = ", ".join(map(literal, contract.CAMPAIGN_GROUPS))
         whens.append(f"WHEN \"group\" NOT IN ({groups}) THEN 'unknown_group'")
+    ts = quote(TIME_COLUMN[table])
+    if table != "customers" and spec.min_ts is not None:
+        whens.append(f"WHEN {ts} < {_instant(spec.min_ts)} THEN 'before_min_date'")
+    if table != "customers" and spec.end_ts is not None:
+        whens.append(f"WHEN {ts} >= {_instant(spec.end_ts)} THEN 'after_max_date'")
+    if "amount" in spec.columns and spec.max_amount is not None:
+        whens.append(f"WHEN abs(amount) > {spec.max_amount!r} THEN 'amount_out_of_range'")
     if end is not None and table != "customers":
-        whens.append(f"WHEN {quote(TIME_COLUMN[table])} >= TIMESTAMPTZ {literal(end.isoformat())} THEN 'after_as_of'")
+        whens.append(f"WHEN {ts} >= TIMESTAMPTZ {literal(end.isoformat())} THEN 'after_as_of'")
     return "CASE " + " ".join(whens) + " END"
 
 
@@ -265,9 +382,9 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
         column, type_name = quote(spec.columns[name]), types[spec.columns[name]]
         if name in TS_COLUMNS:
             parsed.append(f"{_ts_expr(column, type_name, spec.date_format)} AS {target}")
-            clean.append(target)
+            clean.append(target if name in required else _within_bounds(target, spec))
         elif name in NUMBER_COLUMNS:
-            parsed.append(f"{_number_expr(column, type_name)} AS {target}")
+            parsed.append(f"{_number_expr(column, type_name, spec.decimal, spec.thousands)} AS {target}")
             clean.append(f"CASE WHEN isfinite({target}) THEN {target} END AS {target}")
         else:
             parsed.append(f"{_text_expr(column, lower=name in ('event_type', 'group'))} AS {target}")
@@ -286,9 +403,57 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
         parsed.append(f"{quote(col)} AS {quote(out)}")
         clean.append(quote(out))
     sql = (f"CREATE OR REPLACE TEMP TABLE {stage} AS "
-           f"SELECT *, {_reason_expr(spec.table, required, end)} AS {REASON} FROM ("
+           f"SELECT *, {_reason_expr(spec, required, end)} AS {REASON} FROM ("
            f"SELECT {', '.join(clean)} FROM (SELECT {', '.join(parsed)} FROM {source}))")
     return sql, extra_names, flags
+
+
+def _within_bounds(target: str, spec: TableSpec) -> str:
+    """An optional timestamp outside [data.min_date, data.max_date] as NULL (counted as nulled)."""
+    tests = []
+    if spec.min_ts is not None:
+        tests.append(f"{target} >= {_instant(spec.min_ts)}")
+    if spec.end_ts is not None:
+        tests.append(f"{target} < {_instant(spec.end_ts)}")
+    return f"CASE WHEN {' AND '.join(tests)} THEN {target} END AS {target}" if tests else target
+
+
+def _date_formats_fitting(con: duckdb.DuckDBPyConnection, spec: TableSpec, src: str,
+                          types: Mapping[str, str]) -> DataError | None:
+    """The error for a timestamp column data.date_format reads only partly while another format reads it all."""
+    if "ts" not in spec.columns or _base_type(types[spec.columns["ts"]]).startswith(TEMPORAL_TYPES):
+        return None
+    column, type_name = quote(spec.columns["ts"]), types[spec.columns["ts"]]
+    configured = spec.date_format if isinstance(spec.date_format, str) or not spec.date_format else None
+    others = [f for f in COMMON_DATE_FORMATS if f != configured]
+    present = _present(column, type_name)
+    counts = ", ".join(f"count(*) FILTER (WHERE {present} AND {_ts_expr(column, type_name, f)} IS NOT NULL)"
+                       for f in [spec.date_format, *others])
+    row = first_row(con, f"SELECT count(*) FILTER (WHERE {present}), {counts} FROM {src}")
+    total, fits, rest = row[0], row[1], row[2:]
+    if total == 0 or fits == total:
+        return None
+    better = [f for f, n in zip(others, rest, strict=True) if n == total]
+    if not better:
+        return None
+    shown = "ISO-8601 (data.date_format=null)" if better[0] is None else repr(better[0])
+    return DataError(spec.file, spec.columns["ts"], "data.date_format to read every timestamp",
+                     f"{spec.date_format or 'ISO-8601'!r} reads {fits:,} of {total:,} values but {shown} reads "
+                     f"all of them (day and month swapped?): set data.date_format so nothing is misread")
+
+
+def _too_many_rejected(spec: TableSpec, stats: Mapping[str, Any]) -> DataError | None:
+    """The error when more than data.max_reject_share of the rows are unusable (as_of cut-offs and repeats not counted)."""
+    if spec.max_reject_share is None or not stats["rows_read"]:
+        return None
+    faults = {r: n for r, n in stats["rejected_by_reason"].items() if n and r not in NOT_A_FAULT}
+    share = sum(faults.values()) / stats["rows_read"]
+    if share <= spec.max_reject_share:
+        return None
+    top = ", ".join(f"{r}: {n:,}" for r, n in sorted(faults.items(), key=lambda item: -item[1])[:4])
+    return DataError(spec.file, None, f"at most {spec.max_reject_share:.1%} of rows rejected (data.max_reject_share)",
+                     f"{sum(faults.values()):,} of {stats['rows_read']:,} rows ({share:.1%}) rejected ({top}); "
+                     "see data/interim/rejected/")
 
 
 def _mark_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[str]) -> None:
@@ -359,6 +524,10 @@ def _no_usable_rows(spec: TableSpec, stats: Mapping[str, Any]) -> DataError:
     expected = "at least one usable row"
     if reason == "after_as_of":
         expected += " on or before the end of day windows.as_of"
+    elif reason in BOUND_REASONS:
+        expected += " dated within data.min_date .. data.max_date"
+    elif reason == "amount_out_of_range":
+        expected += " with |amount| <= data.max_amount"
     elif reason in MALFORMED_REASONS:
         expected += " (check data.delimiter and data.encoding)"
     elif reason == "unparseable_ts":
@@ -413,8 +582,15 @@ def check_table(con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyRelation,
     _mark_duplicates(con, stage, key)
     kept_cols = [*contract.SCHEMAS[spec.table].names, *extras]
     stats = _stats(con, spec, stage, flags, bad)
+    if stats["rejected_by_reason"].get("unparseable_ts"):
+        swapped = _date_formats_fitting(con, spec, src, types)
+        if swapped is not None:
+            raise swapped
     if stats["rows_kept"] == 0 and not (spec.allow_empty and stats["rows_read"] == 0):
         raise _no_usable_rows(spec, stats)
+    too_many = _too_many_rejected(spec, stats)
+    if too_many is not None:
+        raise too_many
     sort = ", ".join([*map(quote, SORT_KEYS[spec.table]), ROW])
     kept = con.sql(f"SELECT {', '.join(map(quote, kept_cols))} FROM {stage} "
                    f"WHERE {REASON} IS NULL ORDER BY {sort}")

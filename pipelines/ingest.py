@@ -2,8 +2,9 @@
 
     python -m pipelines.ingest [hydra overrides, e.g. data=files data.transactions=PATH windows.as_of=...]
 
-Fatal input problems (missing file or required column, empty file, no usable row) end the stage with
-one line `ingest: error: <file>: column '<column>': expected ...` on stderr and exit status 2.
+Fatal input problems (missing file or required column, empty file, no usable row, a date format that reads
+only part of a column another format reads whole, more than data.max_reject_share of rows rejected) end the
+stage with one line `ingest: error: <file>: column '<column>': expected ...` on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 
 from features import contract, privacy
 from features.errors import DataError
-from features.ingest import REJECTED_SCHEMA, Checked, check_table, empty_stats
+from features.ingest import REJECTED_SCHEMA, Checked, check_table, empty_stats, limits
 from pipelines import paths, sources
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
@@ -78,7 +79,9 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         loaded = sources.load(con, data, root)
         hashes: dict[str, Future[str]] = {name: pool.submit(file_sha256, src.path)
                                           for name, src in loaded.tables.items() if src.path is not None}
-        checked: dict[str, Checked] = {name: check_table(con, src.relation, src.spec, as_of, src.malformed)
+        bounds = limits(data, as_of)
+        checked: dict[str, Checked] = {name: check_table(con, src.relation, bounds.apply(src.spec), as_of,
+                                                         src.malformed)
                                        for name, src in loaded.tables.items()}
         tx = loaded.tables.get("transactions")
         report: dict[str, Any] = {"source": loaded.source,

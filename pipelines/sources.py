@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from features.errors import DataError
-from features.ingest import ROW, TableSpec, duplicate_key, first_row, literal, map_columns, quote
+from features.ingest import ROW, TableSpec, duplicate_key, first_row, literal, map_columns, number_format, quote
 from pipelines import paths
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".csv.zst")
@@ -35,6 +35,11 @@ CDNOW_DATE_FORMAT = "%Y%m%d"
 # published sample figures), date, CDs, dollars.
 CDNOW_SAMPLE_HEADER = ("master_id", "customer_id", "date", "number_of_cds", "dollar_value")
 UNIT_SEPARATOR = "\x1f"  # a delimiter that never occurs, so read_csv yields whole lines
+# A file DuckDB's strict CSV reader refuses (a bare CR, a line over MAX_LINE_CHARS) is read again leniently;
+# lines it still cannot split, and rows longer than MAX_LINE_CHARS, become malformed_row rows.
+MAX_LINE_CHARS = 1024 * 1024
+LENIENT_MAX_LINE = 256 * 1024 * 1024
+RAW_LINE_CHARS = 2000  # the raw_line kept in quarantine for an over-long row
 
 
 @dataclass
@@ -104,39 +109,73 @@ def encoding(value: str | None, name: str) -> str:
 
 def read_csv(con: duckdb.DuckDBPyConnection, path: Path, name: str, tag: str, delimiter: str | None,
              enc: str) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation | None]:
-    """A CSV file as text columns + ROW, and its malformed lines (ROW, reason, raw_line) if any."""
+    """A CSV file as text columns + ROW, and its malformed lines (ROW, reason, raw_line) if any.
+
+    When DuckDB's strict reader refuses the file, it is read again leniently and the lines it cannot use,
+    or rows with an over-long field, are quarantined instead of refusing the whole file.
+    """
+    try:
+        return _scan_csv(con, path, tag, delimiter, enc, lenient=False)
+    except duckdb.Error as strict:
+        try:
+            return _scan_csv(con, path, tag, delimiter, enc, lenient=True)
+        except duckdb.Error:
+            raise DataError(name, None, f"a readable CSV file (delimiter {delimiter!r}, encoding {enc}; "
+                            "set data.delimiter / data.encoding)", _first_line(strict)) from strict
+
+
+def _scan_csv(con: duckdb.DuckDBPyConnection, path: Path, tag: str, delimiter: str | None, enc: str,
+              lenient: bool) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation | None]:
+    """read_csv's body: one strict or lenient DuckDB scan; duckdb.Error when the file cannot be read."""
     options = f"header = true, all_varchar = true, quote = '\"', escape = '\"', encoding = {literal(enc)}"
     if delimiter:
         options += f", delim = {literal(delimiter)}"
+    options += f", strict_mode = false, max_line_size = {LENIENT_MAX_LINE}" if lenient else \
+        f", max_line_size = {MAX_LINE_CHARS}"
     scan = f"read_csv({literal(path.as_posix())}, {options}"
     errors, scans, bad = f"__ingest_errors_{tag}", f"__ingest_scans_{tag}", f"__ingest_malformed_{tag}"
-    try:
-        con.execute(f"SELECT count(*) FROM {scan}, store_rejects = true, rejects_table = {literal(errors)}, "
-                    f"rejects_scan = {literal(scans)})").fetchall()
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {bad} AS
-            SELECT CAST(line - 1 AS BIGINT) AS {ROW},
-                   CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
-                        ELSE 'malformed_row' END AS reason,
-                   any_value(csv_line) AS raw_line
-            FROM {errors} GROUP BY line""")
-        con.execute(f"DROP TABLE IF EXISTS {errors}; DROP TABLE IF EXISTS {scans}")
+    con.execute(f"DROP TABLE IF EXISTS {errors}; DROP TABLE IF EXISTS {scans}")  # left by a refused strict scan
+    con.execute(f"SELECT count(*) FROM {scan}, store_rejects = true, rejects_table = {literal(errors)}, "
+                f"rejects_scan = {literal(scans)})").fetchall()
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {bad} AS
+        SELECT CAST(line - 1 AS BIGINT) AS {ROW},
+               CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
+                    ELSE 'malformed_row' END AS reason,
+               any_value(csv_line) AS raw_line
+        FROM {errors} GROUP BY line""")
+    con.execute(f"DROP TABLE IF EXISTS {errors}; DROP TABLE IF EXISTS {scans}")
+    n_bad = first_row(con, f"SELECT count(*) FROM {bad}")[0]
+    rows = f"SELECT row_number() OVER () AS {ROW}, * FROM {scan}, ignore_errors = true)"
+    if n_bad:
+        # Good row k follows every malformed row i with (ROW_i - i) < k: shift k by their count.
+        rows = f"""WITH raw AS (SELECT row_number() OVER () AS __k, * FROM {scan}, ignore_errors = true)),
+            cut AS (SELECT t, max(n) AS n FROM (
+                SELECT {ROW} - row_number() OVER (ORDER BY {ROW}) AS t,
+                       row_number() OVER (ORDER BY {ROW}) AS n
+                FROM {bad}) GROUP BY t)
+            SELECT raw.__k + coalesce(cut.n, 0) AS {ROW}, raw.* EXCLUDE (__k)
+            FROM raw ASOF LEFT JOIN cut ON raw.__k > cut.t"""
+    relation = con.sql(rows)
+    relation.columns  # noqa: B018 - binds now, so a dialect problem surfaces here
+    if lenient:
+        relation = _quarantine_long_rows(con, relation, bad, tag)
         n_bad = first_row(con, f"SELECT count(*) FROM {bad}")[0]
-        rows = f"SELECT row_number() OVER () AS {ROW}, * FROM {scan}, ignore_errors = true)"
-        if n_bad:
-            # Good row k follows every malformed row i with (ROW_i - i) < k: shift k by their count.
-            rows = f"""WITH raw AS (SELECT row_number() OVER () AS __k, * FROM {scan}, ignore_errors = true)),
-                cut AS (SELECT t, max(n) AS n FROM (
-                    SELECT {ROW} - row_number() OVER (ORDER BY {ROW}) AS t,
-                           row_number() OVER (ORDER BY {ROW}) AS n
-                    FROM {bad}) GROUP BY t)
-                SELECT raw.__k + coalesce(cut.n, 0) AS {ROW}, raw.* EXCLUDE (__k)
-                FROM raw ASOF LEFT JOIN cut ON raw.__k > cut.t"""
-        relation = con.sql(rows)
-        relation.columns  # noqa: B018 - binds now, so a dialect problem surfaces here
-    except duckdb.Error as err:
-        raise DataError(name, None, f"a readable CSV file (delimiter {delimiter!r}, encoding {enc}; "
-                        "set data.delimiter / data.encoding)", _first_line(err)) from err
     return relation, (con.table(bad) if n_bad else None)
+
+
+def _quarantine_long_rows(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, bad: str,
+                          tag: str) -> duckdb.DuckDBPyRelation:
+    """Move rows longer than MAX_LINE_CHARS from `relation` to the malformed table `bad`."""
+    good = f"__ingest_lenient_{tag}"
+    relation.create(good)
+    cols = [c for c in relation.columns if c != ROW]
+    long = (" + ".join(f"coalesce(length({quote(c)}), 0)" for c in cols) or "0") + f" > {MAX_LINE_CHARS}"
+    line = "concat_ws(',', " + ", ".join(f"coalesce({quote(c)}, '')" for c in cols) + ")" if cols else "''"
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {bad} ({ROW} BIGINT, reason VARCHAR, raw_line VARCHAR)")
+    con.execute(f"INSERT INTO {bad} SELECT {ROW}, 'malformed_row', left({line}, {RAW_LINE_CHARS}) "
+                f"FROM {good} WHERE {long}")
+    con.execute(f"DELETE FROM {good} WHERE {long}")
+    return con.sql(f"SELECT * FROM {good} ORDER BY {ROW}")
 
 
 def read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> duckdb.DuckDBPyRelation:
@@ -222,7 +261,8 @@ def read_files(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any], root: Pa
                             f"got {path.suffix or 'no suffix'}")
         found = [col for col in relation.columns if col != ROW]
         columns = map_columns(table, found, (data.get("columns") or {}).get(table), name)
-        spec = TableSpec(table=table, file=name, columns=columns,
+        decimal, thousands = number_format(data.get("decimal"), data.get("thousands"), name)
+        spec = TableSpec(table=table, file=name, columns=columns, decimal=decimal, thousands=thousands,
                          date_format=_formats(data.get("date_format")),
                          timezone=str(data.get("timezone") or "UTC"),
                          duplicate_key=duplicate_key(table, data.get("duplicate_key")),

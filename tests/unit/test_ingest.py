@@ -24,8 +24,9 @@ TX_HEADER = "customer_id,ts,amount,order_id,quantity"
 
 @pytest.fixture(scope="module")
 def files_params() -> dict:
-    """conf/ composed with data=files (composed once; each test deep-copies it)."""
-    return compose_params(["data=files"])
+    """conf/ composed with data=files (composed once; each test deep-copies it); no rejection limit, as
+    these tiny files hold a few deliberately bad rows each."""
+    return compose_params(["data=files", "data.max_reject_share=null"])
 
 
 def params_for(base: dict, as_of: str | None = None, **data: object) -> dict:
@@ -142,10 +143,15 @@ def test_transactions_without_amounts(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_a_required_column_cannot_be_declared_absent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(tmp_path, "tx.csv", "customer_id,ts\nc1,2024-01-01\n")
-    err = fail(tmp_path, ["data=files", "data.transactions=tx.csv", "data.columns.transactions.ts=null"],
-               capsys)
-    assert "tx.csv: expected a column for the required transactions field ts; data.columns.transactions.ts is " \
-        "null" in err
+    argv = ["data=files", "data.transactions=tx.csv", "data.columns.transactions.ts=null"]
+    with pytest.raises(SystemExit) as stop:  # the config schema refuses it before any work
+        ingest.main(argv, root=tmp_path)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "data.columns.transactions.ts=None" in err
+    params = compose_params(["data=files", "data.transactions=tx.csv"])
+    params["data"]["columns"]["transactions"]["ts"] = None  # and ingest itself, called without the schema
+    with pytest.raises(DataError, match="required transactions field ts; data.columns.transactions.ts is null"):
+        ingest.run(params, tmp_path)
 
 
 def test_empty_file_is_fatal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -439,7 +445,7 @@ def test_fingerprint_is_stable_and_follows_the_data(tmp_path: Path, files_params
 
 def test_main_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(tmp_path, "tx.csv", "customer_id,ts,amount\nb,2024-01-02,1\n,2024-01-02,1\n")
-    assert ingest.main(["data=files", "data.transactions=tx.csv"], root=tmp_path) == 0
+    assert ingest.main(["data=files", "data.transactions=tx.csv", "data.max_reject_share=0.5"], root=tmp_path) == 0
     out = capsys.readouterr().out
     assert "transactions: 2 read, 1 kept, 1 rejected (null_customer_id 1)" in out
 
