@@ -13,11 +13,17 @@ from typing import Any
 import duckdb
 
 from features.build import FeatureConfig, build_features, drop_steps
+from features.ingest import literal
 from features.timeline import Cutoff, cutoffs, within_history
 from pipelines import paths
 from pipelines.config import load_params
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
+
+
+def sql_path(path: Path) -> str:
+    """A file path as a SQL string literal (quotes doubled: a folder named "O'Brien" stays one string)."""
+    return literal(Path(path).as_posix())
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -37,7 +43,7 @@ def open_inputs(con: duckdb.DuckDBPyConnection, root: Path = paths.ROOT) -> None
             raise FileNotFoundError(f"{path}: missing; run the ingest stage first (dvc repro ingest)")
         if not path.exists():
             continue  # build.ensure_inputs gives an empty contract-shaped view
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path.as_posix()}')")
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
 
 
 def observed_days(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
@@ -67,8 +73,9 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
             parts.append(part.as_posix())
             stats.append(cutoff_stats(con, part, cut))
         staged = Path(tmp) / "all.parquet"
-        stacked = f"SELECT * FROM read_parquet({parts!r}) ORDER BY cutoff, customer_id"  # deterministic order
-        con.execute(f"COPY ({stacked}) TO '{staged.as_posix()}' (FORMAT parquet)")
+        files = "[" + ", ".join(map(literal, parts)) + "]"
+        stacked = f"SELECT * FROM read_parquet({files}) ORDER BY cutoff, customer_id"  # deterministic order
+        con.execute(f"COPY ({stacked}) TO {sql_path(staged)} (FORMAT parquet)")
         os.replace(staged, target)
     return stats
 
@@ -76,7 +83,7 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
 def cutoff_stats(con: duckdb.DuckDBPyConnection, part: Path, cut: Cutoff) -> dict[str, Any]:
     """Row count and label summary of one written cutoff."""
     rows, churn_rate, revenue = con.execute(
-        f"SELECT COUNT(*), AVG(churned), SUM(future_revenue) FROM read_parquet('{part.as_posix()}')"
+        f"SELECT COUNT(*), AVG(churned), SUM(future_revenue) FROM read_parquet({sql_path(part)})"
     ).fetchall()[0]
     return {"role": cut.role, "cutoff": str(cut.cutoff), "label_end": str(cut.label_end or ""),
             "customers": rows, "churn_rate": churn_rate, "future_revenue": revenue}
@@ -112,7 +119,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         report["cutoffs"] += write_role(con, role_cuts, cfg, target)
         progress.step(f"{role}: {', '.join(str(c.cutoff) for c in role_cuts)} -> {target}")
     score = paths.rebase(paths.FEATURE_FILES["score"], root)
-    report["n_columns"] = len(con.execute(f"DESCRIBE SELECT * FROM '{score.as_posix()}'").fetchall())
+    report["n_columns"] = len(con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(score)})").fetchall())
     report["seconds"] = round(time.perf_counter() - started, 2)
     con.close()
     write_report(report, paths.rebase(paths.FEATURES_REPORT, root), "features")  # seconds: reports/runs/

@@ -139,7 +139,7 @@ def check_holdout(frame: pd.DataFrame, eval_cutoff: date, as_of: date, horizon_d
 def actual_daily(transactions: Path, customer_ids: pd.Series, cutoff: date, horizon_days: int,
                  weekly: bool) -> np.ndarray:
     """Purchases (distinct periods, as the labels count them) per holdout day 0..H of the given customers."""
-    from pipelines.features import connect
+    from pipelines.features import connect, sql_path
 
     con = connect()
     con.register("_population", pd.DataFrame({"customer_id": customer_ids.astype(str).to_numpy()}))
@@ -147,7 +147,7 @@ def actual_daily(transactions: Path, customer_ids: pd.Series, cutoff: date, hori
     rows = con.execute(f"""
         WITH p AS (
             SELECT customer_id, {period} AS period, MIN(CAST(ts AS DATE)) AS day
-            FROM read_parquet('{transactions.as_posix()}')
+            FROM read_parquet({sql_path(transactions)})
             SEMI JOIN _population USING (customer_id)
             WHERE {PURCHASE} AND CAST(ts AS DATE) > $cutoff AND CAST(ts AS DATE) <= $cutoff + $h
             GROUP BY 1, 2
