@@ -10,6 +10,8 @@ K_a customers per action. Method (Sinha & Zoltners 1979, "The multiple-choice kn
 2. Sort every customer's increments by slope (a free increment first) and take them in that order while the
    budget and the capacities allow; an increment that does not fit freezes its customer at the current action,
    later increments of other customers are still tried (they may fit in what is left).
+3. Customers stopped that way may still switch to any option that fits what is left (a cheaper action under the
+   hull, or another action when theirs is full), the largest gain first.
 
 Exactness argument. Without capacities, taking hull increments by slope solves the LP relaxation exactly: the LP
 optimum is the value of the increments before the first one that does not fit plus a fraction of that one, so the
@@ -123,6 +125,36 @@ def greedy(increments: tuple[np.ndarray, ...], n: int, costs: np.ndarray, budget
     return choice, spent
 
 
+def improve(values: np.ndarray, costs: np.ndarray, choice: np.ndarray, budget: float, capacity: np.ndarray,
+            fixed: np.ndarray) -> tuple[np.ndarray, float]:
+    """After the greedy: customers it stopped (an increment did not fit the budget or its action was full) switch to
+    the option that adds most value among those that still fit, largest gain first; every switch raises the total."""
+    choice = choice.copy()
+    counts = np.bincount(choice[choice != NONE], minlength=costs.size).astype(np.int64)
+    spent = float(costs[choice[choice != NONE]].sum())
+    rows = np.arange(len(choice))
+    current = np.where(choice != NONE, values[rows, np.maximum(choice, 0)], 0.0)
+    current[fixed | ~np.isfinite(current)] = 0.0  # fixed rows (must_act) never switch
+    paid = np.where(choice != NONE, costs[np.maximum(choice, 0)], 0.0)
+    open_ = counts < capacity
+    gain = np.where((values > current[:, None] + EPS) & open_[None, :] & ~fixed[:, None]
+                    & (costs[None, :] - paid[:, None] <= budget - spent + EPS), values - current[:, None], -np.inf)
+    candidates = np.flatnonzero(np.isfinite(gain).any(axis=1))
+    for r in candidates[np.argsort(-gain[candidates].max(axis=1), kind="stable")].tolist():
+        best, best_gain = NONE, 0.0
+        for a in np.flatnonzero(np.isfinite(gain[r])).tolist():
+            extra = costs[a] - paid[r]
+            if counts[a] < capacity[a] and extra <= budget - spent + EPS and gain[r, a] > best_gain:
+                best, best_gain = a, gain[r, a]
+        if best != NONE:
+            if choice[r] != NONE:
+                counts[choice[r]] -= 1
+            counts[best] += 1
+            spent += costs[best] - paid[r]
+            choice[r] = best
+    return choice, spent
+
+
 def _best_after_prices(values: np.ndarray, costs: np.ndarray, mu: float, lam: np.ndarray) -> np.ndarray:
     """Per row max(0, max_a v_ia - mu c_a - lam_a) (invalid options are -inf)."""
     reduced = values - mu * costs[None, :] - lam[None, :]
@@ -192,6 +224,7 @@ def plan_actions(decisions: pd.DataFrame, cfg: ScoringConfig, save_rates: Mappin
     left_capacity = capacity - np.bincount(start[forced], minlength=costs.size)
     masked = np.where(free[:, None] & (values > 0), values, -np.inf)
     choice, spent = greedy(hull_increments(masked, costs), n, costs, b, capacity, start)
+    choice, spent = improve(masked, costs, choice, b, capacity, forced)
     value = float(values[np.arange(n), np.maximum(choice, 0)][choice != NONE].sum()) if n else 0.0
     forced_value = float(values[np.flatnonzero(forced), start[forced]].sum())
     bound = forced_value + dual_bound(masked[free], costs, left_budget, left_capacity)

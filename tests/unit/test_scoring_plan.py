@@ -167,3 +167,10 @@ def test_without_a_budget_the_cost_spent_is_finite() -> None:
     frame = customers([0.9, 0.6], [100.0, 50.0], [[1, 1], [1, 1]])
     plan = plan_actions(frame, config([10.0, 1.0], [0.3, 0.1], budget=None))
     assert plan.spent == pytest.approx(11.0) and plan.budget is None
+
+
+def test_a_customer_the_budget_stops_takes_a_cheaper_option_that_still_fits() -> None:
+    frame = customers([1.0], [100.0], [[1, 1]])
+    cfg = config([10.0, 1.0], [0.4, 0.02], budget=5.0)  # values 30 for 10 (the hull) and 1 for 1 (under it)
+    plan = plan_actions(frame, cfg)
+    assert plan.choice.tolist() == [1] and plan.value == pytest.approx(1.0) and plan.spent == pytest.approx(1.0)
