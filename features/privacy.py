@@ -59,7 +59,7 @@ _STREET = re.compile(r"\b\d+[A-Za-z]?,? (?:[\w'’.-]+ ){0,4}(?:street|st|road|r
 
 
 def _is_phone(text: str) -> bool:
-    """A phone number: 7-15 digits with a leading + or ( or separators, not a date or a decimal number."""
+    """A phone number: 7-15 digits with a leading + or ( or two separators (not a date, an order number 2023-00123)."""
     if not _PHONE.fullmatch(text) or _DATE_LIKE.fullmatch(text):
         return False
     digits = sum(ch.isdigit() for ch in text)
@@ -67,7 +67,7 @@ def _is_phone(text: str) -> bool:
         return False
     if text.startswith(("+", "(")):
         return True
-    return sum(ch in " -()" for ch in text) >= 1
+    return sum(ch in " -()." for ch in text) >= 2
 
 
 def _luhn(digits: str) -> bool:

@@ -41,7 +41,8 @@ def test_column_names_announce_personal_data(name: str, kind: str | None) -> Non
 @pytest.mark.parametrize(("values", "kind"), [
     (["ann@example.com", "bob.b@mail.example.org", None, ""], "email"),
     (["call me at ann@example.com", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"], "email"),
-    (["+44 20 7946 0001", "(020) 7946-0002", "+1-555-0100-003"], "phone"),
+    (["+44 20 7946 0001", "(020) 7946-0002", "+1-555-0100-003", "020 7946 0004"], "phone"),
+    (["2023-000123", "2023-000124", "O-2023-1"], None),  # order numbers are not phone numbers
     (["Ann Smith", "Bob de Vries", "Cy O'Neil", "Dee Jones"], "name"),
     (["12 Canary Lane", "3b High Street", "7, Rue de la Paix"], "address"),
     (["078-05-1120", "219-09-9999"], "id_number"),
