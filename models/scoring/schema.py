@@ -132,19 +132,23 @@ def output_columns(layout: ScoreLayout) -> list[Column]:
     ]
     cols += [
         Column(f"reason_{i}", "text", "text", f"Reason {i} behind churn_probability, strongest first, from the "
-               "model's SHAP contributions, e.g. `days_since_last_purchase=143 raises risk`; empty when fewer "
-               "features contribute. Their number follows churn.reason_codes; in the SQL tables a batch with fewer "
-               "reasons than the table holds leaves the extra ones NULL.", varying=True)
+               "model's SHAP contributions, in plain language in features.segment_locale, e.g. `no purchase for 143 "
+               "days raises risk` (what the feature really is: lifetimes' recency reads as the time between the "
+               "first and the last purchase); empty when fewer features contribute. Their number follows "
+               "churn.reason_codes; in the SQL tables a batch with fewer reasons than the table holds leaves the extra "
+               "ones NULL.", varying=True)
         for i in range(1, layout.reason_codes + 1)
     ]
     cols += [
         Column(f"reason_code_{i}", "text", "code", f"Stable machine code of reason_{i}: `<feature>:raises` or "
-               "`<feature>:lowers`, the same in every locale; empty when reason_{i} is.", varying=True)
+               f"`<feature>:lowers`, the same in every locale; empty when reason_{i} is.", varying=True)
         for i in range(1, layout.reason_codes + 1)
     ]
     cols += [
-        Column("recommended_action", "text", "label", "Next-best action chosen by the rules in scoring.actions "
-               "(config), labelled in features.segment_locale."),
+        Column("recommended_action", "text", "label", "Next-best action without a budget: the eligible action of "
+               "scoring.actions with the highest expected value churn_probability x clv x save_rate - cost (when >= "
+               "0; scoring.must_act customers always get a saving action), labelled in features.segment_locale. The "
+               "budgeted plan is outputs/action_plan.csv."),
         Column("recommended_action_code", "text", "code", "Stable name of recommended_action (the rule's name in "
                "scoring.actions), the same in every locale."),
         Column("model_version", "text", "-", "Models that produced the row: registered churn model and CLV "
