@@ -107,10 +107,12 @@ def build(params: dict[str, Any], root: Path, save_rates: Mapping[str, float] | 
 
 
 def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], root: Path) -> dict[str, Any]:
-    """outputs/action_plan.csv, the warehouse batch of table action_plan (replaced in one transaction), the JSON."""
+    """outputs/action_plan.csv, the batch of table action_plan in the warehouse and the scoring.sink database (each
+    replaced in one transaction), the JSON."""
     from pipelines.sinks.arrow import to_arrow
     from pipelines.sinks.crm_csv import CsvSink
-    from pipelines.sinks.tables import DuckDBSink
+    from pipelines.sinks.files import temp_beside
+    from pipelines.sinks.tables import DuckDBSink, SqlSink
     from pipelines.sinks.writer import WAREHOUSE_NAME
 
     outputs, columns = paths.rebase(paths.OUTPUTS, root), plan_columns()
@@ -125,12 +127,17 @@ def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], r
     if summary.get("as_of") not in (None, "None"):
         key = {"as_of": pd.Timestamp(summary["as_of"]).date(), "horizon_days": int(params["windows"]["horizon_days"]),
                "clv_months": int((params.get("clv") or {}).get("horizon_months", 12))}
-        warehouse = DuckDBSink(outputs / WAREHOUSE_NAME, {TABLE: columns}, key)
-        try:
-            warehouse.insert(TABLE, table)
-            warehouse.commit()
-        finally:
-            warehouse.close()
+        sinks = [lambda: DuckDBSink(outputs / WAREHOUSE_NAME, {TABLE: columns}, key)]
+        url = (params.get("scoring") or {}).get("sink")
+        if url:  # the SQL sink of the scores gets the plan too
+            sinks.append(lambda: SqlSink(url, {TABLE: columns}, key, temp_beside(outputs / CSV_NAME, "sql")))
+        for open_sink in sinks:
+            sink = open_sink()
+            try:
+                sink.insert(TABLE, table)
+                sink.commit()
+            finally:
+                sink.close()
     summary = {**summary, "rows": int(len(rows)), "files": [f"outputs/{CSV_NAME}", f"outputs/{WAREHOUSE_NAME}"]}
     return write_report(summary, paths.rebase(paths.REPORTS, root) / REPORT_NAME, "action_plan")
 

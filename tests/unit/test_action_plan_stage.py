@@ -121,3 +121,16 @@ def test_pseudonymised_scores_still_meet_their_feature_rows(tmp_path: Path, base
     plan = pd.read_csv(tmp_path / "outputs" / "action_plan.csv", dtype={"customer_id": str})
     assert not set(plan["customer_id"]) & {"a", "b", "c", "d"} and len(plan) > 0
     assert "onboarding" in set(plan["action"])  # the feature columns were joined on the pseudonymised ids
+
+
+def test_the_sql_sink_gets_the_plan_too(tmp_path: Path, base: dict) -> None:
+    import sqlite3
+
+    batch(tmp_path, [300.0, 400.0, 30.0, 3.0])
+    params = with_(base, budget=12.0)
+    params["scoring"]["sink"] = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    action_plan.run(params, tmp_path)
+    action_plan.run(params, tmp_path)  # the batch is replaced, not appended
+    with sqlite3.connect(tmp_path / "crm.sqlite") as con:
+        rows = con.execute("SELECT customer_id, action, rank FROM action_plan ORDER BY rank").fetchall()
+    assert rows == [("a", "personal_winback", 1), ("b", "loyalty_perks", 2)]
