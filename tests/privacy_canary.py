@@ -21,6 +21,7 @@ from features import synthetic
 # What a run writes (relative to its root): data, reports, outputs, models, MLflow, the DVC cache, logs.
 PRODUCED = ("data", "reports", "outputs", "artifacts", "mlflow.db", "mlartifacts", "mlruns", ".dvc/cache",
             ".dvc/tmp", "logs", "dvc.lock")
+SKIPPED = ("data/raw",)  # the user's raw input files (e.g. `python -m pipelines.generate --out data/raw/...`)
 MARKERS = synthetic.CANARY_MARKERS
 
 
@@ -84,7 +85,8 @@ def produced_files(root: Path, produced: Iterable[str] = PRODUCED) -> Iterator[P
         if path.is_file():
             yield path
         elif path.is_dir():
-            yield from (p for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink())
+            yield from (p for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()
+                        and not p.relative_to(root).as_posix().startswith(SKIPPED))
 
 
 def find_canaries(root: Path, markers: Iterable[str] = MARKERS, produced: Iterable[str] = PRODUCED
