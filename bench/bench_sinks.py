@@ -42,14 +42,16 @@ def chunk_frame(lo: int, n: int, rng: np.random.Generator) -> pd.DataFrame:
     frame = pd.DataFrame({
         "customer_id": pd.Series(np.char.add("cust-", np.arange(lo, lo + n).astype(str)), dtype=str),
         "as_of": pd.Series([AS_OF] * n, dtype=object),
+        **{name: np.full(n, value) for name, value in LAYOUT.setting_values().items()},
         "churn_probability": churn,
         "churn_risk_band": BANDS[np.digitize(churn, [0.5, 0.8])],
-        "p_alive": rng.random(n),
+        LAYOUT.p_purchase_column: rng.random(n),
         LAYOUT.purchases_column: rng.gamma(1.5, 1.0, n),
         "expected_aov": rng.gamma(3.0, 15.0, n),
         LAYOUT.clv_column: clv,
         "clv_low": clv * 0.6,
         "clv_high": clv * 1.7,
+        LAYOUT.p_no_purchase_column: rng.random(n),
         "clv_decile": rng.integers(1, 11, n),
         "rfm_r": rng.integers(1, 6, n),
         "rfm_f": rng.integers(1, 6, n),
@@ -58,7 +60,9 @@ def chunk_frame(lo: int, n: int, rng: np.random.Generator) -> pd.DataFrame:
     })
     for r in range(1, LAYOUT.reason_codes + 1):
         frame[f"reason_{r}"] = REASONS[rng.integers(0, len(REASONS), n)]
+        frame[f"reason_code_{r}"] = "days_since_last_purchase:raises"
     frame["recommended_action"] = "Retention offer"
+    frame["recommended_action_code"] = "retention_offer"
     frame["model_version"] = "churn:3,clv:2"
     frame["scored_at"] = pd.Series([pd.Timestamp("2025-01-01T02:03:04Z")] * n, dtype="datetime64[us, UTC]")
     return frame[column_names(LAYOUT)]
