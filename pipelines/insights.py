@@ -23,6 +23,16 @@ from pipelines import campaigns, paths
 
 FUNNEL, MIGRATION, CAMPAIGN_EFFECTS = "funnel", "segment_migration", "campaign_effects"
 WAREHOUSE = "warehouse.duckdb"
+DESCRIPTIONS = {  # docs/output_schema.md (pipelines/output_schema.py)
+    FUNNEL: "Conversion funnel at as_of (features/funnel.py, `scoring.funnel`): one row per (dimension, "
+            "dimension_value, step); dimension `all`, `channel` (of the entry event) or `rfm_segment` (slug at "
+            "as_of; `no_purchase`: events but no purchase yet). Empty when the data has no events.",
+    MIGRATION: "RFM segment moves between the previous batch with the same horizons and this one "
+               "(models/scoring/migration.py): one row per (from_segment, to_segment). Empty when the warehouse "
+               "holds no earlier batch.",
+    CAMPAIGN_EFFECTS: "Each campaign's measured effect against its control group (reports/campaigns.json, stage "
+                      "`campaigns`). Empty without campaign data.",
+}
 SLUG_COLUMNS = ("rfm_segment_slug", "rfm_segment")  # the warehouse's slug column when it has one, else labels
 
 
@@ -41,8 +51,10 @@ def key_columns() -> list[Column]:
 def funnel_columns() -> list[Column]:
     """The columns of the warehouse table `funnel`."""
     return [*key_columns(),
-            Column("entry_from", "date", "ISO-8601 date", "Entries counted after 00:00 UTC of this day ..."),
-            Column("entry_to", "date", "ISO-8601 date", "... up to this day (every window closes by as_of)."),
+            Column("entry_from", "date", "ISO-8601 date", "Entry period: first step-1 events after 00:00 UTC of "
+                   "this day ..."),
+            Column("entry_to", "date", "ISO-8601 date", "... and up to 00:00 UTC of this day (window_days before "
+                   "the end of as_of, so every entrant's window closes by as_of)."),
             Column("window_days", "decimal", "days", "Conversion window: later steps never count.", 3),
             Column("dimension", "text", "label", "all | channel (of the entry event) | rfm_segment (slug at as_of)."),
             Column("dimension_value", "text", "label", "The channel or segment slug (`all` for the whole funnel)."),

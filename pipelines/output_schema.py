@@ -8,7 +8,7 @@ from typing import Any
 
 from models.scoring.schema import ScoreLayout, data_dictionary, dictionary_rows
 from models.scoring.summary import summary_columns
-from pipelines import paths
+from pipelines import insights, paths
 from pipelines.config import load_params
 
 TARGET = paths.ROOT / "docs" / "output_schema.md"
@@ -76,6 +76,10 @@ def output_schema(layout: ScoreLayout) -> str:
         "",
         *dictionary_rows(summary_columns(layout)),
     ]
+    for name, columns in insights.table_columns().items():  # funnel, segment_migration, campaign_effects
+        summary += ["", f"# {name}", "", f"Table `{name}` in `outputs/warehouse.duckdb` (and the optional SQL sink), "
+                    "one batch per (`as_of`, `horizon_days`, `clv_months`), written with the scores. "
+                    + insights.DESCRIPTIONS[name], "", *dictionary_rows(columns)]
     return data_dictionary(layout) + "\n".join(summary) + "\n" + FORMATS
 
 
