@@ -18,6 +18,7 @@ from pathlib import Path
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 INLINE = re.compile(r"`((?:python -m |dvc |make )[^`\n]*)`")
 SHELL = {"bash", "sh", "shell", "console"}
+PLACEHOLDER = re.compile(r"<[a-z_ -]+>")
 SMALL_CUSTOMERS = 2000
 
 
@@ -66,7 +67,7 @@ def commands(text: str) -> list[tuple[int, str]]:
                 found.append((first, command))
     for span in INLINE.finditer(text):
         command = span.group(1).strip()
-        if "..." not in command:  # `dvc exp run -S ...`: a pattern, not an example
+        if "..." not in command and not PLACEHOLDER.search(command):  # `dvc exp run -S ...`, `<rev>`: patterns
             found.append((text[: span.start()].count("\n") + 1, command))
     seen, unique = set(), []
     for line, command in found:

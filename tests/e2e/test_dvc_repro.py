@@ -150,7 +150,8 @@ def test_readme_examples_run(repo: Path, tmp_path: Path) -> None:
     sample.assign(ts=sample["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(tmp_path / "tx.csv", index=False)
     examples = [readme_examples.plan(line, cmd, tmp_path / "tx.csv", tmp_path)
                 for line, cmd in readme_examples.commands((repo / "README.md").read_text(encoding="utf-8"))]
-    mutating = ("python -m pipelines.features", "python -m pipelines.generate", "python -m pipelines.score")
+    mutating = ("python -m pipelines.ingest", "python -m pipelines.features", "python -m pipelines.generate",
+                "python -m pipelines.score")
     venv = f"VENV={BIN.parent}"  # make: the test's environment instead of a new .venv in the copy
     for ex in sorted(examples, key=lambda e: e.command.startswith(mutating)):
         if ex.how == "composed":
