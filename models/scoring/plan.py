@@ -52,6 +52,7 @@ class Plan:
     upper_bound: float
     budget: float | None
     forced: np.ndarray
+    must: np.ndarray  # rows meeting scoring.must_act (forced: those of them served first)
 
     @property
     def gap(self) -> float:
@@ -216,8 +217,9 @@ def plan_actions(decisions: pd.DataFrame, cfg: ScoringConfig, save_rates: Mappin
     values = np.where(eligible & np.isfinite(values), values, -np.inf)
     costs = np.array([r.cost for r in rules], dtype=float)
     capacity = np.array([np.inf if r.capacity is None else r.capacity for r in rules], dtype=float)
-    start, forced = np.full(n, NONE), np.zeros(n, dtype=bool)
+    start, forced, must = np.full(n, NONE), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     if cfg.must_act and n:
+        must = rule_mask(decisions, ActionRule("must_act", cfg.must_act, {}))
         start, forced = _must_act(decisions, cfg, values, costs, capacity, b)
     free = ~forced
     left_budget = b - float(costs[start[forced]].sum())
@@ -228,7 +230,7 @@ def plan_actions(decisions: pd.DataFrame, cfg: ScoringConfig, save_rates: Mappin
     value = float(values[np.arange(n), np.maximum(choice, 0)][choice != NONE].sum()) if n else 0.0
     forced_value = float(values[np.flatnonzero(forced), start[forced]].sum())
     bound = forced_value + dual_bound(masked[free], costs, left_budget, left_capacity)
-    return Plan(choice, value, spent, max(bound, value), budget, forced)
+    return Plan(choice, value, spent, max(bound, value), budget, forced, must)
 
 
 def _must_act(decisions: pd.DataFrame, cfg: ScoringConfig, values: np.ndarray, costs: np.ndarray,
@@ -327,5 +329,6 @@ def summarise(decisions: pd.DataFrame, table: pd.DataFrame, plan: Plan, cfg: Sco
         "per_action": actions,
         "high_risk_top_decile": {"customers": int(target.sum()), "with_saving_action": int(treated.sum()),
                                  "without": int((~treated).sum())},
+        "must_act": {"customers": int(plan.must.sum()), "served": int(plan.forced.sum())},
         "top_at_risk": top_rows,
     }

@@ -149,6 +149,7 @@ def test_table_and_summary_on_the_shipped_config() -> None:
     summary = summarise(frame, table, plan, cfg, top=2)
     assert summary["spent"] <= cfg.budget and summary["high_risk_top_decile"] == {
         "customers": 1, "with_saving_action": 1, "without": 0}
+    assert summary["must_act"] == {"customers": 1, "served": 1}
     assert [r["customer_id"] for r in summary["top_at_risk"]] == ["hi_val_hi_risk", "hi_val_low_risk"]
     winback = next(a for a in summary["per_action"] if a["action"] == "personal_winback")
     assert winback["expected_value"] == pytest.approx(0.9 * 300 * 0.3 - 10)
