@@ -1,7 +1,8 @@
 """Erase customers from every output: `python -m pipelines.forget --customer-id ID [--customer-id ID ...]`.
 
 Rows of the given customers (in every form their id takes: as given, hashed at ingest, pseudonymised in the
-outputs) leave every Parquet and CSV file under data/interim, data/features, data/standalone and outputs,
+outputs) leave every Parquet and CSV file under data/interim, data/features, data/standalone, outputs and reports
+(and their entries from every JSON report, after which reports/index.html is built again),
 every table with a customer_id column of outputs/warehouse.duckdb (all batches) and of the `scoring.sink`
 database; DVC cache objects holding them are deleted (they cannot be rewritten: their name is their hash).
 Each file is rewritten to a temporary file and renamed (the warehouse is rebuilt without them, so no deleted
@@ -35,7 +36,7 @@ from features.ingest import literal
 from pipelines import paths
 from pipelines.io import atomic_path
 
-SEARCHED = ("data/interim", "data/features", "data/standalone", "outputs")
+SEARCHED = ("data/interim", "data/features", "data/standalone", "outputs", "reports")
 WAREHOUSE = "outputs/warehouse.duckdb"
 AUDIT_LOG = Path("data") / "audit" / "forget.jsonl"
 DVC_CACHE = Path(".dvc") / "cache"
@@ -97,6 +98,49 @@ def forget_csv(path: Path, columns: Sequence[str], forms: set[str], dry_run: boo
         with atomic_path(path) as tmp:
             tmp.write_text(("\ufeff" if bom else "") + "".join(kept), encoding="utf-8", newline="")
     return removed
+
+
+def _scrub(tree: Any, forms: set[str]) -> tuple[Any, int]:
+    """A JSON tree without the list items that are objects of the customers (their customer_id); items removed."""
+    if isinstance(tree, dict):
+        out, removed = {}, 0
+        for key, value in tree.items():
+            out[key], n = _scrub(value, forms)
+            removed += n
+        return out, removed
+    if isinstance(tree, list):
+        kept, removed = [], 0
+        for item in tree:
+            if isinstance(item, dict) and str(item.get("customer_id", "")).strip() in forms:
+                removed += 1
+                continue
+            item, n = _scrub(item, forms)
+            kept.append(item)
+            removed += n
+        return kept, removed
+    return tree, 0
+
+
+def forget_json(path: Path, forms: set[str], dry_run: bool = False) -> int:
+    """Remove the customers' entries (objects with their customer_id) from a JSON report; entries removed."""
+    tree, removed = _scrub(json.loads(path.read_text(encoding="utf-8")), forms)
+    if removed and not dry_run:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(tree, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return removed
+
+
+def rerender_report(params: Mapping[str, Any], root: Path) -> str:
+    """Build reports/index.html again from the scrubbed reports; when that fails the page is removed (it showed the
+    customers): 'ok' or the one-line reason, recorded in the audit line and printed."""
+    from pipelines import report
+
+    try:
+        report.run(dict(params), root)
+    except Exception as exc:  # noqa: BLE001 - reported, and the page that held the customers is removed
+        (root / "reports" / "index.html").unlink(missing_ok=True)
+        return f"failed, page removed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return "ok"
 
 
 def _id_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str]]:
@@ -262,6 +306,8 @@ def run(customer_ids: Sequence[str], params: Mapping[str, Any], root: Path = pat
                 removed[rel] = forget_parquet(path, columns, form_array, dry_run)
             elif path.suffix == ".csv":
                 removed[rel] = forget_csv(path, columns, forms, dry_run)
+            elif path.suffix == ".json":
+                removed[rel] = forget_json(path, forms, dry_run)
     warehouse = root / WAREHOUSE
     entry: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -279,6 +325,9 @@ def run(customer_ids: Sequence[str], params: Mapping[str, Any], root: Path = pat
     entry["found"] = bool(entry["rows_removed"] or any(entry["warehouse_rows_removed"].values())
                           or any((entry.get("sink_rows_removed") or {}).values())
                           or entry["dvc_cache_objects_deleted"])
+    page = root / "reports" / "index.html"
+    if not dry_run and page.exists() and any(k.startswith("reports/") for k in entry["rows_removed"]):
+        entry["report_rebuilt"] = rerender_report(params, root)  # the page showed entries of a scrubbed report
     if not dry_run:
         append_audit(root, entry)
     return entry
@@ -310,6 +359,9 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
           f"{entry['dvc_cache_objects_deleted']} DVC cache objects); audit: {AUDIT_LOG.as_posix()}")
     if not entry["found"]:
         print("forget: no rows of these customers were found")
+    if str(entry.get("report_rebuilt", "ok")) != "ok":
+        print(f"forget: reports/index.html could not be rebuilt ({entry['report_rebuilt']}); "
+              "`dvc repro report` builds it again")
     print("forget: remove them from the source files too, or the next `dvc repro` brings them back")
     return 0
 

@@ -46,6 +46,9 @@ def build_outputs(root: Path) -> None:
                 "v(customer_id, action)", [GONE, KEPT])
     con.execute("CREATE VIEW latest AS SELECT * FROM customer_scores")
     con.close()
+    (_mk(root / "reports/action_plan.json")).write_text(json.dumps(
+        {"planned": 2, "top_at_risk": [{"customer_id": GONE, "clv": 2.5}, {"customer_id": KEPT, "clv": 1.5}]}))
+    (root / "reports/index.html").write_text(f"<td>{GONE}</td>")  # rebuilt after the scrub (here: cannot be)
     cache = _mk(root / ".dvc/cache/files/md5/ab/cdef0123")
     shutil.copy(root / "data/interim/transactions.parquet", cache)
     pq.write_table(pa.table({"customer_id": [KEPT]}), _mk(root / ".dvc/cache/files/md5/cd/ef456789"))
@@ -64,9 +67,13 @@ def test_forget_leaves_no_trace_and_writes_an_audit_line(tmp_path: Path) -> None
     assert entry["rows_removed"] == {"data/interim/transactions.parquet": 2,
                                      "data/interim/rejected/transactions.parquet": 1,
                                      "data/features/score.parquet": 1, "outputs/customer_scores.parquet": 1,
-                                     "outputs/customer_scores.csv": 1, "outputs/action_plan.csv": 1}
+                                     "outputs/customer_scores.csv": 1, "outputs/action_plan.csv": 1,
+                                     "reports/action_plan.json": 1}
+    assert json.loads((tmp_path / "reports/action_plan.json").read_text()) == {
+        "planned": 2, "top_at_risk": [{"customer_id": KEPT, "clv": 1.5}]}
     assert entry["warehouse_rows_removed"] == {"action_plan": 1, "customer_scores": 2}
     assert entry["dvc_cache_objects_deleted"] == 1 and entry["found"]
+    assert entry["report_rebuilt"].startswith("failed, page removed:")  # no run to build it from: the page goes
     # everyone else stays, the CSV byte for byte, the warehouse with its key, other tables and views
     csv_bytes = (tmp_path / "outputs/customer_scores.csv").read_bytes()
     assert csv_bytes == f'\ufeffcustomer_id,clv,note\r\n{KEPT},1.50,"a, b"\r\n'.encode()
