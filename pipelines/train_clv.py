@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run(load_params(argv))
     except (ValueError, FileNotFoundError, FitError, FloatingPointError) as exc:
-        print(f"train_clv: error: {exc}", file=sys.stderr)
+        print(f"train_clv: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line
         return 2
     print("\n".join(summary_lines(report)))
     print(json.dumps(clean({k: report[k] for k in ("model", "eval_cutoff", "horizon_days", "seconds")})))

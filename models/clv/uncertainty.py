@@ -115,27 +115,43 @@ def _log_lik_functions(model: ClvModel, rfm: pd.DataFrame) -> dict[str, Callable
 
 
 def laplace_draws(model: ClvModel, rfm: pd.DataFrame, n_draws: int, seed: int) -> ParameterDraws:
-    """Seeded draws of both sub-models' parameters from the normal approximation of their likelihoods."""
+    """Seeded draws of both sub-models' parameters from the normal approximation of their likelihoods.
+
+    On little data the log-likelihood can be so flat (or its Hessian non-finite) that most draws overflow; then
+    every draw is the fitted point with a warning saying so: the intervals keep each customer's own randomness
+    but carry no parameter uncertainty, instead of the stage failing.
+    """
     if n_draws < 2:
         raise ValueError(f"n_draws must be >= 2, got {n_draws}")
     rng = np.random.default_rng([seed, 7])
     fns = _log_lik_functions(model, rfm)
-    out, errors, notes = {"spend": np.empty((n_draws, 0))}, {}, []
+    out, errors, notes, centres = {"spend": np.empty((n_draws, 0))}, {}, [], {"spend": np.empty(0)}
     parts = [("purchases", PURCHASE_PARAMS[model.model], model.purchases.params)]
     if model.spend is not None:
         parts.append(("spend", SPEND_PARAMS, model.spend.params))
     for part, names, params in parts:
-        centre = np.log([params[n] for n in names])
-        cov, found = laplace_covariance(numerical_hessian(fns[part], centre), part)
+        centres[part] = centre = np.log([params[n] for n in names])
+        try:
+            cov, found = laplace_covariance(numerical_hessian(fns[part], centre), part)
+        except FloatingPointError as exc:
+            notes.append(f"{exc}: {part} draws fixed at the fit")
+            errors.update(dict.fromkeys(names, float("nan")))
+            out[part] = np.tile(np.exp(centre), (n_draws, 1))
+            continue
         notes += found
         se_log = np.sqrt(np.diag(cov))
         errors.update({n: float(params[n] * s) for n, s in zip(names, se_log, strict=True)})  # delta method
-        out[part] = np.exp(rng.multivariate_normal(centre, cov, size=n_draws, method="eigh"))
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[part] = np.exp(rng.multivariate_normal(centre, cov, size=n_draws, method="eigh"))
     usable = np.isfinite(out["purchases"]).all(axis=1) & np.isfinite(out["spend"]).all(axis=1)
     if model.spend is not None:
         usable &= out["spend"][:, SPEND_PARAMS.index("q")] > 1.0  # else the mean spend is undefined
     if usable.sum() < MIN_USABLE_SHARE * n_draws:
-        raise FloatingPointError(f"only {int(usable.sum())} of {n_draws} parameter draws are usable (finite, q > 1)")
+        notes.append(f"only {int(usable.sum())} of {n_draws} parameter draws are usable (finite, q > 1): the "
+                     "log-likelihood is too flat on this data, so every draw is the fitted point (intervals show "
+                     "customer-level randomness only, no parameter uncertainty)")
+        point = {part: np.tile(np.exp(centres[part]), (n_draws, 1)) for part in ("purchases", "spend")}
+        return ParameterDraws(model.model, point["purchases"], point["spend"], errors, notes)
     if not usable.all():
         notes.append(f"{int((~usable).sum())} of {n_draws} parameter draws dropped (non-finite or q <= 1)")
     return ParameterDraws(model.model, out["purchases"][usable], out["spend"][usable], errors, notes)

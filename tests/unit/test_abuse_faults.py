@@ -36,3 +36,53 @@ def test_paths_with_a_quote_are_bound_as_one_sql_string(tmp_path: Path) -> None:
     assert daily.tolist() == [0, 0, 0, 0, 1, 1]
     with pytest.raises(duckdb.Error):  # what the old f"'{path}'" did
         con.execute(f"SELECT * FROM read_parquet('{tx.as_posix()}')")
+
+
+def small_clv_model():
+    """A BG/NBD + Gamma-Gamma model with fixed parameters (no fit) and a 6-customer RFM frame."""
+    from models.clv import ClvModel
+
+    def part(model: str, params: dict) -> dict:
+        return {"model": model, "params": params, "log_likelihood": -1.0, "penalizer": 0.0, "attempts": [],
+                "n_customers": 6, "n_unique_rows": 6, "seconds": 0.0, "warnings": [], "n_excluded": 0,
+                "diagnostics": {}, "boundary": []}
+
+    model = ClvModel.from_dict({"format": "churn-clv/clv-model", "version": 2, "model": "bgnbd", "time_unit_days": 1.0,
+                                "purchases": part("bgnbd", {"r": 5.5, "alpha": 90.6, "a": 0.8, "b": 4.0}),
+                                "spend": part("gamma_gamma", {"p": 3.7, "q": 4.8, "gamma": 31.4})})
+    rfm = pd.DataFrame({"customer_id": list("abcdef"), "frequency": [0, 1, 2, 3, 1, 4.0],
+                        "recency": [0, 10, 20, 30, 5, 45.0], "T": [50.0] * 6,
+                        "monetary_value": [0, 10, 20, 15, 30, 12.0]})
+    return model, rfm
+
+
+def test_flat_likelihoods_give_point_draws_with_a_warning_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from models.clv import uncertainty
+
+    model, rfm = small_clv_model()
+    # small data: a Hessian so flat that most log-normal draws overflow (the train_clv crash of issue 12)
+    monkeypatch.setattr(uncertainty, "laplace_covariance", lambda h, name: (np.eye(len(h)) * 1e6, []))
+    draws = uncertainty.laplace_draws(model, rfm, 50, seed=1)
+    assert draws.n_draws == 50 and np.isfinite(draws.purchases).all() and np.isfinite(draws.spend).all()
+    assert np.allclose(draws.purchases, [5.5, 90.6, 0.8, 4.0]) and np.allclose(draws.spend, [3.7, 4.8, 31.4])
+    assert "every draw is the fitted point" in draws.warnings[-1]
+    monkeypatch.undo()
+    monkeypatch.setattr(uncertainty, "numerical_hessian", lambda f, at: np.full((len(at), len(at)), np.nan))
+    draws = uncertainty.laplace_draws(model, rfm, 10, seed=1)
+    assert np.allclose(draws.purchases, [5.5, 90.6, 0.8, 4.0]) and "draws fixed at the fit" in draws.warnings[0]
+
+
+def test_train_clv_fit_failures_print_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from models.clv import FitError
+    from pipelines import train_clv
+
+    def boom(*_args, **_kwargs):
+        raise FitError("no usable fit; attempts:\n  bgnbd: optimiser stopped\n  penalised: overflow")
+
+    monkeypatch.setattr(train_clv, "run", boom)
+    monkeypatch.setattr(train_clv, "load_params", lambda argv: {})
+    assert train_clv.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("train_clv: error: no usable fit; attempts: bgnbd:")
