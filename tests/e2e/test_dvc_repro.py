@@ -113,7 +113,7 @@ def test_dvc_repro_on_cdnow(repo: Path, request: pytest.FixtureRequest) -> None:
     member = panel.Run(panel.Member("cdnow (dvc repro)", ()), repo, {"score": scored}, seconds=seconds)
     record_panel_row(request.config, panel.summary_row(member))
     for check in (panel.check_completes, panel.check_clv_selection, panel.check_champion, panel.check_out_of_time,
-                  panel.check_action_plan_and_reasons):
+                  panel.check_action_plan_and_reasons, panel.check_funnel_and_headline):
         check(member)
 
 
