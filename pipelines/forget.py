@@ -1,8 +1,9 @@
 """Erase customers from every output: `python -m pipelines.forget --customer-id ID [--customer-id ID ...]`.
 
 Rows of the given customers (in every form their id takes: as given, hashed at ingest, pseudonymised in the
-outputs) leave every Parquet and CSV file under data/interim, data/features, data/standalone, outputs and reports
-(and their entries from every JSON report, after which reports/index.html is built again),
+outputs) leave every Parquet and CSV file under data/interim, data/features, data/standalone, outputs, reports,
+artifacts and the MLflow artifact store (and their entries from every JSON file there, e.g. MLflow input examples;
+reports/index.html is then built again),
 every table with a customer_id column of outputs/warehouse.duckdb (all batches) and of the `scoring.sink`
 database; DVC cache objects holding them are deleted (they cannot be rewritten: their name is their hash).
 Each file is rewritten to a temporary file and renamed (the warehouse is rebuilt without them, so no deleted
@@ -36,7 +37,8 @@ from features.ingest import literal
 from pipelines import paths
 from pipelines.io import atomic_path
 
-SEARCHED = ("data/interim", "data/features", "data/standalone", "outputs", "reports")
+SEARCHED = ("data/interim", "data/features", "data/standalone", "outputs", "reports", "artifacts", "mlartifacts",
+            "mlruns")
 WAREHOUSE = "outputs/warehouse.duckdb"
 AUDIT_LOG = Path("data") / "audit" / "forget.jsonl"
 DVC_CACHE = Path(".dvc") / "cache"
@@ -101,7 +103,14 @@ def forget_csv(path: Path, columns: Sequence[str], forms: set[str], dry_run: boo
 
 
 def _scrub(tree: Any, forms: set[str]) -> tuple[Any, int]:
-    """A JSON tree without the list items that are objects of the customers (their customer_id); items removed."""
+    """A JSON tree without the customers' entries; items removed. An entry is an object with their customer_id, or
+    a row of a split-oriented table ({"columns": [..., "customer_id", ...], "data": [[...], ...]}, MLflow examples)."""
+    if isinstance(tree, dict) and isinstance(tree.get("columns"), list) and "customer_id" in tree["columns"] \
+            and isinstance(tree.get("data"), list):
+        at = tree["columns"].index("customer_id")
+        rows = [r for r in tree["data"] if not (isinstance(r, list) and len(r) > at and str(r[at]).strip() in forms)]
+        out, removed = _scrub({k: v for k, v in tree.items() if k != "data"}, forms)
+        return {**out, "data": rows}, removed + len(tree["data"]) - len(rows)
     if isinstance(tree, dict):
         out, removed = {}, 0
         for key, value in tree.items():

@@ -48,6 +48,8 @@ def build_outputs(root: Path) -> None:
     con.close()
     (_mk(root / "reports/action_plan.json")).write_text(json.dumps(
         {"planned": 2, "top_at_risk": [{"customer_id": GONE, "clv": 2.5}, {"customer_id": KEPT, "clv": 1.5}]}))
+    (_mk(root / "mlartifacts/1/m-1/artifacts/input_example.json")).write_text(json.dumps(
+        {"columns": ["customer_id", "frequency"], "data": [[GONE, 1.0], [KEPT, 2.0]]}))
     (root / "reports/index.html").write_text(f"<td>{GONE}</td>")  # rebuilt after the scrub (here: cannot be)
     cache = _mk(root / ".dvc/cache/files/md5/ab/cdef0123")
     shutil.copy(root / "data/interim/transactions.parquet", cache)
@@ -68,7 +70,7 @@ def test_forget_leaves_no_trace_and_writes_an_audit_line(tmp_path: Path) -> None
                                      "data/interim/rejected/transactions.parquet": 1,
                                      "data/features/score.parquet": 1, "outputs/customer_scores.parquet": 1,
                                      "outputs/customer_scores.csv": 1, "outputs/action_plan.csv": 1,
-                                     "reports/action_plan.json": 1}
+                                     "reports/action_plan.json": 1, "mlartifacts/1/m-1/artifacts/input_example.json": 1}
     assert json.loads((tmp_path / "reports/action_plan.json").read_text()) == {
         "planned": 2, "top_at_risk": [{"customer_id": KEPT, "clv": 1.5}]}
     assert entry["warehouse_rows_removed"] == {"action_plan": 1, "customer_scores": 2}
