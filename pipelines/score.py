@@ -59,18 +59,18 @@ def standalone_features(params: dict[str, Any], root: Path) -> Path:
 
 
 def default_clv_uri(model: str, root: Path) -> str:
-    """models:/clv-<model>/latest; with clv.model=auto the model train_clv chose and registered (artifacts/clv)."""
+    """models:/clv-<model>@champion; with clv.model=auto the model train_clv chose and registered (artifacts/clv)."""
     if model != "auto":
-        return f"models:/clv-{model}/latest"
+        return f"models:/clv-{model}@champion"
     record = paths.rebase(paths.ARTIFACTS, root) / "clv" / "mlflow.json"
     if not record.exists():
         raise ValueError(f"clv.model=auto and no {record} names the chosen model: set clv.model_uri "
                          "(e.g. models:/clv-bgnbd/1) or clv.model")
-    return f"models:/{json.loads(record.read_text(encoding='utf-8'))['registered_model']}/latest"
+    return f"models:/{json.loads(record.read_text(encoding='utf-8'))['registered_model']}@champion"
 
 
 def load_models(params: dict[str, Any], root: Path) -> ScoringModels:
-    """Registered models when churn.model_uri is set (clv.model_uri defaults to the latest clv-<model>)."""
+    """Registered models when churn.model_uri is set (clv.model_uri defaults to clv-<model>@champion)."""
     churn_uri = (params.get("churn") or {}).get("model_uri")
     if not churn_uri:
         return from_artifacts(root)

@@ -71,15 +71,37 @@ def _registered(uri: str) -> Any:
         raise ValueError(f"cannot load model {uri!r} from {mlflow.get_tracking_uri()}: {exc.message}") from exc
 
 
+def resolved_version(uri: str, tracking_uri: str) -> str:
+    """'<name>/<version number>' of a models:/ URI: an alias (@champion) or 'latest' resolved in the registry."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    body = uri.removeprefix("models:/")
+    name, alias = body.split("@", 1) if "@" in body else (body.partition("/")[0], None)
+    client = MlflowClient(tracking_uri)
+    try:
+        if alias is not None:
+            return f"{name}/{client.get_model_version_by_alias(name, alias).version}"
+        if body.endswith("/latest"):
+            versions = client.search_model_versions(f"name='{name}'")
+            return f"{name}/{max(int(v.version) for v in versions)}" if versions else body
+    except MlflowException as exc:
+        raise ValueError(f"cannot resolve model {uri!r} in {tracking_uri}: {exc.message}") from exc
+    return body
+
+
 def from_registry(churn_uri: str, clv_uri: str, tracking_uri: str) -> ScoringModels:
-    """Registered versions, e.g. models:/churn@champion and models:/clv-bgnbd/2 (no retraining)."""
+    """Registered versions, e.g. models:/churn@champion and models:/clv-bgnbd@champion (no retraining)."""
     import mlflow
 
+    from pipelines.tracking import quiet_mlflow
+
+    quiet_mlflow()
     mlflow.set_tracking_uri(tracking_uri)
     churn, clv = _registered(churn_uri), _registered(clv_uri)
     if not isinstance(getattr(churn, "model", None), ChurnScorer):
         raise ValueError(f"{churn_uri} is not a churn pyfunc (no churn model inside; register one with train_churn)")
     if not isinstance(getattr(clv, "model", None), ClvModel) or getattr(clv, "draws", None) is None:
         raise ValueError(f"{clv_uri} is not a CLV pyfunc with parameter draws (register one with train_clv)")
-    version = "|".join(u.removeprefix("models:/") for u in (churn_uri, clv_uri))
+    version = "|".join(resolved_version(u, tracking_uri) for u in (churn_uri, clv_uri))
     return ScoringModels(churn.model, clv.model, clv.draws, version)

@@ -37,7 +37,7 @@ from models.clv.backtest import NO_SPEND, purchases_evaluation, without_challeng
 from models.clv.challenger import CHAMPION_METRICS, CHAMPIONS, ChallengerConfig, choose_champion, fit_challenger
 from models.clv.inputs import RFM_COLUMNS, check_model
 from models.clv.uncertainty import Horizon, ParameterDraws, draws_to_dict, intervals, laplace_draws
-from pipelines import paths
+from pipelines import paths, progress
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
 from pipelines.runinfo import split_volatile, write_report
@@ -285,9 +285,13 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
               "features": {k: params["features"][k] for k in ("freq", "freq_multiplier")}}
     fitted = {p: {"log_likelihood": report["fit"][p]["log_likelihood"], **report["fit"][p]["params"]}
               for p in ("purchases", "spend") if report["fit"][p] is not None}
-    with tracking.start_run(params.get("mlflow") or {}, f"train_clv-{model.model}", tags) as run:
+    run_name = tracking.run_name("train_clv", params, report["as_of"], model.model, settings=logged)
+    settings_keys = ("fit", "production", "horizon_days", "horizon_months", "time_unit_days")  # params, not metrics
+    with tracking.start_run(params.get("mlflow") or {}, run_name, tags) as run:
+        tracking.log_datasets({f"features/{r}": files[r] for r in ("train", "eval", "score")}
+                              | {"interim/transactions": files["transactions"]})
         mlflow.log_params(tracking.flatten(logged))
-        mlflow.log_metrics(numeric_leaves({k: v for k, v in report.items() if k not in ("fit", "production")}))
+        mlflow.log_metrics(numeric_leaves({k: v for k, v in report.items() if k not in settings_keys}))
         mlflow.log_metrics(numeric_leaves({"fit": fitted}))
         for key, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{key}.png")
@@ -306,9 +310,24 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
                                        model_config=settings,
                                        code_paths=[str(CODE_DIR)], signature=signature, input_example=sample,
                                        registered_model_name=name)
+    version = info.registered_model_version
+    purchases = (report.get("btyd") or {}).get("purchases") or {}
+    revenue = (report.get("btyd") or {}).get("revenue") or {}
+    figures = {"purchases_mae": purchases.get("mae"), "purchases_total_error_pct": purchases.get("total_error_pct"),
+               "revenue_mae": revenue.get("mae")}
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in figures.items() if isinstance(v, int | float))
+    tracking.describe_version(
+        params.get("mlflow"), name, version,
+        f"{model.model} refit on all history to {report['as_of']} ({tags['data_source']} data); backtest fit at "
+        f"{report['eval_cutoff']} over {horizon_days}d: {shown or 'no holdout figures'}. Run: {run_name}",
+        {"data_fingerprint": fingerprint, "as_of": report["as_of"], "eval_cutoff": report["eval_cutoff"],
+         "horizon_days": horizon_days, "horizon_months": cfg.horizon_months, "run_name": run_name,
+         **{k: f"{v:.6g}" for k, v in figures.items() if isinstance(v, int | float)}},
+    )
+    aliases = tracking.set_champion(params.get("mlflow"), name, version, model.model)
     return {"tracking_uri": tracking.tracking_uri(params.get("mlflow")), "experiment_id": run.info.experiment_id,
             "run_id": run.info.run_id, "model_uri": info.model_uri, "registered_model": name,
-            "registered_version": info.registered_model_version}
+            "registered_version": version, "aliases": aliases}
 
 
 def backtest(eval_frame: pd.DataFrame, train: pd.DataFrame, model: ClvModel, cfg: ClvConfig, h: int,
@@ -356,10 +375,12 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
 
     def fit(name: str, frame: pd.DataFrame) -> ClvModel:
         """One candidate's fit on an RFM frame."""
+        progress.note(f"fitting {name} on {len(frame):,} customers")
         return fit_clv(frame, name, time_unit_days=unit, penalizer_grid=cfg.penalizer_grid, seed=seed)
 
     chosen, selection = choose_model(cfg, train, eval_frame, score_frame, fit, h)
     model = chosen.backtest
+    progress.note(f"backtest of {model.model} at {eval_cutoff}: {cfg.n_draws} parameter draws, intervals, challenger")
     body, predictions, challenger, draws = backtest(eval_frame, train, model, cfg, h, seed)
     report = {"model": model.model, "selection": selection, "eval_cutoff": str(eval_cutoff), "as_of": str(as_of),
               "horizon_days": h, "horizon_months": cfg.horizon_months, "time_unit_days": unit,
@@ -370,6 +391,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
     challenger = None if isinstance(challenger, str) else challenger
     daily = actual_daily(files["transactions"], eval_frame["customer_id"], eval_cutoff, h, weekly)
     tables = plot_tables(eval_frame, model, report, daily)
+    progress.note(f"parameter draws of the as_of refit for {len(score_frame):,} customers")
     production = (chosen.production, laplace_draws(chosen.production, score_frame, cfg.n_draws, seed))
     report["production"] = {"as_of": str(as_of), "customers": len(score_frame),
                             **fit_section(production[0], {"std_errors": production[1].std_errors,
@@ -380,6 +402,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
     report["seconds"] = round(time.perf_counter() - started, 2)
     write_outputs(files, model, challenger, report, predictions, tables, production)
     if track:
+        progress.note("logging the MLflow run and registering the model")
         info = log_run(params, files, model, report, tables, score_frame, cfg, h, production[0])
         write_json(clean(info), files["mlflow"])
     return report

@@ -207,3 +207,13 @@ def test_two_runs_with_different_settings_are_told_apart_and_compared(stage) -> 
     assert all(r.info.end_time - r.info.start_time >= 90_000 for r in runs)
     found = client.search_runs([runs[0].info.experiment_id], order_by=["metrics.`champion.roc_auc` DESC"])
     assert [r.info.run_name for r in found] == names[::-1]
+    from pipelines.scoring_models import resolved_version
+
+    uri = store["tracking_uri"]
+    versions = sorted(int(v.version) for v in client.search_model_versions("name='churn'"))
+    assert resolved_version("models:/churn/latest", uri) == f"churn/{versions[-1]}"
+    assert resolved_version("models:/churn@champion", uri) == (
+        f"churn/{client.get_model_version_by_alias('churn', 'champion').version}")
+    assert resolved_version("models:/churn/1", uri) == "churn/1"
+    with pytest.raises(ValueError, match="cannot resolve model 'models:/churn@nobody'"):
+        resolved_version("models:/churn@nobody", uri)

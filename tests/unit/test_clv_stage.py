@@ -291,3 +291,21 @@ def test_without_amounts_only_purchases_are_modelled(tree: Path, tmp_path: Path)
     assert np.isfinite(predictions.select_dtypes("number").to_numpy()).all()
     production = ClvModel.from_dict(json.loads(stage_files(root)["production"].read_text()))
     assert production.spend is None
+
+
+def test_run_and_registered_version_tell_reviewers_what_ran(staged) -> None:
+    from mlflow.tracking import MlflowClient
+
+    info = json.loads(staged["files"]["mlflow"].read_text())
+    client = MlflowClient(info["tracking_uri"])
+    run = client.get_run(info["run_id"])
+    report = staged["report"]
+    assert run.info.run_name.startswith(f"train_clv cdnow as_of={report['as_of'][:10]} h={HORIZON}d "
+                                        f"{report['model']} cfg=")
+    assert "horizon_days" not in run.data.metrics and run.data.params["windows.horizon_days"] == str(HORIZON)
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {
+        "features/train", "features/eval", "features/score", "interim/transactions"}
+    version = client.get_model_version_by_alias(info["registered_model"], "champion")
+    assert str(version.version) == str(info["registered_version"]) == info["aliases"]["champion"]
+    assert version.description.startswith(f"{report['model']} refit on all history to {report['as_of']}")
+    assert version.tags["as_of"] == report["as_of"] and float(version.tags["purchases_mae"]) > 0
