@@ -20,6 +20,7 @@ from models.campaigns import effect_columns
 from models.scoring.migration import migration_columns, segment_migration
 from models.scoring.schema import Column, ScoreLayout
 from pipelines import campaigns, paths
+from pipelines.features import sql_path
 
 FUNNEL, MIGRATION, CAMPAIGN_EFFECTS = "funnel", "segment_migration", "campaign_effects"
 WAREHOUSE = "warehouse.duckdb"
@@ -82,8 +83,8 @@ def funnel_frame(params: dict[str, Any], interim: Path, source: Path, key: dict[
     con = duckdb.connect()
     try:
         for name, path in (("events", events), ("transactions", transactions)):
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
-        con.execute(f"CREATE VIEW segments AS SELECT customer_id, rfm_segment FROM read_parquet('{source}')")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
+        con.execute(f"CREATE VIEW segments AS SELECT customer_id, rfm_segment FROM read_parquet({sql_path(source)})")
         table = funnel(con, cfg, key["as_of"], "events", "transactions", "segments")
     finally:
         con.close()
@@ -122,27 +123,27 @@ def migration_frame(interim: Path, warehouse: Path, source: Path, clv: pd.DataFr
     previous, column = previous_batch(warehouse, key)
     if previous is None:
         return pd.DataFrame(columns=names)
-    current = pq.read_table(source, columns=["customer_id", "rfm_segment"]).to_pandas()
-    current = current.merge(clv[["customer_id", layout.clv_column]].rename(columns={layout.clv_column: "clv"}),
-                            on="customer_id", how="left")
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+        con.execute(f"ATTACH {sql_path(warehouse)} AS wh (READ_ONLY)")
         found = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_catalog "
                                            "= 'wh' AND table_name = 'customer_scores'").fetchall()}
         same = "".join(f" AND {k} = {int(key[k])}" for k in ("horizon_days", "clv_months") if k in found)
         con.execute(f"CREATE TEMP TABLE prev AS SELECT customer_id, {column} AS rfm_segment "
                     f"FROM wh.customer_scores WHERE as_of = ?{same}", [previous])
         con.execute("DETACH wh")
-        tx = f"SELECT customer_id, ts, amount FROM read_parquet('{interim / 'transactions.parquet'}')"
-        if pseudonymise is not None:
+        con.register("clv_frame", clv[["customer_id", layout.clv_column]].rename(columns={layout.clv_column: "clv"}))
+        current = (f"SELECT f.customer_id, f.rfm_segment, c.clv FROM read_parquet({sql_path(source)}) AS f "
+                   "LEFT JOIN clv_frame AS c ON c.customer_id = f.customer_id")
+        tx = f"SELECT customer_id, ts, amount FROM read_parquet({sql_path(interim / 'transactions.parquet')})"
+        if pseudonymise is not None:  # the previous batch holds keyed hashes: hash this side the same way
             from features import privacy
 
-            current = privacy.pseudonymise(current, pseudonymise)
-            period = con.execute(f"{tx} WHERE ts > ?", [previous]).df()  # a superset of the period: ids hashed
+            con.register("cur_hashed", privacy.pseudonymise(con.execute(current).df(), pseudonymise))
+            period = con.execute(f"{tx} WHERE ts > ?", [previous]).df()  # a superset of the period
             con.register("tx_hashed", privacy.pseudonymise(period, pseudonymise))
-            tx = "SELECT * FROM tx_hashed"
-        con.register("cur", current)
+            current, tx = "SELECT * FROM cur_hashed", "SELECT * FROM tx_hashed"
+        con.execute(f"CREATE VIEW cur AS {current}")
         con.execute(f"CREATE VIEW transactions AS {tx}")
         table = segment_migration(con, "prev", "cur", "transactions", previous, key["as_of"])
     finally:

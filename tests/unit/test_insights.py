@@ -69,3 +69,21 @@ def test_no_events_and_no_warehouse_give_empty_tables(tmp_path: Path) -> None:
     clv = pd.DataFrame({"customer_id": ["A"], "clv": [1.0]})
     out = insights.tables({}, tmp_path, source, clv, LAYOUT, AS_OF, tmp_path / "outputs")
     assert out["funnel"].empty and out["segment_migration"].empty and out["campaign_effects"].empty
+
+
+def test_migration_with_pseudonymised_ids(tmp_path: Path, monkeypatch) -> None:
+    """scoring.pseudonymise_ids: the warehouse holds keyed hashes; this batch's ids are hashed alike to match."""
+    from features.privacy import keyed_hash
+
+    monkeypatch.setenv("CHURN_CLV_PII_KEY", "test-key-0123456789")
+    source = write_inputs(tmp_path)
+    with duckdb.connect(str(tmp_path / "outputs" / "warehouse.duckdb")) as con:
+        con.execute("UPDATE customer_scores SET customer_id = CASE customer_id WHEN 'A' THEN ? ELSE ? END",
+                    [keyed_hash("A", b"test-key-0123456789"), keyed_hash("B", b"test-key-0123456789")])
+    clv = pd.DataFrame({"customer_id": ["A", "B", "C", "E", "G"], "clv": [10.0, 1.0, 2.0, 8.0, 0.5]})
+    params = {"scoring": {"pseudonymise_ids": True}}
+    table = insights.migration_frame(tmp_path / "data" / "interim", tmp_path / "outputs" / "warehouse.duckdb",
+                                     source, clv, LAYOUT, insights.batch_key(LAYOUT, AS_OF), params)
+    moves = {(r.from_segment, r.to_segment): (r.customers, r.revenue) for r in table.itertuples()}
+    assert moves[("lost", "champions")] == (1, 30.0) and moves[("lost", "lost")] == (1, 20.0)  # A, B matched
+    assert moves[("new", "lost")][0] == 2 and moves[("new", "champions")][0] == 1
