@@ -171,8 +171,3 @@ def funnel(con: duckdb.DuckDBPyConnection, cfg: FunnelConfig, as_of: date, event
         frame[col] = frame[col].astype("int64")
     return frame[COLUMNS]
 
-
-def has_entrants(table: pd.DataFrame) -> bool:
-    """True when at least one customer entered the funnel."""
-    first = table[(table["dimension"] == "all") & (table["step_index"] == 1)]
-    return bool(len(first)) and int(first["customers"].iloc[0]) > 0
