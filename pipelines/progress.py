@@ -13,13 +13,13 @@ EVERY_ENV = "CHURN_CLV_PROGRESS_SECONDS"  # heartbeat interval (default 10 s); 0
 
 
 class Heartbeat:
-    """Prints '<stage>: <step> (<total>s)' on each note, and '... still at it' after `every` silent seconds."""
+    """Prints '<stage>: <step> (<total>s)' on each note, and '... still working' after `every` silent seconds."""
 
     def __init__(self, stage: str, every: float | None = None, stream: TextIO | None = None) -> None:
         self.stage, self.stream = stage, stream or sys.stderr
         self.every = float(os.environ.get(EVERY_ENV, 10) if every is None else every)
         self.started = self.last = self.step_started = time.perf_counter()
-        self.current = "starting"
+        self.current = "parameters checked"
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -44,8 +44,8 @@ class Heartbeat:
         """One heartbeat line when the stage has been silent for `every` seconds."""
         now = time.perf_counter()
         if now - self.last >= self.every:
-            self._write(f"{self.stage}: ... {self.current}: {now - self.step_started:.0f}s in this step, "
-                        f"{now - self.started:.0f}s in total")
+            self._write(f"{self.stage}: ... still working, {now - self.step_started:.0f}s since '{self.current}' "
+                        f"({now - self.started:.0f}s in total)")
 
     def start(self) -> Heartbeat:
         """Beat from a daemon thread until stop()."""
@@ -73,6 +73,7 @@ def heartbeat(stage: str, every: float | None = None, stream: TextIO | None = No
     """Start the process's heartbeat for a stage run from the command line (once; later calls return it)."""
     if not _ACTIVE:
         _ACTIVE.append(Heartbeat(stage, every, stream).start())
+        _ACTIVE[0].note("started")
     return _ACTIVE[0]
 
 

@@ -41,7 +41,7 @@ def test_heartbeat_speaks_after_silence_and_names_the_step() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
     assert lines[0] == "train_churn: candidate 2/9 lightgbm (0s)"
-    assert lines[1].startswith("train_churn: ... candidate 2/9 lightgbm: 0s in this step, 0s in total")
+    assert lines[1] == "train_churn: ... still working, 0s since 'candidate 2/9 lightgbm' (0s in total)"
 
 
 def test_heartbeat_thread_beats_until_stopped_and_other_progress_resets_it() -> None:
@@ -49,7 +49,8 @@ def test_heartbeat_thread_beats_until_stopped_and_other_progress_resets_it() -> 
     beat = progress.heartbeat("score", every=0.04, stream=out)
     try:
         time.sleep(0.25)
-        assert out.getvalue().count("score: ... starting") >= 2
+        assert out.getvalue().startswith("score: started (0s)\n")
+        assert out.getvalue().count("score: ... still working, 0s since 'started'") >= 2
         before = beat.last
         Progress("score", 1, stream=io.StringIO()).update(1)
         assert beat.last > before
