@@ -87,3 +87,25 @@ def test_migration_with_pseudonymised_ids(tmp_path: Path, monkeypatch) -> None:
     moves = {(r.from_segment, r.to_segment): (r.customers, r.revenue) for r in table.itertuples()}
     assert moves[("lost", "champions")] == (1, 30.0) and moves[("lost", "lost")] == (1, 20.0)  # A, B matched
     assert moves[("new", "lost")][0] == 2 and moves[("new", "champions")][0] == 1
+
+
+def test_the_sinks_store_both_tables_with_the_batch(tmp_path: Path) -> None:
+    """The frames pass the sinks' contract checks and land in the warehouse in the scores' transaction."""
+    from models.scoring.summary import segment_summary
+    from pipelines.sinks import ScoreSinks
+    from tests.sink_writer import scores_frame
+
+    source = write_inputs(tmp_path)
+    clv = pd.DataFrame({"customer_id": ["A", "B", "C", "E", "G"], "clv": [10.0, 1.0, 2.0, 8.0, 0.5]})
+    params = {"scoring": {"funnel": {"window_days": 2, "lookback_days": 10}}}
+    out = insights.tables(params, tmp_path, source, clv, LAYOUT, AS_OF, tmp_path / "outputs")
+    scores = scores_frame(3, AS_OF, layout=LAYOUT)
+    (tmp_path / "outputs" / "warehouse.duckdb").unlink()  # the fake earlier batch has only the columns read above
+    with ScoreSinks(tmp_path / "outputs", LAYOUT, AS_OF, extra_tables=insights.table_columns()) as sinks:
+        sinks.write(scores)
+        sinks.finish(segment_summary(scores, LAYOUT), extra=out)
+    with duckdb.connect(str(tmp_path / "outputs" / "warehouse.duckdb"), read_only=True) as con:
+        stored = {t: con.execute(f"SELECT count(*) FROM {t} WHERE as_of = ?", [AS_OF]).fetchone()[0]
+                  for t in ("funnel", "segment_migration")}
+        revenue = con.execute("SELECT sum(revenue) FROM segment_migration").fetchone()[0]
+    assert stored == {"funnel": len(out["funnel"]), "segment_migration": len(out["segment_migration"])} and revenue
