@@ -300,7 +300,8 @@ def run(customer_ids: Sequence[str], params: Mapping[str, Any], root: Path = pat
         raise DataError("arguments", None, "at least one non-empty --customer-id", "got none")
     env = os.environ if environ is None else environ
     why = _needs_key(root, params)
-    key = privacy.pii_key(env, f"forget: {why}") if why or env.get(privacy.KEY_ENV) else None
+    needed = f"forget, as {why}" if why else "forget to match hashed or pseudonymised ids"
+    key = privacy.pii_key(env, needed) if why or env.get(privacy.KEY_ENV) else None
     forms = privacy.id_forms(ids, key)
     form_array = pa.array(sorted(forms), pa.string())
     columns = id_columns(params)
