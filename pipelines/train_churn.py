@@ -538,6 +538,7 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     notes: list[str] = []
     frames = read_frames(where)
     clock = Clock()
+    progress.note(f"BTYD P(no purchase) at each cutoff: {', '.join(cfg.btyd_baselines) or 'none'}")
     priors, usable = btyd_probabilities(frames, cfg, horizon, unit, notes)
     clock.lap("btyd")
     fits = fit_candidates(frames, cfg, priors, usable, notes)
@@ -548,6 +549,7 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     cand, model = fits["fitted"][name]
     evaluation = frames["eval"]
     y = evaluation[LABEL].to_numpy(dtype=float)
+    progress.note(f"backtest at c_e: every candidate with {cfg.bootstrap} paired-bootstrap resamples")
     table_data = backtest_table(y, fits, name, cfg)
     clock.lap("backtest_table")
     results = table_data["results"]
@@ -555,6 +557,7 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     curves = evaluate.curve_tables(y, scores, cfg.ece_bins)
     table = evaluate.metrics_table(results)
 
+    progress.note("importance (TreeSHAP) and the RFM-only ablation")
     lgb_model = fits["fitted"].get(MODEL, (None, None))[1]
     sample = evaluation.sample(min(SHAP_SAMPLE, len(evaluation)), random_state=cfg.seed)
     importance = explain.global_importance(lgb_model, sample) if lgb_model is not None else None
@@ -564,6 +567,7 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     both = pd.concat([frames["train"], evaluation], ignore_index=True)
     if cand.prior != "none":
         both[PRIOR_COLUMN] = np.concatenate([priors["train"][cand.prior], priors["eval"][cand.prior]])
+    progress.note(f"refit of the champion {name} on training + evaluation cutoffs")
     production = fit_candidate(cand, both, cfg)
     clock.lap("refit")
     scored = score_at_as_of(production, with_prior(frames["score"], priors["score"], cand.prior), cfg.reason_codes)
