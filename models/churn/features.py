@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -46,6 +48,29 @@ TIME_ABSOLUTE = (
     "returned_amount_total",
     "support_tickets_total",
 )
+# Category levels are values copied from the data into model files: only short, repeated codes qualify.
+MAX_LEVELS = 50  # most frequent levels kept per categorical feature; the rest map to OTHER
+MIN_LEVEL_ROWS = 5  # a level seen on fewer training rows maps to OTHER (a value that rare can identify someone)
+MAX_LEVEL_CHARS = 40
+OTHER = "other"
+_NOT_A_LEVEL = re.compile(r"@|\d[\d ()./+-]{5,}\d|\s\S+\s\S+\s")  # e-mail, phone-like digits, 4+ words
+
+
+def is_level(value: str) -> bool:
+    """False for values that look like personal data or free text (e-mail, phone number, long or wordy text)."""
+    return len(value) <= MAX_LEVEL_CHARS and _NOT_A_LEVEL.search(value) is None
+
+
+def category_levels(values: pd.Series) -> list[str]:
+    """The vetted, frequent levels of a training column, sorted; OTHER appended when any value maps to it."""
+    counts = values.dropna().astype(str).value_counts()
+    if counts.empty:
+        return []
+    keep = [v for v, n in counts.items() if is_level(v) and n >= MIN_LEVEL_ROWS]
+    keep = sorted(keep, key=lambda v: (-counts[v], v))[:MAX_LEVELS]
+    return sorted(keep) + ([OTHER] if len(keep) < len(counts) and OTHER not in keep else [])
+
+
 RFM_ONLY = (
     "days_since_last_purchase",
     "frequency",
@@ -135,13 +160,13 @@ class FeatureSpec:
 
 
 def fit_spec(frame: pd.DataFrame, features: Sequence[str] | None = None) -> FeatureSpec:
-    """Feature list (default: feature_columns) with categories taken from the training rows, sorted.
+    """Feature list (default: feature_columns) with categories taken from the training rows (category_levels).
 
     A model reading a subset keeps the training frame's whole feature schema, which scoring files must match.
     """
     chosen = list(features) if features is not None else feature_columns(frame)
     check_columns(frame, chosen, "training frame")
-    categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in chosen if c in CATEGORICAL}
+    categories = {c: category_levels(frame[c]) for c in chosen if c in CATEGORICAL}
     schema = tuple(feature_columns(frame)) if features is not None else ()
     return FeatureSpec(tuple(chosen), categories, schema=schema)
 
@@ -154,14 +179,21 @@ def check_columns(frame: pd.DataFrame, features: Sequence[str], where: str = "sc
 
 
 def _categorical(values: pd.Series, categories: list[str]) -> pd.Categorical:
-    """values as a Categorical over the training categories (unseen or missing values become NaN)."""
+    """values as a Categorical over the training categories: missing values NaN, other unseen values OTHER when
+    the training levels have it (rare or vetted-out values), else NaN."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         if not pd.api.types.is_string_dtype(values.cat.categories):
             values = values.cat.rename_categories(str)
-        return pd.Categorical(values.cat.set_categories(categories))
-    if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
-        values = values.astype("string").astype(object).where(values.notna(), None)
-    return pd.Categorical(values, categories=categories)
+        out = pd.Categorical(values.cat.set_categories(categories))
+    else:
+        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+            values = values.astype("string").astype(object).where(values.notna(), None)
+        out = pd.Categorical(values, categories=categories)
+    if OTHER in categories:
+        unseen = np.asarray(values.notna()) & (out.codes < 0)
+        if unseen.any():
+            out = pd.Categorical.from_codes(np.where(unseen, categories.index(OTHER), out.codes), categories=categories)
+    return out
 
 
 def _numeric(values: pd.Series, col: str, where: str) -> np.ndarray:

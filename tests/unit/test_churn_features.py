@@ -132,3 +132,21 @@ def test_a_model_on_a_feature_subset_expects_the_whole_training_schema() -> None
     assert fit_spec(train).expected_columns == tuple(every)
     restored = FeatureSpec.from_dict(subset.to_dict())
     assert restored.expected_columns == tuple(every)
+
+
+def test_category_levels_are_capped_and_vetted_so_no_customer_value_lands_in_the_model() -> None:
+    from models.churn.features import MAX_LEVELS, OTHER, category_levels
+
+    region = pd.Series(["north"] * 30 + ["south"] * 20 + ["jane.doe@example.com", "+44 20 7946 0958",
+                        "lives next to the old mill by the river", "east"] + [None] * 3)
+    assert category_levels(region) == ["north", "south", OTHER]  # e-mail, phone, free text, rare 'east'
+    many = pd.Series([f"c{i % 80}" for i in range(800)])
+    assert len(category_levels(many)) == MAX_LEVELS + 1 and category_levels(many)[-1] == OTHER
+    train = churn_frame(60)
+    train["region"] = region.reindex(range(60)).to_numpy()
+    spec = fit_spec(train)
+    assert "jane.doe@example.com" not in str(spec.to_dict())
+    score = churn_frame(3, seed=2)
+    score["region"] = ["south", "someone@else.org", None]
+    assert model_frame(score, spec)["region"].tolist()[:2] == ["south", OTHER]
+    assert pd.isna(model_frame(score, spec)["region"].tolist()[2])
