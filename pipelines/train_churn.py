@@ -39,6 +39,7 @@ from models.churn.model import ChurnModel
 from models.churn.prior import btyd_prior
 from pipelines import paths, progress, tracking
 from pipelines.config import load_params
+from pipelines.examples import synthetic_example
 from pipelines.io import atomic_path, write_json, write_parquet
 from pipelines.runinfo import write_report
 
@@ -399,7 +400,7 @@ def model_inputs(spec: FeatureSpec, frame: pd.DataFrame) -> tuple[Any, pd.DataFr
     from mlflow.types import ColSpec, Schema
 
     columns = [*spec.features, *([PRIOR_COLUMN] if spec.prior != "none" else [])]
-    example = frame[columns].head(5).copy()
+    example = synthetic_example(frame, columns, spec.categories)
     specs = []
     for col in columns:
         if col in spec.categories:

@@ -39,6 +39,7 @@ from models.clv.inputs import RFM_COLUMNS, check_model
 from models.clv.uncertainty import Horizon, ParameterDraws, draws_to_dict, intervals, laplace_draws
 from pipelines import paths, progress
 from pipelines.config import load_params
+from pipelines.examples import synthetic_example
 from pipelines.io import atomic_path, write_json, write_parquet
 from pipelines.runinfo import split_volatile, write_report
 
@@ -260,6 +261,17 @@ def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, repo
     write_report(clean(report), files["report"], "train_clv")  # wall-clock: reports/runs/
 
 
+def rfm_example(frame: pd.DataFrame) -> pd.DataFrame:
+    """A synthetic RFM input example (quantile rows, ids 'example-k'; pipelines/examples.py), made consistent:
+    whole repeat periods, recency <= T, recency and spend 0 without repeats."""
+    sample = synthetic_example(frame, list(RFM_COLUMNS), id_column="customer_id")
+    sample["frequency"] = sample["frequency"].round()
+    repeat = sample["frequency"] > 0
+    sample["recency"] = sample["recency"].clip(upper=sample["T"]).where(repeat, 0.0)
+    sample["monetary_value"] = sample["monetary_value"].where(repeat, 0.0)
+    return sample
+
+
 def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, report: dict[str, Any],
             tables: dict[str, pd.DataFrame], example: pd.DataFrame, cfg: ClvConfig,
             horizon_days: int, production: ClvModel) -> dict[str, Any]:
@@ -301,8 +313,7 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
         for key in ("challenger_revenue", "challenger_purchases", "challenger_features"):
             if files[key].exists() and report["challenger"].get("mode"):
                 mlflow.log_artifact(str(files[key]), "challenger" if key != "challenger_features" else "clv")
-        sample = example[list(RFM_COLUMNS)].head(5).reset_index(drop=True)
-        sample["customer_id"] = sample["customer_id"].astype(object)
+        sample = rfm_example(example)
         signature = infer_signature(sample, predict_with(production, sample, settings), params=settings)
         info = mlflow.pyfunc.log_model(name="clv_model", python_model=str(CODE_DIR / "clv" / "mlflow_entry.py"),
                                        artifacts={ARTIFACT_KEY: str(files["production"]),

@@ -86,3 +86,24 @@ def test_train_clv_fit_failures_print_one_line(monkeypatch: pytest.MonkeyPatch, 
     assert train_clv.main([]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("train_clv: error: no usable fit; attempts: bgnbd:")
+
+
+def test_mlflow_input_examples_are_synthetic_not_customer_rows() -> None:
+    from models.churn.features import fit_spec
+    from pipelines.train_churn import model_inputs
+    from pipelines.train_clv import rfm_example
+    from tests.unit.test_churn_frames import churn_frame
+
+    frame = churn_frame(40)
+    spec = fit_spec(frame)
+    _, example = model_inputs(spec, frame)
+    assert len(example) == 3 and "customer_id" not in example.columns
+    real = {tuple(row) for row in frame[list(example.columns)].astype(str).itertuples(index=False)}
+    assert not real & {tuple(row) for row in example.astype(str).itertuples(index=False)}
+    assert example["frequency"].tolist() == frame["frequency"].quantile([0.25, 0.5, 0.75]).round(2).tolist()
+    rfm = pd.DataFrame({"customer_id": ["c1", "c2", "c3", "c4"], "frequency": [0.0, 0.0, 3.0, 5.0],
+                        "recency": [0.0, 0.0, 30.0, 50.0], "T": [10.0, 20.0, 40.0, 60.0],
+                        "monetary_value": [0.0, 0.0, 12.0, 30.0]})
+    sample = rfm_example(rfm)
+    assert sample["customer_id"].tolist() == ["example-1", "example-2", "example-3"]
+    assert (sample["recency"] <= sample["T"]).all() and sample.loc[sample["frequency"] == 0, "recency"].eq(0).all()
