@@ -395,7 +395,8 @@ def _column_type(dtype: Any) -> str:
 
 
 def model_inputs(spec: FeatureSpec, frame: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
-    """The pyfunc's input signature (categoricals as optional strings) and a 5-row input example."""
+    """The pyfunc's input signature (categoricals as optional strings) and a synthetic input example (column
+    quantiles and model levels, pipelines/examples.py: no customer's row is logged)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -404,7 +405,6 @@ def model_inputs(spec: FeatureSpec, frame: pd.DataFrame) -> tuple[Any, pd.DataFr
     specs = []
     for col in columns:
         if col in spec.categories:
-            example[col] = example[col].astype(object).where(example[col].notna(), None)
             specs.append(ColSpec("string", col, required=False))
         else:
             specs.append(ColSpec(_column_type(frame[col].dtype), col))
