@@ -445,6 +445,7 @@ def log_training_run(
     refit registered as `churn` with alias `champion` (the previous champion version becomes `challenger`)."""
     import mlflow
 
+    progress.note("MLflow run: params, metrics, plots, models; registering the champion")
     data_hash = tracking.fingerprint([where.features(r) for r in ("train", "eval", "score")])
     champ = report["champion"]
     tags = tracking.run_tags(
@@ -597,6 +598,7 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
         "notes": notes,
         "timings": clock.laps,
     }
+    progress.note("writing models, predictions, figures and reports")
     files = save_model(production, where.art)
     for other, (_, fitted_model) in fits["fitted"].items():
         save_model(fitted_model, where.backtest if other == name else where.backtest / "challengers" / other)
