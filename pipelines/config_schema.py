@@ -92,6 +92,12 @@ class LightGBMParams(BaseModel):
     lambda_l2: Annotated[float, Field(ge=0, description="a number >= 0")] = None
     num_boost_round: PosInt = None
     early_stopping_rounds: PosInt = None
+    verbose: int = None  # the common settings below are declared so that validation needs no lightgbm import
+    verbosity: int = None
+    seed: int = None
+    max_bin: Annotated[int, Field(ge=2, description="an integer >= 2")] = None
+    min_data_in_leaf: NonNegInt = None
+    num_threads: NonNegInt = None
 
     @model_validator(mode="after")
     def _known_extras(self) -> LightGBMParams:
