@@ -118,3 +118,16 @@ def test_validate_stage_command_exits_2_with_one_line(capsys: pytest.CaptureFixt
     assert config.main(["validate", "churn.params.num_leaves=abc"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("config: error: churn.params.num_leaves='abc' is not allowed")
+
+
+def test_every_stage_with_params_waits_for_the_validate_stage() -> None:
+    """DVC removes a stage's outputs before running it: bad params must stop the DAG at `validate` first."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    validate_stage = stages["validate"]
+    assert validate_stage["cmd"] == "python -m pipelines.config validate"
+    assert validate_stage["params"] == [{"params.yaml": None}]  # the whole file
+    marker = str(config.VALIDATED)
+    assert [next(iter(o)) if isinstance(o, dict) else o for o in validate_stage["outs"]] == [marker]
+    for name, stage in stages.items():
+        if name != "validate" and stage.get("params"):
+            assert marker in stage["deps"], f"stage {name} reads params but does not depend on {marker}"
