@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from models.scoring.migration import migration_matrix
+from models.scoring.migration import GONE, NEW, migration_matrix
 from pipelines.features import sql_path
 from pipelines.report_html import Cell, Figure, Table, fmt, pct
 from pipelines.report_plots import data_uri, distribution_figure, funnel_figure, matrix_figure, png_bytes
@@ -166,6 +166,7 @@ def migration_section(table: pd.DataFrame | None) -> Section:
     section.tables.append(Table("migration", f"Customers from segment at {previous} → segment now",
                                 ["from \\ to", *[str(c) for c in counts.columns], "total"], rows,
                                 "Bold: customers who stayed in their segment."))
+    section.tables.append(flow_table(table, [str(c) for c in counts.index if c != NEW], previous))
     section.figures.append(figure("migration-customers", "Segment migration: customers",
                                   matrix_figure(counts, "Customers by segment move", "customers")))
     if table["revenue"].notna().any():
@@ -173,6 +174,24 @@ def migration_section(table: pd.DataFrame | None) -> Section:
         section.figures.append(figure("migration-revenue", f"Segment migration: revenue since {previous}",
                                       matrix_figure(revenue, "Revenue by segment move", "net revenue")))
     return section
+
+
+def flow_table(table: pd.DataFrame, segments: list[str], previous: str) -> Table:
+    """Per segment: customers then and now, net change, share who stayed, CLV now."""
+    moves = table.assign(customers=table["customers"].astype("int64"))
+    before = moves[moves["from_segment"] != NEW].groupby("from_segment")["customers"].sum()
+    now = moves[moves["to_segment"] != GONE].groupby("to_segment")["customers"].sum()
+    stayed = moves[moves["from_segment"] == moves["to_segment"]].groupby("from_segment")["customers"].sum()
+    clv = moves[moves["to_segment"] != GONE].groupby("to_segment")["clv"].sum(min_count=1)
+    rows = []
+    for name in segments:
+        was, has = int(before.get(name, 0)), int(now.get(name, 0))
+        rows.append([Cell(name, "name"), Cell(fmt(was, 0), "num"), Cell(fmt(has, 0), "num"),
+                     Cell(f"{has - was:+,}", "num good" if has > was else "num bad" if has < was else "num"),
+                     Cell(pct(stayed.get(name, 0) / was if was else None), "num"), Cell(fmt(clv.get(name), 2), "num")])
+    return Table("migration-flow", f"Segment sizes at {previous} and now", ["segment", f"customers {previous}",
+                 "customers now", "net change", "stayed", "CLV now"], rows,
+                 "Stayed: share of the segment's earlier customers still in it. CLV now: sum over its customers today.")
 
 
 def distribution_stats(scores: Path, clv_column: str) -> pd.DataFrame:

@@ -242,7 +242,7 @@ def test_expected_tables(parsed: _Collector) -> None:
     ids = {a.get("data-table") for tag, a in parsed.tags if tag == "table"}
     assert ids == {"churn-champion", "churn-models", "churn-vs-best", "ablation", "clv-selection", "clv-vs-challenger",
                    "ingest", "segments", "cohorts", "distribution", "plan-actions", "plan-top", "funnel",
-                   "funnel-breakdown", "migration"}
+                   "funnel-breakdown", "migration", "migration-flow"}
 
 
 def table_rows(html: str, table: str) -> list[list[str]]:
@@ -381,6 +381,8 @@ def test_migration_section(page: tuple[Path, str]) -> None:
     assert re.findall(r"<th scope=[^>]*>(.*?)</th>", header) == ["from \\ to", "champions", "lost", "gone", "total"]
     assert rows["champions"][1:] == ["2", "0", "1", "3"] and rows["new"][1:] == ["0", "1", "0", "1"]
     assert "previous as_of 2024-01-31" in page[1] and "2 of 5 customers kept their segment" in page[1]
+    flow = {r[0]: r for r in table_rows(page[1], "migration-flow")}  # champions: 3 before (2 stay, 1 gone) + 1
+    assert flow["champions"][1:] == ["3", "3", "+0", "66.7%", "48.00"] and flow["lost"][1:4] == ["1", "1", "+0"]
 
 
 def test_distribution_section(page: tuple[Path, str]) -> None:
