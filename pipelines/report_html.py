@@ -322,7 +322,7 @@ def segment_table(summary: pd.DataFrame, clv_months: int) -> Table:
     rows = []
     for r in ordered.to_dict(orient="records"):
         rows.append([
-            Cell(str(r["as_of"])[:10]), Cell(str(r["rfm_segment"]), "name"), Cell(str(r["churn_risk_band"])),
+            Cell(str(r["as_of"])[:10], "date"), Cell(str(r["rfm_segment"]), "name"), Cell(str(r["churn_risk_band"])),
             Cell(fmt(int(r["customers"]), 0), "num"), Cell(pct(r["customers"] / total if total else None), "num"),
             Cell(pct(r["mean_churn_probability"]), "num"), Cell(fmt(r["total_clv"], 2), "num"),
             Cell(fmt(r["mean_clv"], 2), "num"),
