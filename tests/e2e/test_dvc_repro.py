@@ -20,6 +20,7 @@ from pipelines.runinfo import VOLATILE
 from tests.conftest import ROOT, record_panel_row
 from tests.e2e import readme_examples
 from tests.e2e import test_panel as panel
+from tests.privacy_canary import MARKERS as CANARY_MARKERS
 from tests.privacy_canary import assert_no_canaries
 
 pytestmark = pytest.mark.slow
@@ -175,8 +176,8 @@ def expand(overrides: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 
 def test_dvc_exp_run_synthetic(repo: Path) -> None:
-    run([str(BIN / "dvc"), "exp", "run", "-S", "data=synthetic", "-S", "data.n_customers=3000",
-         "-S", "data.synthetic_campaigns.n_campaigns=1"], repo)
+    logs = run([str(BIN / "dvc"), "exp", "run", "-S", "data=synthetic", "-S", "data.n_customers=3000",
+                "-S", "data.synthetic_campaigns.n_campaigns=1"], repo)
     features = json.loads((repo / "reports/features.json").read_text())
     assert features["cutoffs"][-1]["customers"] > 1000
     score = pd.read_parquet(repo / "data/features/score.parquet")
@@ -188,3 +189,4 @@ def test_dvc_exp_run_synthetic(repo: Path) -> None:
     # issue 11: the synthetic profiles' canary e-mails, phones, names and addresses reached no file the run wrote
     # (data/, reports/, outputs/, artifacts/, mlflow.db, mlartifacts/, .dvc/cache, ...; tests/privacy_canary.py)
     assert_no_canaries(repo)
+    assert not [m for m in CANARY_MARKERS if m in (logs.stdout + logs.stderr).lower()], "canary in the stage logs"
