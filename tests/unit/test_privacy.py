@@ -123,7 +123,10 @@ CUSTOMERS = ("customer_id,signup_ts,region,Email,contact,mobile_phone,notes,cons
 
 def test_ingest_drops_personal_data_from_kept_and_rejected_rows(tmp_path: Path, files_params: dict,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    doc = run_ingest(tmp_path, files_params, CUSTOMERS, TX, monkeypatch=monkeypatch)
+    tx = ("customer_id,ts,amount,buyer\nc1,2024-01-01,10,Ann Canaryhill\nc2,2024-01-05,5,Bob Canarywood\n"
+          "c3,not a date,7,Cy Canaryfield\n")  # an extra transactions column with names; its bad row is rejected
+    doc = run_ingest(tmp_path, files_params, CUSTOMERS, tx, monkeypatch=monkeypatch)
+    assert doc["privacy"]["columns"]["transactions"] == {"buyer": "content: name"}
     assert doc["privacy"]["columns"]["customers"] == {
         "Email": "name: email", "contact": "content: name", "mobile_phone": "name: phone",
         "notes": "content: address"}
