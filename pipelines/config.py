@@ -99,11 +99,9 @@ def load_params(argv: list[str] | None = None, exit_on_error: bool = True) -> di
 
     A bad key or value prints one line on stderr and exits with code 2 (no traceback, nothing written):
     every stage calls this before any work. With exit_on_error=False the ConfigError is raised instead.
-    Called from the command line (argv None), it also starts the stage's progress heartbeat (a line at least
-    every 10 s: pipelines/progress.py).
+    Called from the command line (argv None) with valid params, it also starts the stage's progress heartbeat
+    (a line at least every 10 s: pipelines/progress.py).
     """
-    if argv is None:
-        progress.heartbeat(_prog())
     overrides = list(sys.argv[1:] if argv is None else argv)
     try:
         params = compose(overrides) if overrides else read_params(paths.PARAMS)
@@ -113,6 +111,8 @@ def load_params(argv: list[str] | None = None, exit_on_error: bool = True) -> di
             raise
         print(f"{_prog()}: config error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    if argv is None:
+        progress.heartbeat(_prog())
     return params
 
 

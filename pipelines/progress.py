@@ -12,13 +12,30 @@ from typing import TextIO
 EVERY_ENV = "CHURN_CLV_PROGRESS_SECONDS"  # heartbeat interval (default 10 s); 0 turns the heartbeat off
 
 
-class Heartbeat:
-    """Prints '<stage>: <step> (<total>s)' on each note, and '... still working' after `every` silent seconds."""
+def process_age() -> float:
+    """Seconds since this process started (Linux /proc; 0 elsewhere): imports count as stage time."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            started_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
-    def __init__(self, stage: str, every: float | None = None, stream: TextIO | None = None) -> None:
+
+class Heartbeat:
+    """Prints '<stage>: <step> (<total>s)' on each note, and '... still working' after `every` silent seconds.
+
+    started_before: seconds already spent when it is created (None = since the process started, imports included).
+    """
+
+    def __init__(self, stage: str, every: float | None = None, stream: TextIO | None = None,
+                 started_before: float | None = 0.0) -> None:
         self.stage, self.stream = stage, stream or sys.stderr
         self.every = float(os.environ.get(EVERY_ENV, 10) if every is None else every)
-        self.started = self.last = self.step_started = time.perf_counter()
+        self.last = self.step_started = time.perf_counter()
+        self.started = self.last - (process_age() if started_before is None else started_before)
         self.current = "parameters checked"
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -72,7 +89,7 @@ _ACTIVE: list[Heartbeat] = []
 def heartbeat(stage: str, every: float | None = None, stream: TextIO | None = None) -> Heartbeat:
     """Start the process's heartbeat for a stage run from the command line (once; later calls return it)."""
     if not _ACTIVE:
-        _ACTIVE.append(Heartbeat(stage, every, stream).start())
+        _ACTIVE.append(Heartbeat(stage, every, stream, started_before=None).start())  # elapsed from process start
         _ACTIVE[0].note("started")
     return _ACTIVE[0]
 
