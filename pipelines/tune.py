@@ -107,7 +107,7 @@ def tune(
         if track:
             import mlflow
 
-            with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            with mlflow.start_run(run_name=f"tune_churn trial {trial.number} {OBJECTIVE}", nested=True):
                 mlflow.log_params({f"churn.params.{k}": v for k, v in chosen.items()})
                 mlflow.log_metrics(figures)
         return figures[OBJECTIVE]
@@ -121,7 +121,9 @@ def tune(
         print(f"tune: trial {trial.number + 1}/{n_trials} {OBJECTIVE}={trial.value:.5f} "
               f"(best {study.best_value:.5f}), {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
 
-    start = tracking.start_run(params.get("mlflow") or {}, "tune_churn", _tags(params, train)) if track else None
+    name = tracking.run_name("tune_churn", params, str(train["cutoff"].max()),
+                             settings={"trials": n_trials, "seed": seed, "churn": params.get("churn")})
+    start = tracking.start_run(params.get("mlflow") or {}, name, _tags(params, train)) if track else None
     if start is None:
         study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[report])
         run_id = None
