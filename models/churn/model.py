@@ -82,7 +82,8 @@ class ChurnModel(ChurnScorer):
         tmp.replace(files["model"])
         files["calibrator"] = write_json_file(self.calibrator.to_dict(), folder / "calibrator.json")
         files["features"] = write_json_file(self.spec.to_dict(), folder / "features.json")
-        files["info"] = write_json_file(self.info, folder / "info.json")
+        info = {k: v for k, v in self.info.items() if k != "seconds"}  # no wall-clock: same bytes every run
+        files["info"] = write_json_file(info, folder / "info.json")
         return files
 
     @classmethod
