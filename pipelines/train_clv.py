@@ -246,7 +246,7 @@ def write_outputs(files: dict[str, Path], model: ClvModel, challenger: Any, repo
                   predictions: pd.DataFrame, tables: dict[str, pd.DataFrame],
                   production: tuple[ClvModel, ParameterDraws]) -> None:
     """Parameters JSON (backtest and production), predictions, challenger, plot CSVs and the metrics report."""
-    write_json(model.to_dict(), files["params"])
+    write_json(split_volatile(model.to_dict())[0], files["params"])  # no fit seconds: same bytes every run
     write_json(split_volatile(production[0].to_dict())[0], files["production"])  # no fit seconds: reproducible
     write_json(draws_to_dict(production[1]), files["production_draws"])
     write_parquet(predictions, files["predictions"])
