@@ -31,7 +31,8 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
             overrides.append(arg[2:])
         else:
             rest.append(arg)
-    return [o for o in overrides if ":" not in o.split("=", 1)[0]], rest  # file.yaml:key=v is not Hydra's
+    overrides = [o.removeprefix("params.yaml:") for o in overrides]  # DVC's explicit spelling of the Hydra file
+    return [o for o in overrides if ":" not in o.split("=", 1)[0]], rest  # other.yaml:key=v is not Hydra's
 
 
 def settings(overrides: list[str]) -> list[list[str]]:

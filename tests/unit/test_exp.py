@@ -11,8 +11,8 @@ from pipelines.config_schema import ConfigError
 
 def test_split_args_takes_every_spelling_of_set_param() -> None:
     overrides, rest = exp.split_args(["-S", "a.b=1", "--set-param", "c=2", "--set-param=d=3", "-Se=4", "--queue",
-                                      "-S", "other.yaml:x=1", "-n", "name"])
-    assert overrides == ["a.b=1", "c=2", "d=3", "e=4"]
+                                      "-S", "other.yaml:x=1", "-n", "name", "-S", "params.yaml:f=C:/x"])
+    assert overrides == ["a.b=1", "c=2", "d=3", "e=4", "f=C:/x"]
     assert rest == ["--queue", "-n", "name"]
 
 
