@@ -443,7 +443,7 @@ def _date_formats_fitting(con: duckdb.DuckDBPyConnection, spec: TableSpec, src: 
 
 
 def _too_many_rejected(spec: TableSpec, stats: Mapping[str, Any]) -> DataError | None:
-    """The error when more than data.max_reject_share of the rows are unusable (as_of cut-offs and repeats not counted)."""
+    """The error when over data.max_reject_share of the rows are unusable (as_of cut-offs, repeats not counted)."""
     if spec.max_reject_share is None or not stats["rows_read"]:
         return None
     faults = {r: n for r, n in stats["rejected_by_reason"].items() if n and r not in NOT_A_FAULT}

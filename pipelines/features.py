@@ -15,7 +15,8 @@ import duckdb
 from features.build import FeatureConfig, build_features, drop_steps
 from features.ingest import literal
 from features.timeline import Cutoff, cutoffs, within_history
-from pipelines import paths
+from pipelines import cleanup, paths
+from pipelines.cleanup import owner_tag
 from pipelines.config import load_params
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
@@ -64,7 +65,7 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
     """Build every cutoff of one role and write them, stacked, to one Parquet file atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     stats = []
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".features-") as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=owner_tag(".features-")) as tmp:
         parts = []
         for cut in cuts:
             part = Path(tmp) / f"{cut.cutoff}.parquet"
@@ -94,6 +95,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = FeatureConfig.from_params(params["features"])
     windows = params["windows"]
+    cleanup.before_stage("features", Path(root))  # part folders and temp files of a killed earlier run
     con = connect()
     open_inputs(con, root)
     first_day, last_day = observed_days(con)

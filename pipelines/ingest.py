@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from features import contract, privacy
 from features.errors import DataError
 from features.ingest import REJECTED_SCHEMA, Checked, check_table, empty_stats, limits
-from pipelines import paths, sources
+from pipelines import cleanup, paths, sources
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
 
@@ -73,6 +73,7 @@ def truth_table(frame: Any) -> pa.Table:
 def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     """Ingest the configured source with every output under `root`; returns the ingest report."""
     root = Path(root)
+    cleanup.before_stage("ingest", root)  # temp files and spill folders of a killed earlier run
     data = params["data"]
     as_of = (params.get("windows") or {}).get("as_of")
     with sources.connect() as con, ThreadPoolExecutor(max_workers=1) as pool:

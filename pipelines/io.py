@@ -1,15 +1,17 @@
-"""Atomic writers: every output is written to a temporary file and renamed into place."""
+"""Atomic writers (every output written to a temporary file and renamed into place) and a lock check."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,3 +46,17 @@ def write_json(payload: dict[str, Any], target: Path) -> None:
     """Write a JSON document (sorted keys, indented) atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def check_not_locked(path: Path) -> None:
+    """ValueError (one line, naming the holder when DuckDB says) when another process holds a DuckDB file open,
+    so a stage that will write it stops before its work instead of failing at the end."""
+    if not Path(path).exists():
+        return
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.IOException as exc:
+        holder = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+        who = f"process {holder.group(2)} ({holder.group(1)})" if holder else "another process"
+        raise ValueError(f"{path}: open in {who}; close that connection (DuckDB shell, notebook, BI tool) and "
+                         "run again") from exc

@@ -12,6 +12,7 @@ backtest fit at the evaluation cutoff. Viewable offline: inline CSS, images as d
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -254,10 +255,19 @@ def run(params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
     return summary
 
 
-def main() -> None:
-    """Entry point: python -m pipelines.report [hydra overrides]."""
-    run(load_params())
+def main(argv: list[str] | None = None, root: Path | None = None) -> int:
+    """Entry point: python -m pipelines.report [hydra overrides]; a missing or malformed input is one line."""
+    try:
+        run(load_params(argv), root)
+    except KeyError as exc:
+        print(f"report: error: an input report has no {exc} entry (written by an older or failed stage); "
+              "rerun the pipeline (dvc repro)", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, duckdb.Error) as exc:  # FileNotFoundError is an OSError
+        print(f"report: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

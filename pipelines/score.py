@@ -31,6 +31,7 @@ from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary, summary_parts
 from pipelines import action_plan, insights, paths
 from pipelines.config import load_params
+from pipelines.io import check_not_locked
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
 from pipelines.scoring_models import ScoringModels, from_artifacts, from_registry
@@ -154,6 +155,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
 
     started = time.perf_counter()
     cfg, layout = ScoringConfig.from_params(params.get("scoring") or {}), layout_of(params)
+    check_not_locked(paths.rebase(paths.OUTPUTS, root) / "warehouse.duckdb")  # an open reader: stop before work
     check_tables(paths.rebase(paths.OUTPUTS, root), layout, cfg.sink,  # a table this batch cannot go into: stop now
                  extra_tables=insights.table_columns())
     standalone = bool((params.get("churn") or {}).get("model_uri"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 from models.churn.base import MANIFEST, ChurnScorer, load_scorer
 from models.clv import ClvModel
 from models.clv.uncertainty import ParameterDraws, draws_from_dict
-from pipelines import paths
+from pipelines import modelset, paths
 
 MODEL_FILES = (MANIFEST, "model.txt", "model.json", "calibrator.json", "features.json")  # hashed into the version
 
@@ -33,14 +32,14 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _version(registry: Path, fallback_files: list[Path], name: str) -> str:
-    """'<registered name>/<version>' from a stage's MLflow record, else '<name>@<content hash>'."""
-    if registry.exists():
-        info = json.loads(registry.read_text(encoding="utf-8"))
-        if info.get("registered_version"):
-            return f"{info['registered_model']}/{info['registered_version']}"
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in fallback_files)).hexdigest()[:12]
-    return f"{name}@{digest}"
+def _version(folder: Path, stage: str, name: str) -> str:
+    """'<registered name>/<version>' from the set's verified provenance (pipelines/modelset.py), else
+    '<name>@<content hash>'; ValueError (one line) when the files are not the set the stage wrote."""
+    record = modelset.verify(folder, stage)
+    info = record.get("mlflow") or {}
+    if info.get("registered_version"):
+        return f"{info['registered_model']}/{info['registered_version']}"
+    return f"{name}@{record['digest'][:12]}"
 
 
 def from_artifacts(root: Path) -> ScoringModels:
@@ -50,25 +49,14 @@ def from_artifacts(root: Path) -> ScoringModels:
     if not (churn_dir / MANIFEST).exists() and not (churn_dir / "model.txt").exists():
         raise FileNotFoundError(f"{churn_dir / MANIFEST}: missing; run the train_churn stage first "
                                 "(dvc repro train_churn)")
+    churn_version = _version(churn_dir, "train_churn", "churn")  # checked before anything is loaded
+    clv_version = _version(clv_dir, "train_clv", "clv")
     churn = load_scorer(churn_dir)
-    model_files = [churn_dir / n for n in MODEL_FILES if (churn_dir / n).exists()]
     clv = ClvModel.from_dict(_read_json(clv_dir / "production.json"))
     draws = draws_from_dict(_read_json(clv_dir / "production_draws.json"))
-    version = "|".join((
-        _version(churn_dir / "mlflow_run.json", model_files, f"churn-{churn.name}"),
-        _version(clv_dir / "mlflow.json", [clv_dir / "production.json"], f"clv-{clv.model}"),
-    ))
+    version = "|".join((churn_version.replace("churn@", f"churn-{churn.name}@"),
+                        clv_version.replace("clv@", f"clv-{clv.model}@")))
     return ScoringModels(churn, clv, draws, version)
-
-
-def _registered(uri: str) -> Any:
-    """The python model behind a registered pyfunc URI (models:/name/version)."""
-    import mlflow
-
-    try:
-        return mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    except mlflow.exceptions.MlflowException as exc:
-        raise ValueError(f"cannot load model {uri!r} from {mlflow.get_tracking_uri()}: {exc.message}") from exc
 
 
 def resolved_version(uri: str, tracking_uri: str) -> str:
@@ -91,17 +79,19 @@ def resolved_version(uri: str, tracking_uri: str) -> str:
 
 
 def from_registry(churn_uri: str, clv_uri: str, tracking_uri: str) -> ScoringModels:
-    """Registered versions, e.g. models:/churn@champion and models:/clv-bgnbd@champion (no retraining)."""
+    """Registered versions, e.g. models:/churn@champion and models:/clv-bgnbd@champion (no retraining).
+
+    No code logged with a model is run: MLflow's MLmodel is checked and only the data files are loaded
+    (pipelines/registry_load.py).
+    """
     import mlflow
 
+    from pipelines import registry_load
     from pipelines.tracking import quiet_mlflow
 
     quiet_mlflow()
     mlflow.set_tracking_uri(tracking_uri)
-    churn, clv = _registered(churn_uri), _registered(clv_uri)
-    if not isinstance(getattr(churn, "model", None), ChurnScorer):
-        raise ValueError(f"{churn_uri} is not a churn pyfunc (no churn model inside; register one with train_churn)")
-    if not isinstance(getattr(clv, "model", None), ClvModel) or getattr(clv, "draws", None) is None:
-        raise ValueError(f"{clv_uri} is not a CLV pyfunc with parameter draws (register one with train_clv)")
+    churn = registry_load.load_churn(churn_uri, tracking_uri)
+    clv, draws = registry_load.load_clv(clv_uri, tracking_uri)
     version = "|".join(resolved_version(u, tracking_uri) for u in (churn_uri, clv_uri))
-    return ScoringModels(churn.model, clv.model, clv.draws, version)
+    return ScoringModels(churn, clv, draws, version)

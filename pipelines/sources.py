@@ -22,6 +22,7 @@ import pandas as pd
 from features.errors import DataError
 from features.ingest import ROW, TableSpec, duplicate_key, first_row, literal, map_columns, number_format, quote
 from pipelines import paths
+from pipelines.cleanup import owner_tag
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
@@ -64,7 +65,7 @@ class Loaded:
 @contextmanager
 def connect(memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB connection in UTC, order-preserving, spilling to a private temp directory."""
-    with tempfile.TemporaryDirectory(prefix="ingest-duckdb-") as spill:
+    with tempfile.TemporaryDirectory(prefix=owner_tag("ingest-duckdb-")) as spill:  # pid: swept if killed
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -179,13 +180,20 @@ def _quarantine_long_rows(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckD
 
 
 def read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> duckdb.DuckDBPyRelation:
-    """A Parquet file with its own column types + ROW."""
+    """A Parquet file with its own column types + ROW, every data page decoded once up front (a corrupt page
+    is one DataError here, not a traceback halfway through writing the outputs)."""
     try:
         relation = con.sql(f"SELECT file_row_number + 1 AS {ROW}, * EXCLUDE (file_row_number) "
                            f"FROM read_parquet({literal(path.as_posix())}, file_row_number = true)")
         relation.columns  # noqa: B018 - binds now
     except duckdb.Error as err:
         raise DataError(name, None, "a readable Parquet file", _first_line(err)) from err
+    try:
+        con.execute(f"SELECT count(*), min(hash(__every_value)) FROM read_parquet({literal(path.as_posix())}) "
+                    "AS __every_value").fetchall()
+    except duckdb.Error as err:
+        raise DataError(name, None, "a readable Parquet file", f"a data page cannot be read: {_first_line(err)}"
+                        ) from err
     return relation
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipelines import paths
+from pipelines import cleanup, paths
 
 CHUNK = 1 << 20
 MAX_PARAM_CHARS = 6000
@@ -167,8 +167,10 @@ def start_run(mlflow_params: Mapping[str, Any], run_name: str, tags: Mapping[str
                 raise
     experiment = mlflow.set_experiment(name)
     start_ms = int(1000 * (stage_started() if started_at is None else started_at))
-    created = mlflow.MlflowClient(uri).create_run(experiment.experiment_id, start_time=start_ms, tags=dict(tags),
-                                                  run_name=run_name)
+    client = mlflow.MlflowClient(uri)
+    cleanup.end_killed_runs(client, experiment.experiment_id)  # runs of killed stages: FAILED, not RUNNING forever
+    created = client.create_run(experiment.experiment_id, start_time=start_ms,
+                                tags={**tags, **cleanup.run_tags()}, run_name=run_name)
     with mlflow.start_run(run_id=created.info.run_id) as run:
         yield run
 

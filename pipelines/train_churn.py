@@ -37,11 +37,12 @@ from models.churn.errors import ChurnInputError
 from models.churn.features import LABEL, PRIOR_COLUMN, FeatureSpec, ignored_columns
 from models.churn.model import ChurnModel
 from models.churn.prior import btyd_prior
-from pipelines import paths, progress, tracking
+from pipelines import cleanup, modelset, paths, progress, tracking
 from pipelines.config import load_params
 from pipelines.examples import synthetic_example
 from pipelines.io import atomic_path, write_json, write_parquet
 from pipelines.runinfo import write_report
+from pipelines.scoring_models import MODEL_FILES
 
 
 @dataclass(frozen=True)
@@ -492,6 +493,7 @@ def log_training_run(
             registered_model_name=MODEL_NAME,
         )
     version = info.registered_model_version
+    model_sha256 = modelset.verify_logged(MODEL_NAME, version, "artifacts/churn", modelset.hashes(folder))
     model = report["model"]
     tracking.describe_version(
         params.get("mlflow"), MODEL_NAME, version,
@@ -500,7 +502,8 @@ def log_training_run(
         f"AUC {model['roc_auc']:.4f}, log loss {model['log_loss']:.4f}, ECE {model['ece']:.4f}. Run: {name}",
         {"data_fingerprint": data_hash, "as_of": report["as_of"], "eval_cutoff": report["eval_cutoff"],
          "horizon_days": report["horizon_days"], "roc_auc": f"{model['roc_auc']:.4f}",
-         "log_loss": f"{model['log_loss']:.4f}", "ece": f"{model['ece']:.4f}", "run_name": name},
+         "log_loss": f"{model['log_loss']:.4f}", "ece": f"{model['ece']:.4f}", "run_name": name,
+         "model_sha256": model_sha256},
     )
     aliases = tracking.set_champion(params.get("mlflow"), MODEL_NAME, version, champ["name"])
     return {
@@ -512,6 +515,7 @@ def log_training_run(
         "registered_version": version,
         "aliases": aliases,
         "data_fingerprint": data_hash,
+        "model_sha256": model_sha256,
     }
 
 
@@ -534,6 +538,7 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     """Candidates, champion on training-period validation, backtest at c_e, champion refit, reports, MLflow."""
     started = time.perf_counter()
     where = Locations(Path(root) if root is not None else paths.ROOT)
+    cleanup.before_stage("train_churn", where.root)  # temp files of a killed earlier run
     horizon, unit = int(params["windows"]["horizon_days"]), time_unit_days(params["features"])
     cfg = ChurnConfig.from_params(params.get("churn") or {}, seed=int(params.get("seed", 42)))
     cfg = dataclasses.replace(cfg, horizon_days=horizon)
@@ -599,7 +604,8 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
         "timings": clock.laps,
     }
     progress.note("writing models, predictions, figures and reports")
-    files = save_model(production, where.art)
+    staging = modelset.stage(where.art)  # the model set: files + provenance, moved into place together at the end
+    save_model(production, staging)
     for other, (_, fitted_model) in fits["fitted"].items():
         save_model(fitted_model, where.backtest if other == name else where.backtest / "challengers" / other)
     write_parquet(
@@ -615,10 +621,9 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     report["seconds"] = round(time.perf_counter() - started, 2)
     write_report(report, where.report("churn.json"), "train_churn")  # wall-clock: reports/runs/
     if track:
-        report["mlflow"] = log_training_run(
-            params, report, production, files["manifest"].parent, frames["score"], pngs, where
-        )
-        write_json(report["mlflow"], where.art / "mlflow_run.json")
+        report["mlflow"] = log_training_run(params, report, production, staging, frames["score"], pngs, where)
+        write_json(report["mlflow"], staging / "mlflow_run.json")
+    modelset.commit(staging, where.art, report.get("mlflow"), replaces=(*MODEL_FILES, "mlflow_run.json"))
     return report
 
 

@@ -37,7 +37,7 @@ from models.clv.backtest import NO_SPEND, purchases_evaluation, without_challeng
 from models.clv.challenger import CHAMPION_METRICS, CHAMPIONS, ChallengerConfig, choose_champion, fit_challenger
 from models.clv.inputs import RFM_COLUMNS, check_model
 from models.clv.uncertainty import Horizon, ParameterDraws, draws_to_dict, intervals, laplace_draws
-from pipelines import paths, progress
+from pipelines import cleanup, modelset, paths, progress
 from pipelines.config import load_params
 from pipelines.examples import synthetic_example
 from pipelines.io import atomic_path, write_json, write_parquet
@@ -52,6 +52,7 @@ ARTIFACT_FILES = {"params": CLV_DIR / "params.json", "production": CLV_DIR / "pr
                   "challenger_revenue": CLV_DIR / "challenger_revenue.txt",
                   "challenger_purchases": CLV_DIR / "challenger_purchases.txt",
                   "challenger_features": CLV_DIR / "challenger_features.json", "mlflow": CLV_DIR / "mlflow.json"}
+MODEL_SET = ("production", "production_draws", "mlflow")  # what score reads, with its MLflow registration
 PLOT_FILES = {name: paths.PLOTS / f"{name}.csv"
               for name in ("clv_calibration", "clv_tracking", "clv_p_alive", "clv_frequency_recency")}
 COVERAGE_NOTE = ("parameter intervals bound the expected value only and are expected to under-cover individual "
@@ -322,6 +323,9 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
                                        code_paths=[str(CODE_DIR)], signature=signature, input_example=sample,
                                        registered_model_name=name)
     version = info.registered_model_version
+    model_files = [files["production"].name, files["production_draws"].name]
+    model_sha256 = modelset.verify_logged(name, version, "artifacts",
+                                          modelset.hashes(files["production"].parent, model_files))
     purchases = (report.get("btyd") or {}).get("purchases") or {}
     revenue = (report.get("btyd") or {}).get("revenue") or {}
     figures = {"purchases_mae": purchases.get("mae"), "purchases_total_error_pct": purchases.get("total_error_pct"),
@@ -333,12 +337,13 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
         f"{report['eval_cutoff']} over {horizon_days}d: {shown or 'no holdout figures'}. Run: {run_name}",
         {"data_fingerprint": fingerprint, "as_of": report["as_of"], "eval_cutoff": report["eval_cutoff"],
          "horizon_days": horizon_days, "horizon_months": cfg.horizon_months, "run_name": run_name,
+         "model_sha256": model_sha256,
          **{k: f"{v:.6g}" for k, v in figures.items() if isinstance(v, int | float)}},
     )
     aliases = tracking.set_champion(params.get("mlflow"), name, version, model.model)
     return {"tracking_uri": tracking.tracking_uri(params.get("mlflow")), "experiment_id": run.info.experiment_id,
             "run_id": run.info.run_id, "model_uri": info.model_uri, "registered_model": name,
-            "registered_version": version, "aliases": aliases}
+            "registered_version": version, "aliases": aliases, "model_sha256": model_sha256}
 
 
 def backtest(eval_frame: pd.DataFrame, train: pd.DataFrame, model: ClvModel, cfg: ClvConfig, h: int,
@@ -372,6 +377,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
     unit = FeatureConfig.from_params(params["features"]).time_unit_days
     weekly = FeatureConfig.from_params(params["features"]).freq == "W"
     h = int(params["windows"]["horizon_days"])
+    cleanup.before_stage("train_clv", Path(root))  # temp files of a killed earlier run
     files = stage_files(root)
     for key in ("train", "eval", "score", "transactions"):
         if not files[key].exists():
@@ -411,11 +417,16 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
     report["tracking"] = {"actual": float(end["actual"]), "predicted_population": float(end["predicted_population"]),
                           "predicted_conditional": float(end["predicted_conditional"])}
     report["seconds"] = round(time.perf_counter() - started, 2)
+    final = {key: files[key] for key in MODEL_SET}  # production model + provenance: one set, moved at the end
+    staging = modelset.stage(final["production"].parent)
+    files = {**files, **{key: staging / path.name for key, path in final.items()}}
     write_outputs(files, model, challenger, report, predictions, tables, production)
+    info = None
     if track:
         progress.note("logging the MLflow run and registering the model")
-        info = log_run(params, files, model, report, tables, score_frame, cfg, h, production[0])
-        write_json(clean(info), files["mlflow"])
+        info = clean(log_run(params, files, model, report, tables, score_frame, cfg, h, production[0]))
+        write_json(info, files["mlflow"])
+    modelset.commit(staging, final["production"].parent, info, replaces=[path.name for path in final.values()])
     return report
 
 

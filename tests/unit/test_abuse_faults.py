@@ -107,3 +107,153 @@ def test_mlflow_input_examples_are_synthetic_not_customer_rows() -> None:
     sample = rfm_example(rfm)
     assert sample["customer_id"].tolist() == ["example-1", "example-2", "example-3"]
     assert (sample["recency"] <= sample["T"]).all() and sample.loc[sample["frequency"] == 0, "recency"].eq(0).all()
+
+
+def test_model_files_and_provenance_form_one_set_and_scoring_refuses_a_torn_one(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from pipelines import modelset
+    from pipelines.scoring_models import from_artifacts
+
+    churn = paths.rebase(paths.ARTIFACTS, tmp_path) / "churn"
+    churn.mkdir(parents=True)
+    (churn / "model.json").write_text("old model")  # an earlier set's file the new set does not have
+    dead = churn / ".staging-999999999-model"  # left by a SIGKILLed run (no such process)
+    dead.mkdir()
+    staging = modelset.stage(churn)
+    assert not dead.exists() and staging.parent.parent == churn and str(os.getpid()) in staging.parent.name
+    assert staging.name == "churn"  # MLflow logs a folder under its base name: artifacts/churn as before
+    (staging / "manifest.json").write_text('{"kind": "lightgbm"}')
+    (staging / "model.txt").write_text("new model")
+    (staging / "mlflow_run.json").write_text(json.dumps({"registered_model": "churn", "registered_version": "7"}))
+    record = modelset.commit(staging, churn, {"registered_model": "churn", "registered_version": "7"},
+                             replaces=("model.json", "model.txt", "mlflow_run.json"))
+    assert not staging.parent.exists() and not (churn / "model.json").exists()
+    assert sorted(record["files"]) == ["manifest.json", "mlflow_run.json", "model.txt"]
+    assert modelset.verify(churn, "train_churn")["mlflow"]["registered_version"] == "7"
+    (churn / "model.txt").write_text("another model")  # e.g. a kill between renames, or a hand edit
+    with pytest.raises(ValueError, match=r"model.txt: does not match .*provenance.json.*rerun train_churn"):
+        from_artifacts(tmp_path)
+    (churn / modelset.PROVENANCE).unlink()
+    with pytest.raises(ValueError, match="provenance.json: missing.*the last train_churn run did not finish"):
+        from_artifacts(tmp_path)
+
+
+def test_runs_of_killed_stages_are_ended_as_failed_on_the_next_start() -> None:
+    import os
+    from types import SimpleNamespace
+
+    from pipelines import cleanup
+
+    def run(run_id: str, **tags: str) -> SimpleNamespace:
+        return SimpleNamespace(info=SimpleNamespace(run_id=run_id), data=SimpleNamespace(tags=tags))
+
+    here = cleanup.run_tags()
+    runs = [run("killed", **{**here, cleanup.PID_TAG: "999999999"}), run("live", **here),
+            run("other-host", **{cleanup.PID_TAG: "999999999", cleanup.HOST_TAG: "elsewhere"}), run("untagged")]
+
+    class Client:  # the two MlflowClient calls start_run makes (pipelines/tracking.py)
+        ended: dict[str, str] = {}
+
+        def search_runs(self, experiments, query, max_results):
+            assert query == "attributes.status = 'RUNNING'"
+            return runs
+
+        def set_terminated(self, run_id, status):
+            self.ended[run_id] = status
+
+    assert cleanup.end_killed_runs(Client(), "0") == ["killed"] and Client.ended == {"killed": "FAILED"}
+    assert here[cleanup.PID_TAG] == str(os.getpid())
+
+
+def test_the_next_run_of_a_stage_removes_what_a_sigkill_left(tmp_path: Path) -> None:
+    import os
+    import tempfile
+
+    from pipelines import cleanup
+
+    def plant(relative: str, folder: bool = False) -> Path:
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir() if folder else path.write_text("x")
+        return path
+
+    stale = {"ingest": [plant("data/interim/.transactions.parquet.k3j.tmp"),
+                        plant("data/interim/rejected/.events.parquet.a1.tmp"), plant("reports/.ingest.json.z.tmp")],
+             "features": [plant("data/features/.features-999999999-ab12/", folder=True),
+                          plant("data/features/.train.parquet.q.tmp")],
+             "train_churn": [plant("artifacts/churn/.model.txt.x81.tmp"), plant("artifacts/churn/plots/.roc.png.y.tmp"),
+                             plant("reports/.churn.md.u.tmp")],
+             "train_clv": [plant("artifacts/clv/.production.json.p.tmp"),
+                           plant("reports/plots/.clv_tracking.csv.r.tmp")]}
+    spill = Path(tempfile.gettempdir()) / "ingest-duckdb-999999999-x"
+    spill.mkdir(exist_ok=True)
+    stale["ingest"].append(spill)
+    # an output, a live run's folder, another stage's temp file
+    keep = [plant("data/interim/transactions.parquet"),
+            plant(f"data/features/.features-{os.getpid()}-live/", folder=True), plant("reports/.score.json.s.tmp")]
+    for stage, planted in stale.items():
+        assert set(cleanup.before_stage(stage, tmp_path)) >= set(planted), stage
+        assert not any(p.exists() for p in planted), stage
+    assert all(p.exists() for p in keep)
+
+
+def test_a_model_uri_is_checked_from_its_mlmodel_before_anything_is_loaded(tmp_path: Path) -> None:
+    from pipelines import modelset
+    from pipelines.registry_load import check_hashes, check_mlmodel
+
+    ours = {"flavors": {"python_function": {
+        "loader_module": "mlflow.pyfunc.loaders.code_model", "model_code_path": "/x/models/churn/mlflow_entry.py",
+        "artifacts": {"churn": {"path": "artifacts/churn", "uri": "/x/artifacts/churn"}}}}}
+    assert check_mlmodel("models:/churn/3", ours, "churn") == {"churn": "artifacts/churn"}
+    foreign = [{"flavors": {"python_function": {**ours["flavors"]["python_function"], "loader_module": "evil"}}},
+               {"flavors": {**ours["flavors"], "sklearn": {"pickled_model": "model.pkl"}}},
+               {"flavors": {"python_function": {**ours["flavors"]["python_function"],
+                                                "model_code_path": "/tmp/payload.py"}}}]
+    for mlmodel in foreign:
+        with pytest.raises(ValueError, match="models:/churn/3: not a churn model of this project.*refusing"):
+            check_mlmodel("models:/churn/3", mlmodel, "churn")
+    with pytest.raises(ValueError, match="not a clv model"):
+        check_mlmodel("models:/clv-bgnbd/1", ours, "clv")
+    (tmp_path / "model.txt").write_text("m")
+    files = {"model.txt": tmp_path / "model.txt"}
+    check_hashes("u", modelset.digest({"model.txt": modelset.sha256(tmp_path / "model.txt")}), files)
+    with pytest.raises(ValueError, match="do not match the version's model_sha256 tag"):
+        check_hashes("u", "0" * 64, files)
+
+
+def test_report_errors_are_one_line(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines import report
+
+    assert report.main([], root=tmp_path) == 2  # nothing built under this root
+    err = capsys.readouterr().err
+    assert err.startswith("report: error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+    def old_report(*_args, **_kwargs):
+        raise KeyError("champion")
+
+    monkeypatch.setattr(report, "run", old_report)
+    assert report.main([], root=tmp_path) == 2
+    assert "has no 'champion' entry" in capsys.readouterr().err
+
+
+def test_an_open_reader_on_the_warehouse_stops_score_first_naming_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from pipelines.io import check_not_locked
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    check_not_locked(warehouse)  # nobody holds it
+    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print('open', flush=True); "
+            "sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(warehouse)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(ValueError, match=rf"warehouse.duckdb: open in process {holder.pid} \(.*python.*\)"):
+            check_not_locked(warehouse)
+    finally:
+        holder.communicate("")

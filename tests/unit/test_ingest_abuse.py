@@ -108,3 +108,22 @@ def test_a_bare_cr_or_an_overlong_field_quarantines_lines_not_the_file(tmp_path:
     bad = rejected(tmp_path)
     assert bad["reason"].tolist() == ["malformed_row"] and bad["source_row"].tolist() == [61]
     assert len(bad["raw_line"].iloc[0]) == sources.RAW_LINE_CHARS
+
+
+def test_a_corrupt_parquet_data_page_is_one_line_before_anything_is_written(tmp_path: Path, base: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 20_000
+    table = pa.table({"customer_id": [f"c{i % 500}" for i in range(n)],
+                      "ts": [f"2024-01-{1 + i % 28:02d}" for i in range(n)],
+                      "amount": [float(i % 97) for i in range(n)]})
+    pq.write_table(table, tmp_path / "tx.parquet", compression="none")
+    data = bytearray((tmp_path / "tx.parquet").read_bytes())
+    data[len(data) // 40:len(data) // 40 + 64] = bytes([0x7F] * 64)  # inside the first column's pages
+    (tmp_path / "tx.parquet").write_bytes(bytes(data))
+    params = copy.deepcopy(base)
+    params["data"]["transactions"] = "tx.parquet"
+    with pytest.raises(DataError, match=r"^tx.parquet: expected a readable Parquet file; a data page cannot be read"):
+        ingest.run(params, tmp_path)
+    assert not paths.rebase(paths.TRANSACTIONS, tmp_path).exists()
