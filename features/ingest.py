@@ -453,7 +453,7 @@ def _too_many_rejected(spec: TableSpec, stats: Mapping[str, Any]) -> DataError |
     top = ", ".join(f"{r}: {n:,}" for r, n in sorted(faults.items(), key=lambda item: -item[1])[:4])
     return DataError(spec.file, None, f"at most {spec.max_reject_share:.1%} of rows rejected (data.max_reject_share)",
                      f"{sum(faults.values()):,} of {stats['rows_read']:,} rows ({share:.1%}) rejected ({top}); "
-                     "see data/interim/rejected/")
+                     "nothing written: fix the file or raise data.max_reject_share")
 
 
 def _mark_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[str]) -> None:
