@@ -131,10 +131,10 @@ def test_edited_input_file_makes_ingest_out_of_date(repo: Path) -> None:
         assert params["inputs"]["events"] == "conf/data/no_input"  # unset optional input: the placeholder
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
         run([str(BIN / "dvc"), "commit", "--force", "--quiet", "ingest"], repo)  # record it as if ingest had run
-        assert "ingest" not in run([str(BIN / "dvc"), "status", "--single-item", "ingest"], repo).stdout
+        assert "ingest" not in run([str(BIN / "dvc"), "status", "ingest"], repo).stdout
         with csv.open("a", encoding="utf-8") as fh:
             fh.write("c2,1998-01-02,5.0\n")
-        status = run([str(BIN / "dvc"), "status", "--single-item", "ingest"], repo).stdout
+        status = run([str(BIN / "dvc"), "status", "ingest"], repo).stdout
         assert "ingest:" in status and "modified:" in status and "data/raw/status_check.csv" in status, status
     finally:
         for name, data in saved.items():
