@@ -636,16 +636,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run(load_params(argv), root=paths.ROOT)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"train_churn: error: {exc}", file=sys.stderr)
+        print(f"train_churn: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line
         return 2
-    model, protocol = report["model"], report["protocol"]
+    model, protocol, champ = report["model"], report["protocol"], report["champion"]
+    how = f"{protocol['mode']} ({protocol['reason']})" if "mode" in protocol else champ.get("kind", champ["name"])
     print(
-        f"train_churn: {protocol['mode']} ({protocol['reason']}); eval {report['eval_cutoff']}: "
+        f"train_churn: champion {champ['name']}, {how}; eval {report['eval_cutoff']}: "
         f"auc={model['roc_auc']:.4f} log_loss={model['log_loss']:.4f} ece={model['ece']:.4f}"
     )
     for row in report["comparison"]:
         print(
-            f"  {row['metric']:14s} lightgbm={row['model']:.4f}  best baseline {row['best_baseline']}="
+            f"  {row['metric']:14s} champion={row['model']:.4f}  best baseline {row['best_baseline']}="
             f"{row['best_baseline_value']:.4f}  delta={row['delta']:+.4f}"
         )
     print(json.dumps(report.get("mlflow", {})))
