@@ -382,7 +382,8 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
         column, type_name = quote(spec.columns[name]), types[spec.columns[name]]
         if name in TS_COLUMNS:
             parsed.append(f"{_ts_expr(column, type_name, spec.date_format)} AS {target}")
-            clean.append(target if name in required else _within_bounds(target, spec))
+            within = None if name in required else _bounds_test(target, spec)
+            clean.append(target if within is None else f"CASE WHEN {within} THEN {target} END AS {target}")
         elif name in NUMBER_COLUMNS:
             parsed.append(f"{_number_expr(column, type_name, spec.decimal, spec.thousands)} AS {target}")
             clean.append(f"CASE WHEN isfinite({target}) THEN {target} END AS {target}")
@@ -393,7 +394,7 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
             present = quote("__present_" + name)
             parsed.append(f"{_present(column, type_name)} AS {present}")
             lost = (f"NOT coalesce(isfinite({target}), false)" if name in NUMBER_COLUMNS
-                    else f"{target} IS NULL")
+                    else f"NOT coalesce({_bounds_test(target, spec) or 'true'}, false)")
             clean.append(f"({lost} AND {present}) AS {quote('__nulled_' + name)}")
             flags.append(name)
     used = set(spec.columns.values()) | {ROW}
@@ -408,14 +409,15 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
     return sql, extra_names, flags
 
 
-def _within_bounds(target: str, spec: TableSpec) -> str:
-    """An optional timestamp outside [data.min_date, data.max_date] as NULL (counted as nulled)."""
+def _bounds_test(target: str, spec: TableSpec) -> str | None:
+    """SQL true when a timestamp lies in [data.min_date, end of data.max_date] (NULL when it is NULL); None
+    without bounds. An optional timestamp outside becomes NULL and is counted as nulled."""
     tests = []
     if spec.min_ts is not None:
         tests.append(f"{target} >= {_instant(spec.min_ts)}")
     if spec.end_ts is not None:
         tests.append(f"{target} < {_instant(spec.end_ts)}")
-    return f"CASE WHEN {' AND '.join(tests)} THEN {target} END AS {target}" if tests else target
+    return f"({' AND '.join(tests)})" if tests else None
 
 
 def _date_formats_fitting(con: duckdb.DuckDBPyConnection, spec: TableSpec, src: str,

@@ -127,3 +127,11 @@ def test_a_corrupt_parquet_data_page_is_one_line_before_anything_is_written(tmp_
     with pytest.raises(DataError, match=r"^tx.parquet: expected a readable Parquet file; a data page cannot be read"):
         ingest.run(params, tmp_path)
     assert not paths.rebase(paths.TRANSACTIONS, tmp_path).exists()
+
+
+def test_an_optional_timestamp_outside_the_bounds_becomes_null_and_is_counted(tmp_path: Path, base: dict) -> None:
+    (tmp_path / "cu.csv").write_text("customer_id,signup_ts,region\na,0001-01-01,north\nb,2023-05-01,south\n")
+    doc = run(tmp_path, base, "customer_id,ts,amount\na,2024-01-01,1\nb,2024-01-02,2\n", customers="cu.csv")
+    assert doc["customers"]["rows_kept"] == 2 and doc["customers"]["nulled_by_column"] == {"signup_ts": 1}
+    signup = pd.read_parquet(paths.rebase(paths.CUSTOMERS, tmp_path)).set_index("customer_id")["signup_ts"]
+    assert pd.isna(signup["a"]) and str(signup["b"].date()) == "2023-05-01"
