@@ -2,7 +2,11 @@
 
 A training stage writes the model files into `stage(folder)` (.staging-<pid>-model/<folder name>/ in it),
 logs and registers them from there, then `commit` removes the old provenance.json, renames the files into
-`folder` and writes the new provenance.json last: {files: {name: sha256}, digest, mlflow: {...} | null}.
+`folder` and writes the new provenance.json last: {files: {name: sha256}, digest} of the model files. The run
+records (RUN_RECORDS: MLflow run id, registered version) are moved with the set but neither hashed nor written
+into provenance.json, so the files DVC hashes are the same bytes on every run (a clean `git status` after
+`make repro`; .dvcignore excludes the run records); `verify` trusts a run record only when its model_sha256
+is the set's digest.
 `verify` recomputes the hashes, so scores never name a model other than the files they were computed with:
 a set torn by a kill has no provenance, or hashes that do not match, and is refused with one line.
 Staging folders of killed runs are removed by the next `stage`.
@@ -22,6 +26,7 @@ from pipelines.cleanup import owner_tag, remove_dead_folders
 from pipelines.io import write_json
 
 PROVENANCE = "provenance.json"
+RUN_RECORDS = ("mlflow_run.json", "mlflow.json")  # per-run (run ids): not part of the set's hashes
 STAGING = ".staging-"
 
 
@@ -58,16 +63,17 @@ def commit(staging: Path, folder: Path, mlflow: Mapping[str, Any] | None, replac
 
     `replaces`: other file names of earlier sets (removed when this set has no such file). Returns the provenance.
     """
-    files = hashes(staging)
-    record = {"files": files, "digest": digest(files), "mlflow": dict(mlflow) if mlflow else None}
+    staged = sorted(p.name for p in staging.iterdir() if p.is_file())
+    files = hashes(staging, [n for n in staged if n not in RUN_RECORDS])
+    record = {"files": files, "digest": digest(files)}
     (folder / PROVENANCE).unlink(missing_ok=True)
-    for name in files:
+    for name in staged:
         os.replace(staging / name, folder / name)
-    for name in set(replaces) - set(files):
+    for name in set(replaces) - set(staged):
         (folder / name).unlink(missing_ok=True)
     write_json(record, folder / PROVENANCE)
     shutil.rmtree(staging.parent if staging.parent.name.startswith(STAGING) else staging, ignore_errors=True)
-    return record
+    return {**record, "mlflow": dict(mlflow) if mlflow else None}
 
 
 def verify(folder: Path, what: str) -> dict[str, Any]:
@@ -82,6 +88,12 @@ def verify(folder: Path, what: str) -> dict[str, Any]:
         if not target.exists() or sha256(target) != expected:
             raise ValueError(f"{target}: does not match {path} (sha256 {expected[:12]}); the model files were "
                              f"changed after {what} wrote them; rerun {what}")
+    record.setdefault("mlflow", None)
+    for name in RUN_RECORDS:  # the registration of exactly these files, if this folder holds its record
+        run = Path(folder) / name
+        if record["mlflow"] is None and run.exists():
+            info = json.loads(run.read_text(encoding="utf-8"))
+            record["mlflow"] = info if info.get("model_sha256") == record["digest"] else None
     return record
 
 

@@ -126,12 +126,16 @@ def test_model_files_and_provenance_form_one_set_and_scoring_refuses_a_torn_one(
     assert staging.name == "churn"  # MLflow logs a folder under its base name: artifacts/churn as before
     (staging / "manifest.json").write_text('{"kind": "lightgbm"}')
     (staging / "model.txt").write_text("new model")
-    (staging / "mlflow_run.json").write_text(json.dumps({"registered_model": "churn", "registered_version": "7"}))
-    record = modelset.commit(staging, churn, {"registered_model": "churn", "registered_version": "7"},
-                             replaces=("model.json", "model.txt", "mlflow_run.json"))
+    sha = modelset.digest(modelset.hashes(staging))  # the model files' digest, as MLflow's registered copy is checked
+    run = {"registered_model": "churn", "registered_version": "7", "run_id": "abc", "model_sha256": sha}
+    (staging / "mlflow_run.json").write_text(json.dumps(run))
+    record = modelset.commit(staging, churn, run, replaces=("model.json", "model.txt", "mlflow_run.json"))
     assert not staging.parent.exists() and not (churn / "model.json").exists()
-    assert sorted(record["files"]) == ["manifest.json", "mlflow_run.json", "model.txt"]
+    assert sorted(record["files"]) == ["manifest.json", "model.txt"]  # the run record is not hashed (dvc.lock)
+    assert "abc" not in (churn / modelset.PROVENANCE).read_text()  # provenance.json: the same bytes every run
     assert modelset.verify(churn, "train_churn")["mlflow"]["registered_version"] == "7"
+    (churn / "mlflow_run.json").write_text(json.dumps({**run, "model_sha256": "0" * 64}))  # another set's record
+    assert modelset.verify(churn, "train_churn")["mlflow"] is None  # not trusted: the version falls back to the hash
     (churn / "model.txt").write_text("another model")  # e.g. a kill between renames, or a hand edit
     with pytest.raises(ValueError, match=r"model.txt: does not match .*provenance.json.*rerun train_churn"):
         from_artifacts(tmp_path)
