@@ -50,8 +50,8 @@ def test_exact_csv_text(tmp_path):
         """'=SUM(A1),"","",days_since_last_purchase:raises,days_since_last_purchase:raises,"",Retention offer,"""
         '''retention_offer,"churn:3,clv:2"\n'''
         'c0000001,2024-01-31,181,12,0.90,0.5000,medium,0.2500,0.000,7.00,0.00,0.00,0.00,0.7500,2,2,1,1,at_risk,'
-        '"orders, ""recent"" ones","","",days_since_last_purchase:raises,days_since_last_purchase:raises,"",专属挽回优惠,'
-        'retention_offer,"churn:3,clv:2"\n'
+        '"orders, ""recent"" ones","","",days_since_last_purchase:raises,days_since_last_purchase:raises,"",'
+        '专属挽回优惠,retention_offer,"churn:3,clv:2"\n'
         "c0000002,2024-01-31,181,12,0.90,0.9877,高,0.0313,10.123,100.00,1234567.89,-1.25,2000000.00,0.9688,3,3,1,1,"
         '流失客户,days_since_last_purchase=143 raises risk,"line one\nline two","",days_since_last_purchase:raises,'
         'days_since_last_purchase:raises,"",Loyalty perks,retention_offer,"churn:3,clv:2"\n'
