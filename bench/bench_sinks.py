@@ -58,6 +58,7 @@ def chunk_frame(lo: int, n: int, rng: np.random.Generator) -> pd.DataFrame:
         "rfm_m": rng.integers(1, 6, n),
         "rfm_segment": SEGMENTS[rng.integers(0, len(SEGMENTS), n)],
     })
+    frame["rfm_segment_code"] = frame["rfm_segment"]
     for r in range(1, LAYOUT.reason_codes + 1):
         frame[f"reason_{r}"] = REASONS[rng.integers(0, len(REASONS), n)]
         frame[f"reason_code_{r}"] = "days_since_last_purchase:raises"

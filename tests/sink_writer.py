@@ -49,7 +49,8 @@ def scores_frame(n: int, as_of: dt.date = FIRST_AS_OF, start: int = 0, layout: S
         "rfm_r": (i % 5 + 1).astype("int64"),
         "rfm_f": ((i // 5) % 5 + 1).astype("int64"),
         "rfm_m": ((i // 25) % 5 + 1).astype("int64"),
-        "rfm_segment": np.where(i % 2 == 0, "champions", "at_risk"),
+        "rfm_segment": np.where(i % 2 == 0, "Champions", "At risk"),
+        "rfm_segment_code": np.where(i % 2 == 0, "champions", "at_risk"),
     })
     for r in range(1, layout.reason_codes + 1):
         reason = f"days_since_last_purchase={start % 200 + r} raises risk"

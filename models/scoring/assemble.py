@@ -147,6 +147,7 @@ def assemble(features: pd.DataFrame, churn: pd.DataFrame, clv: pd.DataFrame, edg
         "clv_decile": decile,
         **{c: pd.array(features[c].to_numpy(), dtype="Int64") for c in ("rfm_r", "rfm_f", "rfm_m")},  # m: may be null
         "rfm_segment": segment_labels(features["rfm_segment"].reset_index(drop=True), locale),
+        "rfm_segment_code": features["rfm_segment"].to_numpy(dtype=object),
         **{f"reason_{i}": reasons[f"reason_{i}"].to_numpy(dtype=object) for i in range(1, layout.reason_codes + 1)},
         **{f"reason_code_{i}": reasons[f"reason_code_{i}"].to_numpy(dtype=object)
            for i in range(1, layout.reason_codes + 1)},

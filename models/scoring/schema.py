@@ -129,6 +129,8 @@ def output_columns(layout: ScoreLayout) -> list[Column]:
                f"{NO_AMOUNTS}", nullable=True),
         Column("rfm_segment", "text", "label", "RFM segment (R, F, M each high or low: 8 segments), labelled in "
                "features.segment_locale."),
+        Column("rfm_segment_code", "text", "code", "Stable slug of rfm_segment (e.g. `champions`, `lost`), the same "
+               "in every locale: join and filter on it."),
     ]
     cols += [
         Column(f"reason_{i}", "text", "text", f"Reason {i} behind churn_probability, strongest first, from the "

@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 
 from features import synthetic
+from features.segments import SEGMENTS
 from tests.conftest import ROOT, compose_params, record_panel_row
 from tests.privacy_canary import assert_no_canaries
 
@@ -232,6 +233,8 @@ def check_action_plan_and_reasons(run: Run) -> None:
     assert not scores["reason_1"].str.contains(r"^\w+=\S+ (?:raises|lowers) risk$").any(), "feature=value reasons"
     if "reason_code_1" in scores.columns:
         assert scores["reason_code_1"].str.fullmatch(r"(?:\w+:(?:raises|lowers))?").all()
+    slugs = {names[0] for names in SEGMENTS.values()}
+    assert set(scores["rfm_segment_code"]) <= slugs, "rfm_segment_code must be a stable slug in every locale"
     if not plan["available"]:
         assert rows.empty and "no amounts" in plan["note"]
         return

@@ -12,7 +12,7 @@ from tests.sink_writer import FIRST_AS_OF, LAYOUT, scores_frame
 
 HEADER = ("customer_id,as_of,horizon_days,clv_months,clv_interval,churn_probability,churn_risk_band,p_purchase,"
           "expected_purchases,expected_aov,clv,clv_low,clv_high,p_no_purchase_clv,clv_decile,rfm_r,rfm_f,rfm_m,"
-          "rfm_segment,reason_1,reason_2,reason_3,reason_code_1,reason_code_2,reason_code_3,recommended_action,"
+          "rfm_segment,rfm_segment_code,reason_1,reason_2,reason_3,reason_code_1,reason_code_2,reason_code_3,recommended_action,"
           "recommended_action_code,model_version\n")
 
 
@@ -29,6 +29,7 @@ def tiny_frame() -> pd.DataFrame:
     frame["p_no_purchase_clv"] = [0.0, 0.75, 0.96875]
     frame["churn_risk_band"] = ["low", "medium", "高"]
     frame["rfm_segment"] = ["champions", "at_risk", "流失客户"]
+    frame["rfm_segment_code"] = ["champions", "at_risk", "lost"]
     frame["reason_1"] = ["=SUM(A1)", 'orders, "recent" ones', "days_since_last_purchase=143 raises risk"]
     frame["reason_2"] = ["", "", "line one\nline two"]
     frame["reason_3"] = ["", "", ""]
@@ -46,15 +47,16 @@ def write_csv(tmp_path, frame: pd.DataFrame) -> bytes:
 
 def test_exact_csv_text(tmp_path):
     expected = HEADER + (
-        "c0000000,2024-01-31,181,12,0.90,0.1234,low,1.0000,2.500,12.30,30.75,10.00,50.40,0.0000,1,1,1,1,champions,"
+        "c0000000,2024-01-31,181,12,0.90,0.1234,low,1.0000,2.500,12.30,30.75,10.00,50.40,0.0000,1,1,1,1,champions,champions,"
         """'=SUM(A1),"","",days_since_last_purchase:raises,days_since_last_purchase:raises,"",Retention offer,"""
         '''retention_offer,"churn:3,clv:2"\n'''
-        'c0000001,2024-01-31,181,12,0.90,0.5000,medium,0.2500,0.000,7.00,0.00,0.00,0.00,0.7500,2,2,1,1,at_risk,'
+        'c0000001,2024-01-31,181,12,0.90,0.5000,medium,0.2500,0.000,7.00,0.00,0.00,0.00,0.7500,2,2,1,1,at_risk,at_risk,'
         '"orders, ""recent"" ones","","",days_since_last_purchase:raises,days_since_last_purchase:raises,"",'
         '专属挽回优惠,retention_offer,"churn:3,clv:2"\n'
         "c0000002,2024-01-31,181,12,0.90,0.9877,高,0.0313,10.123,100.00,1234567.89,-1.25,2000000.00,0.9688,3,3,1,1,"
-        '流失客户,days_since_last_purchase=143 raises risk,"line one\nline two","",days_since_last_purchase:raises,'
-        'days_since_last_purchase:raises,"",Loyalty perks,retention_offer,"churn:3,clv:2"\n'
+        '流失客户,lost,days_since_last_purchase=143 raises risk,"line one\nline two","",'
+        'days_since_last_purchase:raises,days_since_last_purchase:raises,"",Loyalty perks,retention_offer,'
+        '"churn:3,clv:2"\n'
     )
     assert write_csv(tmp_path, tiny_frame()).decode("utf-8") == expected
 
