@@ -28,6 +28,7 @@ KEY_ENV = "CHURN_CLV_PII_KEY"
 MIN_KEY_CHARS = 16
 ACTIONS = ("drop", "hash")
 SAMPLE_ROWS = 1000
+MAX_TEXT = 256  # characters of a sampled value the content rules read (the regexes backtrack on long free text)
 TRUTHY = ("1", "true", "t", "yes", "y", "on", "granted", "given", "opt_in", "opt-in", "opted_in", "consent",
           "consented", "accepted")
 
@@ -111,7 +112,7 @@ def kind_by_name(name: str) -> str | None:
 
 def kind_by_content(values: Iterable[Any]) -> str | None:
     """The PII kind most sampled values hold (see CONTENT_RULES), or None; blank values are ignored."""
-    texts = [str(v).strip() for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    texts = [str(v).strip()[:MAX_TEXT] for v in values if v is not None and not (isinstance(v, float) and v != v)]
     texts = [t for t in texts if t]
     if not texts:
         return None

@@ -199,3 +199,10 @@ def test_canary_search_reads_compressed_parquet_and_duckdb(tmp_path: Path) -> No
     con.close()
     hits = find_canaries(tmp_path, ["canary"], produced=["data.parquet", "w.duckdb"])
     assert hits == [("data.parquet", "canary"), ("w.duckdb", "canary")]
+
+
+def test_content_rules_read_only_the_head_of_long_values():
+    """A long free-text value is judged by its first MAX_TEXT characters (the regexes backtrack on megabytes)."""
+    tail_email = "x" * privacy.MAX_TEXT + " ann.lee@example.com"
+    assert privacy.kind_by_content([tail_email]) is None
+    assert privacy.kind_by_content(["ann.lee@example.com " + "x" * 1_000_000]) == "email"
