@@ -27,7 +27,7 @@ from models.campaigns.uplift import TARGET, TREATED, uplift_report
 from models.scoring.schema import Column
 from pipelines import paths
 from pipelines.config import load_params
-from pipelines.features import connect, observed_days, open_inputs, resolve_as_of
+from pipelines.features import connect, observed_days, open_inputs, resolve_as_of, sql_path
 from pipelines.runinfo import write_report
 
 NO_CAMPAIGNS = "the data has no campaign exposure table (data.campaigns), so no campaign effect is measured"
@@ -38,7 +38,7 @@ def campaign_rows(con: duckdb.DuckDBPyConnection, root: Path) -> int:
     path = paths.rebase(paths.CAMPAIGNS, root)
     if not path.exists():
         return 0
-    con.execute(f"CREATE OR REPLACE VIEW campaigns AS SELECT * FROM read_parquet('{path.as_posix()}')")
+    con.execute(f"CREATE OR REPLACE VIEW campaigns AS SELECT * FROM read_parquet({sql_path(path)})")
     return con.execute("SELECT count(*) FROM campaigns").fetchall()[0][0]
 
 
