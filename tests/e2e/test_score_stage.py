@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from features import synthetic
-from models.scoring.schema import check_scores, column_names
+from models.scoring.schema import check_scores, column_names, file_columns
 from pipelines import features as features_stage
 from pipelines import paths, score, train_churn, train_clv
 from pipelines.io import write_parquet
@@ -56,10 +56,12 @@ def test_every_customer_is_scored_once_in_every_sink(trained) -> None:
     features = pd.read_parquet(root / "data/features/score.parquet", columns=["customer_id"])
     layout = score.layout_of(trained["params"])
     parquet = pd.read_parquet(root / "outputs/customer_scores.parquet")
-    check_scores(parquet, layout)
+    files = [c.name for c in file_columns(layout)]  # the files leave out the SQL-only scored_at
+    assert parquet.columns.tolist() == files
+    check_scores(parquet.assign(scored_at=pd.Timestamp("2025-01-01", tz="UTC"))[column_names(layout)], layout)
     assert sorted(parquet["customer_id"]) == sorted(features["customer_id"])
     csv = pd.read_csv(root / "outputs/customer_scores.csv", dtype={"customer_id": str})
-    assert csv.columns.tolist() == column_names(layout) and len(csv) == len(features)
+    assert csv.columns.tolist() == files and len(csv) == len(features)
     assert report["rows_in"] == report["rows_out"] == len(features) and report["chunks"] >= 3
     with duckdb.connect(str(root / "outputs/warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT COUNT(*) FROM customer_scores").fetchall()[0][0] == len(features)
@@ -145,7 +147,7 @@ def test_the_stage_csv_imports_into_postgresql_and_the_sql_sink_matches(trained)
     import psycopg
     import sqlalchemy as sa
 
-    from models.scoring.schema import output_columns, table_ddl
+    from models.scoring.schema import table_ddl
     from tests.pg import create_database, server
 
     root, layout = trained["root"], score.layout_of(trained["params"])
@@ -162,7 +164,7 @@ def test_the_stage_csv_imports_into_postgresql_and_the_sql_sink_matches(trained)
         assert in_sink == summed == report["rows_out"]
         dsn = sa.engine.make_url(create_database(url, "strict")).set(drivername="postgresql")
         with psycopg.connect(dsn.render_as_string(hide_password=False)) as conn, conn.cursor() as cur:
-            cur.execute(table_ddl("crm_import", output_columns(layout)))
+            cur.execute(table_ddl("crm_import", file_columns(layout)))
             with cur.copy("COPY crm_import FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
                 copy.write((root / "outputs/customer_scores.csv").read_bytes())
             cur.execute("SELECT COUNT(*), COUNT(DISTINCT customer_id), MIN(churn_probability), "
@@ -196,7 +198,7 @@ def test_killing_the_stage_mid_write_keeps_the_previous_outputs(trained) -> None
     (root / "params.yaml").write_text(yaml.safe_dump(slow), encoding="utf-8")
     (root / "dvc.yaml").write_text("stages: {}\n", encoding="utf-8")  # marks root as the stage's workspace
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.score"], cwd=root, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
         if list(outputs.glob(".customer_scores.csv.*.tmp")):
@@ -204,7 +206,8 @@ def test_killing_the_stage_mid_write_keeps_the_previous_outputs(trained) -> None
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, "the stage finished before it could be killed mid-write"
+    code = proc.wait(timeout=60)
+    assert code == -signal.SIGKILL, f"the stage ended ({code}) before it was killed mid-write: {proc.stderr.read()}"
     assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == digest
     assert warehouse() == stored
     score.run(trained["params"], root)  # the next run succeeds and clears the killed run's temporary files
@@ -222,6 +225,7 @@ def test_pseudonymised_outputs_and_forgetting_a_customer(trained, tmp_path: Path
 
     root = tmp_path / "tree"
     shutil.copytree(trained["root"], root)
+    (root / "outputs/warehouse.duckdb").unlink(missing_ok=True)  # earlier tests' batches hold the raw ids
     key = "score-stage-test-key-0123456789"
     monkeypatch.setenv(privacy.KEY_ENV, key)
     params = {**trained["params"], "scoring": {**trained["params"]["scoring"], "pseudonymise_ids": True}}

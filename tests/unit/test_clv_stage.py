@@ -120,7 +120,8 @@ def test_params_json_rebuilds_the_stage_predictions(staged) -> None:
     predictions = pd.read_parquet(staged["files"]["predictions"])
     again = model.predict(evaluation, HORIZON, 12, 0.01)
     for col in POINT_COLUMNS:
-        assert again[col].to_numpy() == pytest.approx(predictions[col].to_numpy(), rel=1e-12, abs=1e-300)
+        # params.json keeps 10 significant digits (runinfo.stable_float: the same bytes on every run)
+        assert again[col].to_numpy() == pytest.approx(predictions[col].to_numpy(), rel=1e-8, abs=1e-300)
 
 
 def test_registered_pyfunc_is_the_as_of_refit(staged) -> None:
