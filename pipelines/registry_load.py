@@ -60,7 +60,8 @@ def fetch(uri: str, kind: str, tracking_uri: str, dst: Path) -> dict[str, Path]:
                                                                dst_path=str(dst / key)))
                  for key, path in keys.items()}
         name, version = resolved_version(uri, tracking_uri).split("/", 1)
-        tag = mlflow.MlflowClient(tracking_uri).get_model_version(name, version).tags.get("model_sha256")
+        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        tag = client.get_model_version(name, version).tags.get("model_sha256")
     except (MlflowException, OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot load model {uri!r} from {tracking_uri}: {str(exc).splitlines()[0]}") from exc
     flat = {p.name: p for path in files.values() for p in ([path] if path.is_file() else path.iterdir())

@@ -66,7 +66,7 @@ def resolved_version(uri: str, tracking_uri: str) -> str:
 
     body = uri.removeprefix("models:/")
     name, alias = body.split("@", 1) if "@" in body else (body.partition("/")[0], None)
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     try:
         if alias is not None:
             return f"{name}/{client.get_model_version_by_alias(name, alias).version}"
@@ -91,6 +91,7 @@ def from_registry(churn_uri: str, clv_uri: str, tracking_uri: str) -> ScoringMod
 
     quiet_mlflow()
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # not an inherited MLFLOW_REGISTRY_URI: the models live with the runs
     churn = registry_load.load_churn(churn_uri, tracking_uri)
     clv, draws = registry_load.load_clv(clv_uri, tracking_uri)
     version = "|".join(resolved_version(u, tracking_uri) for u in (churn_uri, clv_uri))

@@ -167,7 +167,7 @@ def start_run(mlflow_params: Mapping[str, Any], run_name: str, tags: Mapping[str
                 raise
     experiment = mlflow.set_experiment(name)
     start_ms = int(1000 * (stage_started() if started_at is None else started_at))
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
     cleanup.end_killed_runs(client, experiment.experiment_id)  # runs of killed stages: FAILED, not RUNNING forever
     created = client.create_run(experiment.experiment_id, start_time=start_ms,
                                 tags={**tags, **cleanup.run_tags()}, run_name=run_name)
@@ -209,7 +209,7 @@ def describe_version(mlflow_params: Mapping[str, Any] | None, name: str, version
     """A registered version's description and tags (data fingerprint, as_of, key metrics, ...)."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri(mlflow_params))
+    client = MlflowClient(tracking_uri(mlflow_params), registry_uri=tracking_uri(mlflow_params))
     client.update_model_version(name, str(version), description=description)
     for key, value in tags.items():
         if value is not None and value != "":
@@ -224,7 +224,7 @@ def set_champion(mlflow_params: Mapping[str, Any] | None, name: str, version: st
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri(mlflow_params))
+    client = MlflowClient(tracking_uri(mlflow_params), registry_uri=tracking_uri(mlflow_params))
     try:
         previous = client.get_model_version_by_alias(name, "champion").version
     except MlflowException:

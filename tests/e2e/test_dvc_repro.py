@@ -34,6 +34,8 @@ def run(cmd: list[str] | str, cwd: Path, timeout: float = 900) -> subprocess.Com
     """Run a command (a string: through bash) with the test interpreter's bin/ first on PATH; fail with its output."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **GIT_IDENTITY}
     env.pop("DVC_ROOT", None)
+    for key in [k for k in env if k.startswith("MLFLOW_")]:  # mlflow.set_*_uri in earlier tests export these
+        env.pop(key)
     shell = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
     done = subprocess.run(shell, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     shown = cmd if isinstance(cmd, str) else " ".join(cmd)
