@@ -392,10 +392,28 @@ class CampaignsSchema(Strict):
     uplift: UpliftSchema
 
 
+class SparkSchema(Strict):
+    """engine.spark: where the Spark session runs and its extra settings."""
+
+    master: Text
+    app_name: Text
+    driver_memory: Text
+    conf: dict[str, str | int | float | bool]
+
+
+class EngineSchema(Strict):
+    """engine: which engine runs ingest, features and scoring (DuckDB on one machine, or Spark)."""
+
+    name: Literal["duckdb", "spark"]
+    memory_limit: Text
+    spark: SparkSchema | None = None
+
+
 class ParamsSchema(Strict):
     """The whole params.yaml."""
 
     data: DataConfig
+    engine: EngineSchema
     features: FeaturesConfig
     windows: WindowsConfig
     mlflow: MlflowConfig

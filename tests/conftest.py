@@ -116,3 +116,17 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  #
     terminalreporter.write_sep("=", "data panel")
     terminalreporter.write_line(table)
     terminalreporter.write_line(f"(written to {target})")
+
+
+# ---------------------------------------------------------------- Spark (engine=spark), one session per worker
+@pytest.fixture(scope="session")
+def spark():
+    """A local SparkSession shared by every test of this xdist worker (JVM start-up ~10 s, paid once)."""
+    from pipelines.spark import session
+
+    engine = compose_params(["engine=spark"])["engine"]
+    engine["spark"]["master"] = "local[2]"
+    engine["spark"]["conf"]["spark.sql.shuffle.partitions"] = "2"  # tiny test tables: fewer, cheaper tasks
+    spark = session(engine)
+    yield spark
+    spark.stop()
