@@ -409,11 +409,29 @@ class EngineSchema(Strict):
     spark: SparkSchema | None = None
 
 
+def _dataset_names(values: dict) -> dict:
+    """Keys that name datasets of pipelines/catalog.py."""
+    from pipelines.catalog import DATASETS
+
+    for name in values:
+        if name not in DATASETS:
+            raise ValueError(f"dataset names of pipelines/catalog.py ({name!r} is none{did_you_mean(name, DATASETS)})")
+    return values
+
+
+class CatalogSchema(Strict):
+    """catalog: where the datasets live (pipelines/catalog.py): the repo, or a lake base URI, plus overrides."""
+
+    base: Text | None = None
+    locations: Annotated[dict[str, Text], AfterValidator(_dataset_names)] = {}
+
+
 class ParamsSchema(Strict):
     """The whole params.yaml."""
 
     data: DataConfig
     engine: EngineSchema
+    catalog: CatalogSchema = CatalogSchema()
     features: FeaturesConfig
     windows: WindowsConfig
     mlflow: MlflowConfig
