@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ def session(engine: Mapping[str, Any]) -> Any:
     if str(spark.get("master", "local")).startswith("local"):
         _check_java()
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers: this venv (pyarrow, our code)
     builder = SparkSession.builder.appName(str(spark.get("app_name", "churn-clv")))
     if spark.get("master"):
         builder = builder.master(str(spark["master"]))
