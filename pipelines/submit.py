@@ -1,11 +1,13 @@
 """Run a pipeline stage under spark-submit or a Databricks Python task, with the master and conf they set.
 
-    spark-submit --master yarn --py-files dist/churn_clv.zip pipelines/submit.py features engine=spark
-    python -m pipelines.submit features engine=spark            # no spark-submit: engine.spark.master decides
+    spark-submit --master yarn --py-files dist/churn_clv.whl pipelines/submit.py features engine=spark
+    spark-submit ... pipelines/submit.py ingest,features,train_clv,train_churn,score engine=spark  # in order
+    python -m pipelines.submit features engine=spark        # no spark-submit: engine.spark.master decides
 
 `python -m` cannot be given to spark-submit, which takes a file: this file is that entry. It makes the checkout
 importable, runs from the workspace (the folder holding dvc.yaml: the current directory or one above it, else the
-checkout holding this file, or --workspace DIR), and then runs `python -m pipelines.<stage> [overrides]`.
+checkout holding this file, or --workspace DIR), and then runs `python -m pipelines.<stage> [overrides]` for each
+stage of a comma-separated list, in order, stopping at the first that fails.
 When spark-submit or a Databricks cluster already configured Spark, the SparkSession is started from THAT
 configuration first (their master and deploy settings win; engine.spark.conf fills only keys they left unset), so
 the stage's own session() reuses it instead of applying engine.spark.master (default local[*]).
@@ -33,16 +35,18 @@ def workspace(cwd: Path, explicit: str | None = None) -> Path:
     return CHECKOUT
 
 
-def parse(argv: list[str]) -> tuple[str | None, str, list[str]]:
-    """(--workspace value, stage, Hydra overrides) from the command line; ValueError (one line) when unusable."""
+def parse(argv: list[str]) -> tuple[str | None, list[str], list[str]]:
+    """(--workspace value, stages, Hydra overrides) from the command line; ValueError (one line) when unusable."""
     explicit = None
     if argv[:1] == ["--workspace"] and len(argv) > 1:
         explicit, argv = argv[1], argv[2:]
     elif argv[:1] and argv[0].startswith("--workspace="):
         explicit, argv = argv[0].split("=", 1)[1], argv[1:]
-    if not argv or not argv[0].isidentifier():
-        raise ValueError("usage: submit.py [--workspace DIR] <stage> [hydra overrides], e.g. `features engine=spark`")
-    return explicit, argv[0], argv[1:]
+    stages = argv[0].split(",") if argv else []
+    if not stages or not all(stage.isidentifier() for stage in stages):
+        raise ValueError("usage: submit.py [--workspace DIR] <stage>[,<stage>...] [hydra overrides], "
+                         "e.g. `features engine=spark`")
+    return explicit, stages, argv[1:]
 
 
 def missing_conf(wanted: Mapping[str, Any], present: Mapping[str, str]) -> dict[str, str]:
@@ -56,6 +60,8 @@ def preset_spark() -> Any | None:
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
+    if active is None and os.environ.get("DATABRICKS_RUNTIME_VERSION"):  # a Databricks cluster's own session
+        active = SparkSession.builder.getOrCreate()
     if active is not None:
         return active.sparkContext.getConf()
     if not os.environ.get("PYSPARK_GATEWAY_PORT"):  # set by spark-submit for the Python driver it launches
@@ -77,20 +83,21 @@ def start_session(engine: Mapping[str, Any]) -> str:
         return f"master {spark.session(engine).sparkContext.master} (engine.spark.master)"
     settings = engine.get("spark") or {}
     builder = SparkSession.builder
-    if not preset.contains("spark.app.name") and settings.get("app_name"):
+    if preset.get("spark.app.name", "submit.py") == "submit.py" and settings.get("app_name"):  # no --name given
         builder = builder.appName(str(settings["app_name"]))
-    present = dict(preset.getAll())
-    for key, value in missing_conf(settings.get("conf") or {}, present).items():
+    filled = missing_conf(settings.get("conf") or {}, dict(preset.getAll()))
+    for key, value in filled.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
-    return f"master {session.sparkContext.master} (from spark-submit / the cluster; engine.spark.master not used)"
+    return (f"master {session.sparkContext.master} from spark-submit / the cluster (engine.spark.master not used); "
+            f"from engine.spark.conf: {', '.join(f'{k}={v}' for k, v in filled.items()) or 'nothing'}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, check engine=spark, start Spark from the submitted conf, run the stage as `python -m` would."""
+    """Parse, check engine=spark, start Spark from the submitted conf, run each stage as `python -m` would."""
     try:
-        explicit, stage, overrides = parse(list(sys.argv[1:] if argv is None else argv))
+        explicit, stages, overrides = parse(list(sys.argv[1:] if argv is None else argv))
     except ValueError as exc:
         print(f"submit: {exc}", file=sys.stderr)
         return 2
@@ -100,17 +107,28 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(root)  # before importing pipelines: paths.ROOT is the working directory's workspace
     import importlib.util
 
-    if importlib.util.find_spec(f"pipelines.{stage}") is None:
-        print(f"submit: no stage module pipelines.{stage} (e.g. ingest, features, train_churn, train_clv, score)",
-              file=sys.stderr)
-        return 2
+    for stage in stages:
+        if importlib.util.find_spec(f"pipelines.{stage}") is None:
+            print(f"submit: no stage module pipelines.{stage} (e.g. ingest, features, train_churn, train_clv, score)",
+                  file=sys.stderr)
+            return 2
     from pipelines.config import load_params
 
     params = load_params(overrides)  # exits 2 with one line on a bad override
     if (params.get("engine") or {}).get("name") != "spark":
         print(f"submit: engine is {params['engine']['name']!r}; add the override engine=spark", file=sys.stderr)
         return 2
-    print(f"submit: pipelines.{stage} in {root}; {start_session(params['engine'])}", flush=True)
+    print(f"submit: {', '.join(stages)} in {root}; {start_session(params['engine'])}", flush=True)
+    for stage in stages:
+        status = run_stage(stage, overrides)
+        if status != 0:
+            print(f"submit: pipelines.{stage} exited with {status}; later stages not run", file=sys.stderr)
+            return status
+    return 0
+
+
+def run_stage(stage: str, overrides: list[str]) -> int:
+    """`python -m pipelines.<stage> <overrides>` in this process; its exit status."""
     sys.argv = [f"pipelines.{stage}", *overrides]
     try:
         runpy.run_module(f"pipelines.{stage}", run_name="__main__", alter_sys=True)

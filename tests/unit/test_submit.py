@@ -22,10 +22,10 @@ def test_workspace_falls_back_to_the_checkout(tmp_path):
 
 def test_parse_splits_workspace_stage_and_overrides():
     assert submit.parse(["features", "engine=spark", "windows.as_of=2024-06-30"]) == (
-        None, "features", ["engine=spark", "windows.as_of=2024-06-30"])
-    assert submit.parse(["--workspace", "/w", "score", "engine=spark"]) == ("/w", "score", ["engine=spark"])
-    assert submit.parse(["--workspace=/w", "ingest"]) == ("/w", "ingest", [])
-    for bad in ([], ["engine=spark"], ["--workspace", "/w"], ["../x"]):
+        None, ["features"], ["engine=spark", "windows.as_of=2024-06-30"])
+    assert submit.parse(["--workspace", "/w", "score", "engine=spark"]) == ("/w", ["score"], ["engine=spark"])
+    assert submit.parse(["--workspace=/w", "ingest,features"]) == ("/w", ["ingest", "features"], [])
+    for bad in ([], ["engine=spark"], ["--workspace", "/w"], ["../x"], ["ingest,"]):
         with pytest.raises(ValueError, match="usage: submit.py"):
             submit.parse(bad)
 
@@ -38,7 +38,7 @@ def test_submitted_conf_wins_over_engine_conf():
 
 def test_unknown_stage_and_duckdb_engine_are_one_line_errors(capsys, monkeypatch):
     monkeypatch.chdir(submit.CHECKOUT)
-    assert submit.main(["no_such_stage"]) == 2
+    assert submit.main(["features,no_such_stage"]) == 2
     assert capsys.readouterr().err.strip() == (
         "submit: no stage module pipelines.no_such_stage (e.g. ingest, features, train_churn, train_clv, score)")
     assert submit.main(["features", "engine=duckdb"]) == 2
