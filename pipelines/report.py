@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,11 @@ import pyarrow.parquet as pq
 from features.cohorts import cohort_retention
 from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary, summary_parts
-from pipelines import paths
 from pipelines import report_html as html
 from pipelines import report_sections as sections
 from pipelines.campaigns_section import GLOSSARY as CAMPAIGN_GLOSSARY
 from pipelines.campaigns_section import campaigns_section
+from pipelines.catalog import Catalog, dataset
 from pipelines.config import load_params
 from pipelines.io import atomic_path
 from pipelines.report_plots import CLV_PLOTS, clv_figure, data_uri, png_bytes
@@ -53,45 +52,6 @@ SECTIONS = [("headline", "Headline"), ("churn", "Churn"), ("clv", "CLV"), ("segm
             ("glossary", "Glossary")]
 
 
-@dataclass(frozen=True)
-class Locations:
-    """Inputs and the output of the stage under one repository root (paths.ROOT unless a test says otherwise)."""
-
-    root: Path
-
-    def report(self, name: str) -> Path:
-        """reports/<name>."""
-        return paths.rebase(paths.REPORTS, self.root) / name
-
-    def clv_plot(self, name: str) -> Path:
-        """reports/plots/<name>.csv (train_clv plot data)."""
-        return paths.rebase(paths.PLOTS, self.root) / f"{name}.csv"
-
-    def churn_png(self, name: str) -> Path:
-        """artifacts/churn/plots/<name>.png (train_churn figures)."""
-        return paths.rebase(paths.ARTIFACTS, self.root) / "churn" / "plots" / f"{name}.png"
-
-    @property
-    def scores(self) -> Path:
-        """outputs/customer_scores.parquet (score stage)."""
-        return paths.rebase(paths.OUTPUTS, self.root) / "customer_scores.parquet"
-
-    @property
-    def warehouse(self) -> Path:
-        """outputs/warehouse.duckdb (score stage: funnel and segment_migration of the batch)."""
-        return paths.rebase(paths.OUTPUTS, self.root) / "warehouse.duckdb"
-
-    @property
-    def transactions(self) -> Path:
-        """data/interim/transactions.parquet (ingest stage)."""
-        return paths.rebase(paths.TRANSACTIONS, self.root)
-
-    @property
-    def page(self) -> Path:
-        """reports/index.html: the stage's output."""
-        return self.report("index.html")
-
-
 def require(path: Path, stage: str) -> Path:
     """path, or FileNotFoundError naming it and the stage that writes it."""
     if not path.exists():
@@ -99,9 +59,14 @@ def require(path: Path, stage: str) -> Path:
     return path
 
 
-def read_json(path: Path, stage: str) -> dict[str, Any]:
+def need(cat: Catalog, name: str) -> Path:
+    """The local path of a catalog dataset the report reads, or FileNotFoundError naming the stage to run."""
+    return require(cat.path(name), dataset(name).writer)
+
+
+def read_json(cat: Catalog, name: str) -> dict[str, Any]:
     """A JSON report written by an earlier stage."""
-    with open(require(path, stage), encoding="utf-8") as fh:
+    with open(need(cat, name), encoding="utf-8") as fh:
         return json.load(fh)
 
 
@@ -153,32 +118,33 @@ def cohorts_at(transactions: Path, as_of: date) -> pd.DataFrame:
         con.close()
 
 
-def churn_figures(where: Locations) -> list[html.Figure]:
-    """The train_churn PNGs, embedded as data: URIs."""
-    return [html.Figure(name, caption, data_uri(require(where.churn_png(name), "train_churn").read_bytes()))
+def churn_figures(cat: Catalog) -> list[html.Figure]:
+    """The train_churn PNGs (artifacts/churn/plots/<name>.png), embedded as data: URIs."""
+    plots = cat.path("churn_artifacts") / "plots"
+    return [html.Figure(name, caption, data_uri(require(plots / f"{name}.png", "train_churn").read_bytes()))
             for name, caption in CHURN_FIGURES.items()]
 
 
-def clv_figures(where: Locations) -> list[html.Figure]:
+def clv_figures(cat: Catalog) -> list[html.Figure]:
     """The train_clv plot CSVs drawn as PNGs, embedded as data: URIs."""
     figures = []
     for name, (caption, *_rest) in CLV_PLOTS.items():
-        table = pd.read_csv(require(where.clv_plot(name), "train_clv"))
+        table = pd.read_csv(need(cat, name))
         figures.append(html.Figure(name, caption, data_uri(png_bytes(clv_figure(name, table)))))
     return figures
 
 
-def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
+def build_context(params: dict[str, Any], cat: Catalog) -> dict[str, Any]:
     """Everything the template shows, read from the earlier stages' outputs."""
-    ingest = read_json(where.report("ingest.json"), "ingest")
-    features = read_json(where.report("features.json"), "features")
-    churn = read_json(where.report("churn.json"), "train_churn")
-    clv = read_json(where.report("clv.json"), "train_clv")
-    table = pd.read_csv(require(where.report("churn_table.csv"), "train_churn"))
+    ingest = read_json(cat, "ingest_report")
+    features = read_json(cat, "features_report")
+    churn = read_json(cat, "churn_report")
+    clv = read_json(cat, "clv_report")
+    table = pd.read_csv(need(cat, "churn_table"))
     layout = score_layout(params)
-    summary = scores_summary(where.scores, layout)
+    summary = scores_summary(cat.path("scores"), layout)
     if "as_of" not in features:
-        raise ValueError(f"{where.report('features.json')}: no `as_of` key")
+        raise ValueError(f"{cat.path('features_report')}: no `as_of` key")
     as_of = date.fromisoformat(str(features["as_of"]))
     headline = score_headline(summary)
     return {
@@ -192,16 +158,16 @@ def build_context(params: dict[str, Any], where: Locations) -> dict[str, Any]:
         "churn_delta": html.churn_delta_table(churn.get("comparison", [])),
         "ablation": html.ablation_table(churn.get("ablation", [])),
         "churn_notes": [str(n) for n in churn.get("notes", [])],
-        "churn_figures": churn_figures(where),
+        "churn_figures": churn_figures(cat),
         "clv_selection": html.clv_selection_table(clv),
         "clv_comparison": html.clv_comparison_table(clv),
         "spend_note": html.spend_note(clv),
-        "clv_figures": clv_figures(where),
+        "clv_figures": clv_figures(cat),
         "segments": html.segment_table(summary, layout.horizon_months),
-        "insights": insight_sections(where, layout, headline, ingest),
+        "insights": insight_sections(cat, layout, headline, ingest),
         "glossary": [*sections.GLOSSARY, *CAMPAIGN_GLOSSARY],
         "consent_note": consent_note(ingest),
-        "cohorts": html.cohort_table(cohorts_at(where.transactions, as_of)),
+        "cohorts": html.cohort_table(cohorts_at(cat.path("transactions"), as_of)),
         "ingest": html.ingest_table(ingest),
         "footer": "Generated by `python -m pipelines.report` from reports/, artifacts/churn/plots/, "
                   "outputs/customer_scores.parquet, outputs/warehouse.duckdb and data/interim/transactions.parquet.",
@@ -223,19 +189,20 @@ def consent_note(ingest: dict[str, Any]) -> str:
             f"{consent.get('customers_with_consent', 0):,} have consent.")
 
 
-def insight_sections(where: Locations, layout: ScoreLayout, headline: dict[str, Any],
+def insight_sections(cat: Catalog, layout: ScoreLayout, headline: dict[str, Any],
                      ingest: dict[str, Any]) -> list[sections.Section]:
     """Churn/CLV per segment, action plan, funnel and migration of the batch shown in the headline."""
     key = {"as_of": date.fromisoformat(headline["as_of"]) if headline["as_of"] else None,
            "horizon_days": layout.horizon_days, "clv_months": layout.horizon_months}
     events = ingest.get("events") if isinstance(ingest.get("events"), dict) else {}
-    plan, campaigns = (optional_json(where.report(name)) for name in ("action_plan.json", "campaigns.json"))
-    return [sections.distribution_section(where.scores, layout.clv_column),
+    plan, campaigns = (optional_json(cat.path(name)) for name in ("action_plan_report", "campaigns_report"))
+    warehouse = cat.path("warehouse")
+    return [sections.distribution_section(cat.path("scores"), layout.clv_column),
             sections.action_plan_section(plan),
             campaigns_section(campaigns),
-            sections.funnel_section(sections.warehouse_table(where.warehouse, "funnel", key),
+            sections.funnel_section(sections.warehouse_table(warehouse, "funnel", key),
                                     bool(events.get("rows_kept"))),
-            sections.migration_section(sections.warehouse_table(where.warehouse, "segment_migration", key))]
+            sections.migration_section(sections.warehouse_table(warehouse, "segment_migration", key))]
 
 
 def write_text(text: str, target: Path) -> None:
@@ -247,9 +214,10 @@ def write_text(text: str, target: Path) -> None:
 def run(params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
     """Build and write reports/index.html; return its path, size and the seconds taken."""
     started = time.perf_counter()
-    where = Locations(Path(root) if root is not None else paths.ROOT)
-    write_text(html.render(build_context(params, where)), where.page)
-    summary = {"path": str(where.page), "bytes": where.page.stat().st_size,
+    cat = Catalog.from_params(params, root)
+    page = cat.path("report")
+    write_text(html.render(build_context(params, cat)), page)
+    summary = {"path": str(page), "bytes": page.stat().st_size,
                "seconds": round(time.perf_counter() - started, 2)}
     print(f"report: wrote {summary['path']} ({summary['bytes'] / 1024:,.0f} KiB) in {summary['seconds']:.1f} s")
     return summary
