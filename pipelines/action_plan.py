@@ -22,12 +22,11 @@ from features.segments import SEGMENTS
 from models.scoring.config import ScoringConfig
 from models.scoring.plan import plan_actions, plan_table, summarise
 from models.scoring.schema import Column, ScoreLayout
-from pipelines import paths
+from pipelines.catalog import Catalog, dataset
 from pipelines.config import load_params
 from pipelines.runinfo import write_report
 
-TABLE, CSV_NAME, PARQUET_NAME = "action_plan", "action_plan.csv", "customer_scores.parquet"
-REPORT_NAME = "action_plan.json"
+TABLE = "action_plan"
 SCORE_COLUMNS = ["customer_id", "churn_probability", "clv", "clv_decile", "churn_risk_band", "rfm_segment"]
 
 
@@ -82,15 +81,15 @@ def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig,
     return frame
 
 
-def build(params: dict[str, Any], root: Path, save_rates: Mapping[str, float] | None = None,
+def build(params: dict[str, Any], root: Path | None, save_rates: Mapping[str, float] | None = None,
           features: Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The plan rows (plan_columns order) and the summary for reports/action_plan.json."""
     cfg = ScoringConfig.from_params(params.get("scoring") or {})
     locale = params["features"].get("segment_locale", "en")
-    frame = decisions(paths.rebase(paths.OUTPUTS, root) / PARQUET_NAME,
-                      features or paths.rebase(paths.FEATURE_FILES["score"], root), cfg, privacy.pseudonymiser(params))
-    as_of = pd.to_datetime(pq.read_table(paths.rebase(paths.OUTPUTS, root) / PARQUET_NAME,
-                                         columns=["as_of"]).column(0)[0].as_py()).date() if len(frame) else None
+    cat = Catalog.from_params(params, root)
+    frame = decisions(cat.path("scores"), features or cat.path("features_score"), cfg, privacy.pseudonymiser(params))
+    as_of = pd.to_datetime(pq.read_table(cat.path("scores"), columns=["as_of"]).column(0)[0].as_py()).date() \
+        if len(frame) else None
     layout = ScoreLayout(int(params["windows"]["horizon_days"]), int((params.get("clv") or {}).get("horizon_months",
                                                                                                     12)))
     columns = [c.name for c in plan_columns()]
@@ -106,18 +105,17 @@ def build(params: dict[str, Any], root: Path, save_rates: Mapping[str, float] | 
     return rows, summary
 
 
-def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], root: Path) -> dict[str, Any]:
+def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], root: Path | None) -> dict[str, Any]:
     """outputs/action_plan.csv, the batch of table action_plan in the warehouse and the scoring.sink database (each
     replaced in one transaction), the JSON."""
     from pipelines.sinks.arrow import to_arrow
     from pipelines.sinks.crm_csv import CsvSink
     from pipelines.sinks.files import temp_beside
     from pipelines.sinks.tables import DuckDBSink, SqlSink
-    from pipelines.sinks.writer import WAREHOUSE_NAME
 
-    outputs, columns = paths.rebase(paths.OUTPUTS, root), plan_columns()
+    cat, columns = Catalog.from_params(params, root), plan_columns()
     table = to_arrow(rows, columns, TABLE)
-    csv = CsvSink(outputs / CSV_NAME, columns)
+    csv = CsvSink(cat.path("action_plan"), columns)
     try:
         csv.write(table)
         csv.verify()
@@ -127,10 +125,10 @@ def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], r
     if summary.get("as_of") not in (None, "None"):
         key = {"as_of": pd.Timestamp(summary["as_of"]).date(), "horizon_days": int(params["windows"]["horizon_days"]),
                "clv_months": int((params.get("clv") or {}).get("horizon_months", 12))}
-        sinks = [lambda: DuckDBSink(outputs / WAREHOUSE_NAME, {TABLE: columns}, key)]
+        sinks = [lambda: DuckDBSink(cat.path("warehouse"), {TABLE: columns}, key)]
         url = (params.get("scoring") or {}).get("sink")
         if url:  # the SQL sink of the scores gets the plan too
-            sinks.append(lambda: SqlSink(url, {TABLE: columns}, key, temp_beside(outputs / CSV_NAME, "sql")))
+            sinks.append(lambda: SqlSink(url, {TABLE: columns}, key, temp_beside(cat.path("action_plan"), "sql")))
         for open_sink in sinks:
             sink = open_sink()
             try:
@@ -138,15 +136,15 @@ def write(rows: pd.DataFrame, summary: dict[str, Any], params: dict[str, Any], r
                 sink.commit()
             finally:
                 sink.close()
-    summary = {**summary, "rows": int(len(rows)), "files": [f"outputs/{CSV_NAME}", f"outputs/{WAREHOUSE_NAME}"]}
-    return write_report(summary, paths.rebase(paths.REPORTS, root) / REPORT_NAME, "action_plan")
+    summary = {**summary, "rows": int(len(rows)), "files": [dataset(n).location for n in ("action_plan", "warehouse")]}
+    return write_report(summary, cat.path("action_plan_report"), "action_plan")
 
 
-def measured_rates(cfg: ScoringConfig, root: Path) -> tuple[dict[str, float], dict[str, str]]:
+def measured_rates(cfg: ScoringConfig, cat: Catalog) -> tuple[dict[str, float], dict[str, str]]:
     """Save rates measured by the campaign each action names (reports/campaigns.json), and each rate's source."""
     from models.campaigns import measured_save_rate
 
-    target = paths.rebase(paths.CAMPAIGNS_REPORT, root)
+    target = cat.path("campaigns_report")
     report = json.loads(target.read_text(encoding="utf-8")) if target.exists() else None
     rates, sources = {}, {}
     for rule in cfg.actions:
@@ -157,26 +155,26 @@ def measured_rates(cfg: ScoringConfig, root: Path) -> tuple[dict[str, float], di
     return rates, sources
 
 
-def run(params: dict[str, Any], root: Path = paths.ROOT, save_rates: Mapping[str, float] | None = None,
+def run(params: dict[str, Any], root: Path | None = None, save_rates: Mapping[str, float] | None = None,
         features: Path | None = None) -> dict[str, Any]:
     """Plan the batch in outputs/ (rule columns from `features`, default the score features) and write it;
     save rates: given, else measured by the campaign an action names, else the configured ones. Returns the short
     report (counts, cost, value, bound)."""
     cfg = ScoringConfig.from_params(params.get("scoring") or {})
     if save_rates is None:
-        save_rates, sources = measured_rates(cfg, Path(root))
+        save_rates, sources = measured_rates(cfg, Catalog.from_params(params, root))
     else:
         sources = {r.name: "given" if r.name in save_rates else "assumed" for r in cfg.actions}
-    rows, summary = build(params, Path(root), save_rates, features)
+    rows, summary = build(params, root, save_rates, features)
     summary["save_rate_source"] = sources
-    full = write(rows, summary, params, Path(root))
+    full = write(rows, summary, params, root)
     return {k: full[k] for k in ("rows", "spent", "budget", "expected_value", "upper_bound") if k in full}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m pipelines.action_plan [hydra overrides]`."""
     try:
-        report = run(load_params(argv), paths.ROOT)
+        report = run(load_params(argv))
     except (ValueError, FileNotFoundError) as exc:
         print(f"action_plan: error: {exc}", file=sys.stderr)
         return 2

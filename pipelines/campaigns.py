@@ -26,6 +26,7 @@ from models.campaigns.effect import Effect, effects, outcomes
 from models.campaigns.uplift import TARGET, TREATED, uplift_report
 from models.scoring.schema import Column
 from pipelines import paths
+from pipelines.catalog import Catalog
 from pipelines.config import load_params
 from pipelines.features import connect, observed_days, open_inputs, resolve_as_of, sql_path
 from pipelines.runinfo import write_report
@@ -35,7 +36,7 @@ NO_CAMPAIGNS = "the data has no campaign exposure table (data.campaigns), so no 
 
 def campaign_rows(con: duckdb.DuckDBPyConnection, root: Path) -> int:
     """Rows of data/interim/campaigns.parquet under root, opened as view `campaigns` (0 when absent or empty)."""
-    path = paths.rebase(paths.CAMPAIGNS, root)
+    path = Catalog(root).path("campaigns")
     if not path.exists():
         return 0
     con.execute(f"CREATE OR REPLACE VIEW campaigns AS SELECT * FROM read_parquet({sql_path(path)})")
@@ -80,7 +81,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     con = connect()
     try:
         open_inputs(con, root)
-        target = paths.rebase(paths.CAMPAIGNS_REPORT, root)
+        target = Catalog.from_params(params, root).path("campaigns_report")
         if campaign_rows(con, root) == 0:
             report = {"has_campaigns": False, "note": NO_CAMPAIGNS, "horizon_days": horizon, "campaigns": [],
                       "save_rates": {}}
@@ -104,7 +105,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
 
 def read_report(root: Path = paths.ROOT) -> dict[str, Any] | None:
     """reports/campaigns.json under root, or None when the campaigns stage has not run there."""
-    path = paths.rebase(paths.CAMPAIGNS_REPORT, root)
+    path = Catalog(root).path("campaigns_report")
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 

@@ -19,7 +19,8 @@ from features.funnel import FunnelConfig, entry_period, funnel
 from models.campaigns import effect_columns
 from models.scoring.migration import migration_columns, segment_migration
 from models.scoring.schema import Column, ScoreLayout
-from pipelines import campaigns, paths
+from pipelines import campaigns
+from pipelines.catalog import Catalog
 from pipelines.features import sql_path
 
 FUNNEL, MIGRATION, CAMPAIGN_EFFECTS = "funnel", "segment_migration", "campaign_effects"
@@ -73,10 +74,10 @@ def funnel_columns() -> list[Column]:
                    nullable=True)]
 
 
-def funnel_frame(params: dict[str, Any], interim: Path, source: Path, key: dict[str, Any]) -> pd.DataFrame:
+def funnel_frame(params: dict[str, Any], cat: Catalog, source: Path, key: dict[str, Any]) -> pd.DataFrame:
     """The funnel at as_of from the interim events and transactions (empty without events)."""
     cfg = FunnelConfig.from_params((params.get("scoring") or {}).get("funnel"))
-    events, transactions = interim / "events.parquet", interim / "transactions.parquet"
+    events, transactions = cat.path("events"), cat.path("transactions")
     names = [c.name for c in funnel_columns()]
     if not events.exists() or pq.ParquetFile(events).metadata.num_rows == 0:
         return pd.DataFrame(columns=names)
@@ -112,7 +113,7 @@ def previous_batch(warehouse: Path, key: dict[str, Any]) -> tuple[date | None, s
     return previous, next(c for c in SLUG_COLUMNS if c in found) if previous else None
 
 
-def migration_frame(interim: Path, warehouse: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout,
+def migration_frame(cat: Catalog, warehouse: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout,
                     key: dict[str, Any], pseudonymise: dict[str, Any] | None = None) -> pd.DataFrame:
     """segment_migration between the previous batch and this one (empty when the warehouse has none).
 
@@ -135,7 +136,7 @@ def migration_frame(interim: Path, warehouse: Path, source: Path, clv: pd.DataFr
         con.register("clv_frame", clv[["customer_id", layout.clv_column]].rename(columns={layout.clv_column: "clv"}))
         current = (f"SELECT f.customer_id, f.rfm_segment, c.clv FROM read_parquet({sql_path(source)}) AS f "
                    "LEFT JOIN clv_frame AS c ON c.customer_id = f.customer_id")
-        tx = f"SELECT customer_id, ts, amount FROM read_parquet({sql_path(interim / 'transactions.parquet')})"
+        tx = f"SELECT customer_id, ts, amount FROM read_parquet({sql_path(cat.path('transactions'))})"
         if pseudonymise is not None:  # the previous batch holds keyed hashes: hash this side the same way
             from features import privacy
 
@@ -160,9 +161,9 @@ def table_columns() -> dict[str, list[Column]]:
 def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout, as_of: date,
            outputs: Path) -> dict[str, pd.DataFrame]:
     """{table: frame} for ScoreSinks.finish(extra=...); `work` is the root holding data/interim (repo or standalone)."""
-    interim, key = paths.rebase(paths.INTERIM, work), batch_key(layout, as_of)
+    cat, key = Catalog(work), batch_key(layout, as_of)
     pseudonymised = bool((params.get("scoring") or {}).get("pseudonymise_ids", False))
-    return {FUNNEL: funnel_frame(params, interim, source, key),
-            MIGRATION: migration_frame(interim, Path(outputs) / WAREHOUSE, source, clv, layout, key,
+    return {FUNNEL: funnel_frame(params, cat, source, key),
+            MIGRATION: migration_frame(cat, Path(outputs) / WAREHOUSE, source, clv, layout, key,
                                        params if pseudonymised else None),
             CAMPAIGN_EFFECTS: campaigns.warehouse_table(work, key, key_columns())[1]}  # reports/campaigns.json

@@ -11,6 +11,7 @@ import pandas as pd
 
 from models.scoring.schema import ScoreLayout
 from pipelines import insights
+from pipelines.catalog import Catalog
 from tests.unit.test_funnel import AS_OF, frames
 
 LAYOUT = ScoreLayout(horizon_days=30, horizon_months=6)
@@ -82,7 +83,7 @@ def test_migration_with_pseudonymised_ids(tmp_path: Path, monkeypatch) -> None:
                     [keyed_hash("A", b"test-key-0123456789"), keyed_hash("B", b"test-key-0123456789")])
     clv = pd.DataFrame({"customer_id": ["A", "B", "C", "E", "G"], "clv": [10.0, 1.0, 2.0, 8.0, 0.5]})
     params = {"scoring": {"pseudonymise_ids": True}}
-    table = insights.migration_frame(tmp_path / "data" / "interim", tmp_path / "outputs" / "warehouse.duckdb",
+    table = insights.migration_frame(Catalog(tmp_path), tmp_path / "outputs" / "warehouse.duckdb",
                                      source, clv, LAYOUT, insights.batch_key(LAYOUT, AS_OF), params)
     moves = {(r.from_segment, r.to_segment): (r.customers, r.revenue) for r in table.itertuples()}
     assert moves[("lost", "champions")] == (1, 30.0) and moves[("lost", "lost")] == (1, 20.0)  # A, B matched
