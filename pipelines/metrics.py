@@ -11,12 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines import paths
-from pipelines.io import write_json
+from pipelines.catalog import Catalog, dataset
 
-SOURCES = {"ingest": "reports/ingest.json", "churn": "reports/churn.json", "clv": "reports/clv.json",
-           "score": "reports/score.json"}
-TARGET = Path("reports/metrics.json")
+SOURCES = {"ingest": "ingest_report", "churn": "churn_report", "clv": "clv_report", "score": "score_report"}  # catalog
 CHURN_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
 DELTAS = ("roc_auc", "log_loss", "ece")  # champion minus the best baseline on the same rows (c_e)
 CLV_METRICS = (("purchases", "mae"), ("purchases", "total_error_pct"), ("revenue", "mae"),
@@ -79,16 +76,12 @@ def numeric_leaves(tree: Any) -> int:
     return int(isinstance(tree, int | float) and not isinstance(tree, bool))
 
 
-def run(root: Path = paths.ROOT) -> dict[str, Any]:
+def run(root: Path | None = None) -> dict[str, Any]:
     """Read the stage reports under root and write reports/metrics.json; returns it."""
-    reports = {}
-    for name, rel in SOURCES.items():
-        path = Path(root) / rel
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: missing; run the {name} stage first (dvc repro {name})")
-        reports[name] = json.loads(path.read_text(encoding="utf-8"))
+    cat = Catalog(root)
+    reports = {name: json.loads(cat.require(entry).read_text(encoding="utf-8")) for name, entry in SOURCES.items()}
     metrics = headline(reports)
-    write_json(metrics, Path(root) / TARGET)
+    cat.write("metrics", metrics)
     return metrics
 
 
@@ -99,7 +92,7 @@ def main() -> int:
     except (FileNotFoundError, json.JSONDecodeError) as exc:
         print(f"metrics: error: {exc}", file=sys.stderr)
         return 2
-    print(f"metrics: {numeric_leaves(metrics)} numbers -> {TARGET}")
+    print(f"metrics: {numeric_leaves(metrics)} numbers -> {dataset('metrics').location}")
     return 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from pipelines import metrics
+from pipelines.catalog import dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
@@ -52,7 +53,8 @@ def test_numeric_leaves_counts_numbers_only() -> None:
 
 
 def test_run_on_the_committed_reports(tmp_path: Path) -> None:
-    for rel in metrics.SOURCES.values():
+    for name in metrics.SOURCES.values():
+        rel = dataset(name).location
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, tmp_path / rel)
     out = metrics.run(tmp_path)
