@@ -35,12 +35,14 @@ from features import privacy
 from features.errors import DataError
 from features.ingest import literal
 from pipelines import paths
+from pipelines.catalog import Catalog, dataset
 from pipelines.io import atomic_path
 
 SEARCHED = ("data/interim", "data/features", "data/standalone", "outputs", "reports", "artifacts", "mlartifacts",
             "mlruns")
-WAREHOUSE = "outputs/warehouse.duckdb"
-AUDIT_LOG = Path("data") / "audit" / "forget.jsonl"
+WAREHOUSE = dataset("warehouse").location
+AUDIT_LOG = Path(dataset("forget_audit").location)
+PAGE = dataset("report").location  # reports/index.html
 DVC_CACHE = Path(".dvc") / "cache"
 
 
@@ -147,7 +149,7 @@ def rerender_report(params: Mapping[str, Any], root: Path) -> str:
     try:
         report.run(dict(params), root)
     except Exception as exc:  # noqa: BLE001 - reported, and the page that held the customers is removed
-        (root / "reports" / "index.html").unlink(missing_ok=True)
+        (root / PAGE).unlink(missing_ok=True)
         return f"failed, page removed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
     return "ok"
 
@@ -281,7 +283,7 @@ def append_audit(root: Path, entry: Mapping[str, Any]) -> Path:
 
 def _needs_key(root: Path, params: Mapping[str, Any]) -> str | None:
     """Why the outputs hold hashed ids (so the key is needed to find the customers), or None."""
-    report = root / paths.INGEST_REPORT.relative_to(paths.ROOT)
+    report = Catalog(root).path("ingest_report")
     if report.exists():
         doc = json.loads(report.read_text(encoding="utf-8"))
         if (doc.get("privacy") or {}).get("customer_id") == "hashed":
@@ -335,7 +337,7 @@ def run(customer_ids: Sequence[str], params: Mapping[str, Any], root: Path = pat
     entry["found"] = bool(entry["rows_removed"] or any(entry["warehouse_rows_removed"].values())
                           or any((entry.get("sink_rows_removed") or {}).values())
                           or entry["dvc_cache_objects_deleted"])
-    page = root / "reports" / "index.html"
+    page = root / PAGE
     if not dry_run and page.exists() and any(k.startswith("reports/") for k in entry["rows_removed"]):
         entry["report_rebuilt"] = rerender_report(params, root)  # the page showed entries of a scrubbed report
     if not dry_run:
