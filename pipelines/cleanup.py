@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pipelines import paths
-from pipelines.sinks.files import TEMP_SUFFIX, remove_stale
+from pipelines.catalog import DATASETS, Catalog
+from pipelines.sinks.files import TEMP_SUFFIX, remove_stale, temp_files
 
 PID_TAG, HOST_TAG = "churn_clv.pid", "churn_clv.host"
 
@@ -52,8 +52,9 @@ def remove_dead_folders(parent: Path, prefix: str) -> list[Path]:
 
 
 def remove_temp_files(targets: Iterable[Path]) -> list[Path]:
-    """The temporary files left beside these outputs by a killed writer."""
-    return [path for target in targets for path in remove_stale(Path(target))]
+    """The temporary files left beside these outputs by a killed writer (folders: remove_catalog_leftovers)."""
+    return [path for target in map(Path, targets)
+            for path in remove_stale(target, keep={t for t in temp_files(target) if t.is_dir()})]
 
 
 def remove_temp_files_under(folders: Iterable[Path]) -> list[Path]:
@@ -64,23 +65,38 @@ def remove_temp_files_under(folders: Iterable[Path]) -> list[Path]:
     return found
 
 
-# Hidden work folders (prefix + pid) and output folders a stage owns alone, relative to the repository root.
-WORK_FOLDERS = {"ingest": [(None, "ingest-duckdb-")], "features": [(paths.FEATURES, ".features-")]}
-OWNED = {"ingest": [paths.INTERIM], "features": [paths.FEATURES],
-         "train_churn": [paths.ARTIFACTS / "churn", paths.PLOTS / "churn"], "train_clv": [paths.ARTIFACTS / "clv"]}
-REPORTS = {"ingest": ["ingest.json"], "features": ["features.json"],
-           "train_churn": ["churn.json", "churn.md", "churn_table.csv"],
-           "train_clv": ["clv.json", *(f"plots/clv_{n}.csv" for n in ("calibration", "tracking", "p_alive",
-                                                                       "frequency_recency"))]}
+# Hidden work folders (prefix + pid) of a stage, relative to the repository root (None: the system temp dir).
+WORK_FOLDERS = {"ingest": [(None, "ingest-duckdb-")], "features": [("data/features", ".features-")]}
 
 
-def before_stage(stage: str, root: Path = paths.ROOT) -> list[Path]:
-    """Remove what a killed earlier run of `stage` left under root (and in the temp dir); returns it."""
+def remove_catalog_leftovers(target: Path) -> list[Path]:
+    """A dead writer's catalog temporaries beside target (.<name>.<pid>-<hex>.tmp/.old, pipelines/catalog.py);
+    a .old copy is renamed back when the target itself is missing (killed between the two renames)."""
+    found = []
+    for path in sorted(target.parent.glob(f".{target.name}.*")) if target.parent.is_dir() else []:
+        pid = path.name[len(target.name) + 2:].split("-")[0]
+        if not path.name.endswith((".tmp", ".old")) or not pid.isdigit() or alive(int(pid)):
+            continue
+        if path.name.endswith(".old") and not target.exists():
+            os.replace(path, target)
+            continue
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+        found.append(path)
+    return found
+
+
+def before_stage(stage: str, root: Path | None = None) -> list[Path]:
+    """Remove what a killed earlier run of `stage` left beside or inside the catalog datasets it writes (and its
+    work folders, in the temp dir too); returns it."""
+    cat = Catalog(root)
     removed = []
     for parent, prefix in WORK_FOLDERS.get(stage, []):
-        removed += remove_dead_folders(tempfile.gettempdir() if parent is None else paths.rebase(parent, root), prefix)
-    removed += remove_temp_files_under(paths.rebase(folder, root) for folder in OWNED.get(stage, []))
-    removed += remove_temp_files(paths.rebase(paths.REPORTS, root) / name for name in REPORTS.get(stage, []))
+        removed += remove_dead_folders(Path(tempfile.gettempdir()) if parent is None else cat.root / parent, prefix)
+    for entry in (d for d in DATASETS.values() if d.writer == stage):
+        path = cat.path(entry.name)
+        removed += remove_catalog_leftovers(path) + remove_temp_files([path])
+        if entry.format == "dir":
+            removed += remove_temp_files_under([path])
     return removed
 
 

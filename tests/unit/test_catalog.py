@@ -82,3 +82,19 @@ def test_a_failed_write_leaves_the_previous_output_and_no_temporary(tmp_path):
         cat.write("features_score", con.sql("SELECT CAST('x' AS INTEGER) AS v"))
     assert cat.frame("features_score")["v"].tolist() == [1]
     assert [p.name for p in cat.path("features_score").parent.iterdir()] == ["score.parquet"]
+
+
+def test_cleanup_removes_a_dead_writers_temporaries_and_restores_an_interrupted_swap(tmp_path):
+    import os
+
+    from pipelines import cleanup
+
+    folder = Catalog(tmp_path).path("features_train").parent
+    old = folder / ".train.parquet.999999999-ab.old"  # killed between "target -> .old" and ".tmp -> target"
+    tmp = folder / ".score.parquet.999999999-cd.tmp"
+    live = folder / f".eval.parquet.{os.getpid()}-ef.tmp"
+    for path in (old, tmp, live):
+        path.mkdir(parents=True)
+    removed = cleanup.before_stage("features", tmp_path)
+    assert tmp in removed and not tmp.exists() and live.exists()
+    assert (folder / "train.parquet").is_dir() and not old.exists()
