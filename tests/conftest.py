@@ -118,6 +118,41 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  #
     terminalreporter.write_line(f"(written to {target})")
 
 
+# ---------------------------------------------------------------- xdist work units (pyproject: -n 2 --dist loadscope)
+# loadscope runs a work unit (a module, or a test class) in one worker, units in collection order. Regrouped here:
+# every Spark test file is one unit (one JVM for the session, not one per worker); the stage e2e modules read the
+# CDNOW `dvc repro` workspace (tests/e2e/conftest.py) and join its unit (one repro, not one per worker); the
+# repro module's `dvc exp run` needs no repro and is a unit of its own (it can run beside the repro).
+SPARK_UNIT = "spark"
+CDNOW_REPRO_UNIT = "tests/e2e/cdnow-repro"
+CDNOW_REPRO_MODULES = ("tests/e2e/test_dvc_repro.py", "tests/e2e/test_churn_stage.py", "tests/e2e/test_clv_stage.py")
+OWN_UNITS = ("tests/e2e/test_dvc_repro.py::test_dvc_exp_run_synthetic",)
+
+
+def work_unit(nodeid: str) -> str | None:
+    """The regrouped work unit of a test id, None for loadscope's own (its module, or its class)."""
+    module = nodeid.split("::", 1)[0]
+    if module.rsplit("/", 1)[-1].startswith("test_spark_"):
+        return SPARK_UNIT
+    if nodeid.split("[", 1)[0] in OWN_UNITS:
+        return nodeid
+    return CDNOW_REPRO_UNIT if module in CDNOW_REPRO_MODULES else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist hook
+    """--dist loadscope with the work units of `work_unit` (other modes: xdist's own scheduler)."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid) or super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
+
+
 # ---------------------------------------------------------------- Spark (engine=spark), one session per worker
 @pytest.fixture(scope="session")
 def spark():

@@ -1,7 +1,9 @@
-"""train_churn end to end on CDNOW features built by the ingest and features stages in a temporary root."""
+"""train_churn end to end on CDNOW: the stage's outputs in the `dvc repro` workspace (tests/e2e/conftest.py; every
+default setting, MLflow store in the workspace)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,24 +12,19 @@ import pytest
 
 from models.churn.features import PRIOR_COLUMN
 from models.churn.prior import btyd_prior
-from pipelines import features as features_stage
-from pipelines import ingest, train_churn
-from tests.conftest import compose_params
+from tests.e2e.conftest import Repro
 
 pytestmark = pytest.mark.slow
 CDNOW_CUSTOMERS = 23_570
 
 
-@pytest.fixture(scope="module")
-def cdnow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """The stage run on CDNOW features built in a temporary root, with its own MLflow store there."""
-    root = tmp_path_factory.mktemp("cdnow")
-    # no RFM-only ablation: nothing here reads it, and test_dvc_repro.py runs the stage with every default
-    store = f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}"
-    params = compose_params([store, "churn.ablation=false"])
-    ingest.run(params, root)
-    features_stage.run(params, root)
-    return root, train_churn.run(params, root=root)
+@pytest.fixture
+def cdnow(cdnow_repro: Repro) -> tuple[Path, dict]:
+    """The workspace root and the stage's report (reports/churn.json; its MLflow record from the run record file)."""
+    root = cdnow_repro.root
+    report = json.loads((root / "reports" / "churn.json").read_text(encoding="utf-8"))
+    report["mlflow"] = json.loads((root / "artifacts" / "churn" / "mlflow_run.json").read_text(encoding="utf-8"))
+    return root, report
 
 
 def test_baselines_match_the_published_btyd_figures(cdnow) -> None:
@@ -79,8 +76,12 @@ def test_registered_model_scores_equal_the_stage_scores(cdnow) -> None:
     import mlflow
 
     root, report = cdnow
+    before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(report["mlflow"]["tracking_uri"])
-    loaded = mlflow.pyfunc.load_model("models:/churn@champion")
+    try:
+        loaded = mlflow.pyfunc.load_model("models:/churn@champion")
+    finally:
+        mlflow.set_tracking_uri(before)
     score = pd.read_parquet(root / "data" / "features" / "score.parquet")
     kind = loaded.unwrap_python_model().model.spec.prior
     if kind != "none":  # the caller supplies the BTYD prior fitted at as_of (the score stage does)

@@ -1,4 +1,5 @@
-"""End to end: ingest CDNOW, build its features and run train_clv under a temporary root (default config)."""
+"""train_clv end to end on CDNOW: the stage's outputs in the `dvc repro` workspace (tests/e2e/conftest.py; every
+default setting, MLflow store in the workspace)."""
 
 from __future__ import annotations
 
@@ -11,30 +12,19 @@ import pandas as pd
 import pytest
 
 from models.clv import ClvModel
-from pipelines import ingest
-from pipelines.train_clv import run, stage_files
-from tests.conftest import compose_params, load_registered
-from tests.unit.test_clv_stage import build_features_under
+from pipelines.train_clv import stage_files
+from tests.conftest import load_registered
+from tests.e2e.conftest import Repro
 
 pytestmark = pytest.mark.slow
 RFM = ["customer_id", "frequency", "recency", "T", "monetary_value"]
 
 
-@pytest.fixture(scope="module")
-def cdnow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The stage's report and files after a run on full CDNOW, tracked in a temporary sqlite store."""
-    import mlflow
-
-    root = tmp_path_factory.mktemp("clv_cdnow")
-    params = compose_params([f"mlflow.tracking_uri=sqlite:///{(root / 'mlflow.db').as_posix()}"])
-    ingest.run(params, root)
-    build_features_under(root, params)
-    before = mlflow.get_tracking_uri()
-    try:
-        report = run(params, root, track=True)
-    finally:
-        mlflow.set_tracking_uri(before)
-    return {"report": report, "files": stage_files(root)}
+@pytest.fixture
+def cdnow(cdnow_repro: Repro) -> dict[str, Any]:
+    """The stage's report (reports/clv.json) and files."""
+    files = stage_files(cdnow_repro.root)
+    return {"report": json.loads(files["report"].read_text(encoding="utf-8")), "files": files}
 
 
 def test_holdout_is_cdnow_first_half_of_1998(cdnow) -> None:

@@ -1,13 +1,11 @@
-"""End to end in a fresh temporary copy of the repo: `dvc repro`, then (cheap, on its results) the README's examples,
-`dvc status` seeing an edited input file, and `dvc exp run -S data=synthetic`."""
+"""End to end in a fresh temporary copy of the repo: `dvc repro` (tests/e2e/conftest.py, shared with the stage
+e2e tests), then (cheap, on its results) the README's examples, `dvc status` seeing an edited input file; and, in
+a copy of its own, `dvc exp run -S data=synthetic`."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,42 +15,17 @@ import yaml
 
 from pipelines.config import load_params
 from pipelines.runinfo import VOLATILE
-from tests.conftest import ROOT, record_panel_row
+from tests.conftest import record_panel_row
 from tests.e2e import readme_examples
 from tests.e2e import test_panel as panel
+from tests.e2e.conftest import Repro
+from tests.e2e.workspace import BIN, copy_repo, run
 from tests.privacy_canary import MARKERS as CANARY_MARKERS
 from tests.privacy_canary import assert_no_canaries
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-LOCAL_STATE = ("dvc.lock", "reports/", "data/", "outputs/", "artifacts/")  # results of local runs: not copied
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "churn-clv test", "GIT_AUTHOR_EMAIL": "test@churn-clv.invalid",
-                "GIT_COMMITTER_NAME": "churn-clv test", "GIT_COMMITTER_EMAIL": "test@churn-clv.invalid"}
-
-
-def run(cmd: list[str] | str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run a command (a string: through bash) with the test interpreter's bin/ first on PATH; fail with its output."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **GIT_IDENTITY}
-    env.pop("DVC_ROOT", None)
-    for key in [k for k in env if k.startswith("MLFLOW_")]:  # mlflow.set_*_uri in earlier tests export these
-        env.pop(key)
-    shell = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
-    done = subprocess.run(shell, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    shown = cmd if isinstance(cmd, str) else " ".join(cmd)
-    assert done.returncode == 0, f"{shown} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    return done
-
-
-_REPRODUCED: dict[Path, float] = {}
-
-
-def reproduce(repo: Path) -> float:
-    """`dvc repro` in the copy once per module (seconds it took)."""
-    if repo not in _REPRODUCED:
-        started = time.perf_counter()
-        run([str(BIN / "dvc"), "repro"], repo)
-        _REPRODUCED[repo] = round(time.perf_counter() - started, 1)
-    return _REPRODUCED[repo]
+# the panel's cheap settings (fewer bootstrap resamples and draws, no ablation): nothing the exp run checks uses them
+CHEAP = tuple(arg for setting in panel.CHEAP for arg in ("-S", setting))
 
 
 def volatile_keys(tree: object, prefix: str = "") -> list[str]:
@@ -65,26 +38,8 @@ def volatile_keys(tree: object, prefix: str = "") -> list[str]:
     return []
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh git + DVC copy of the working tree (tracked and untracked, not ignored, files)."""
-    dest = tmp_path_factory.mktemp("repo")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        if (ROOT / rel).is_file() and not rel.startswith(LOCAL_STATE):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    run(["git", "init", "-q"], dest)
-    run(["git", "config", "user.email", GIT_IDENTITY["GIT_AUTHOR_EMAIL"]], dest)
-    run(["git", "config", "user.name", GIT_IDENTITY["GIT_AUTHOR_NAME"]], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "commit", "-qm", "copy"], dest)
-    return dest
-
-
-def test_dvc_repro_on_cdnow(repo: Path, request: pytest.FixtureRequest) -> None:
-    seconds = reproduce(repo)
+def test_dvc_repro_on_cdnow(cdnow_repro: Repro, request: pytest.FixtureRequest) -> None:
+    repo, seconds = cdnow_repro.root, cdnow_repro.seconds
     ingest = json.loads((repo / "reports/ingest.json").read_text())
     assert ingest["transactions"]["rows_read"] == 69_659
     score = pd.read_parquet(repo / "data/features/score.parquet")
@@ -120,9 +75,9 @@ def test_dvc_repro_on_cdnow(repo: Path, request: pytest.FixtureRequest) -> None:
         check(member)
 
 
-def test_edited_input_file_makes_ingest_out_of_date(repo: Path) -> None:
+def test_edited_input_file_makes_ingest_out_of_date(cdnow_repro: Repro) -> None:
     """data=files: ingest's DVC dependencies are the configured files, so appending a row is seen by dvc status."""
-    reproduce(repo)
+    repo = cdnow_repro.root
     saved = {name: (repo / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
     csv = repo / "data" / "raw" / "status_check.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
@@ -144,10 +99,12 @@ def test_edited_input_file_makes_ingest_out_of_date(repo: Path) -> None:
         csv.unlink()
 
 
-def test_readme_examples_run(repo: Path, tmp_path: Path) -> None:
-    """Every shell example of README.md: run for real, scaled down, dry or composed (readme_examples.plan)."""
-    reproduce(repo)
+def test_readme_examples_run(cdnow_repro: Repro, tmp_path: Path) -> None:
+    """Every shell example of README.md: run for real, scaled down, dry or composed (readme_examples.plan), in a
+    copy of the repro workspace (some examples rewrite data/ and outputs/, which the stage e2e tests read)."""
     started = time.perf_counter()
+    repo = tmp_path / "repo"
+    shutil.copytree(cdnow_repro.root, repo, symlinks=True)
     tx = pd.read_parquet(repo / "data/interim/transactions.parquet")
     sample = tx[tx["customer_id"].isin(sorted(tx["customer_id"].unique())[:1000])]
     sample.assign(ts=sample["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(tmp_path / "tx.csv", index=False)
@@ -180,9 +137,12 @@ def expand(overrides: tuple[str, ...]) -> list[tuple[str, ...]]:
     return combos
 
 
-def test_dvc_exp_run_synthetic(repo: Path) -> None:
+def test_dvc_exp_run_synthetic(tmp_path: Path) -> None:
+    """In a fresh copy (the experiment replaces the workspace's outputs); tests/conftest.py runs it as a work unit
+    of its own, so it can go to the other xdist worker than the repro."""
+    repo = copy_repo(tmp_path / "repo")
     logs = run([str(BIN / "dvc"), "exp", "run", "-S", "data=synthetic", "-S", "data.n_customers=3000",
-                "-S", "data.synthetic_campaigns.n_campaigns=1"], repo)
+                "-S", "data.synthetic_campaigns.n_campaigns=1", *CHEAP], repo)
     features = json.loads((repo / "reports/features.json").read_text())
     assert features["cutoffs"][-1]["customers"] > 1000
     score = pd.read_parquet(repo / "data/features/score.parquet")
