@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pipelines import paths
-
 FORMATS = ("parquet", "parquet-dir", "csv", "csv-dir", "json", "jsonl", "md", "html", "duckdb", "dir")
 TABULAR = ("parquet", "parquet-dir", "csv", "csv-dir")
 TABLES = ("transactions", "events", "customers", "campaigns")  # ingest's canonical tables
@@ -78,6 +76,22 @@ def _entries() -> list[Dataset]:
 DATASETS: dict[str, Dataset] = {entry.name: entry for entry in _entries()}
 
 
+def repo_root() -> Path:
+    """The workspace the stage runs in: the nearest folder holding dvc.yaml, from the working directory up.
+
+    Not DVC_ROOT: `dvc exp run --queue` runs stages in a temporary copy while DVC_ROOT names the parent
+    repository, so only the MLflow store (pipelines/tracking.py) is anchored on DVC_ROOT.
+    """
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists():
+            return folder
+    return Path(__file__).resolve().parents[1]
+
+
+ROOT = repo_root()
+
+
 def is_uri(location: str | os.PathLike[str]) -> bool:
     """True for scheme://... locations (s3a://, abfss://, file://): only Spark readers reach them."""
     return bool(_URI.match(str(location)))
@@ -102,7 +116,7 @@ class Catalog:
 
     def __init__(self, root: str | os.PathLike[str] | None = None, base: str | None = None,
                  locations: Mapping[str, str] | None = None, engine: Mapping[str, Any] | None = None):
-        self.root = Path(paths.ROOT if root is None else root)
+        self.root = Path(ROOT if root is None else root)
         self.base = base
         self.locations = dict(locations or {})
         for name in self.locations:

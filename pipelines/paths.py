@@ -1,55 +1,50 @@
-"""Every file location the pipeline reads or writes, relative to the repo root."""
+"""Compatibility names for file locations: every one derived from the catalog (pipelines/catalog.py owns them).
+
+New code uses `Catalog(root).path(name)`; these constants (under the repo root) and `rebase` remain until every
+caller has moved. input_file / cdnow_file locate the user's inputs, which are not catalog datasets.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from pipelines.catalog import ROOT, TABLES, dataset, repo_root
 
-def repo_root() -> Path:
-    """The workspace the stage runs in: the nearest folder holding dvc.yaml, from the working directory up.
-
-    Not DVC_ROOT: `dvc exp run --queue` runs stages in a temporary copy while DVC_ROOT names the parent
-    repository, so only the MLflow store (pipelines/tracking.py) is anchored on DVC_ROOT.
-    """
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "dvc.yaml").exists():
-            return folder
-    return Path(__file__).resolve().parents[1]
+__all__ = ["ROOT", "TABLES", "repo_root"]
 
 
-ROOT = repo_root()
+def _at(name: str) -> Path:
+    """The location of a catalog dataset under the repo root."""
+    return ROOT / dataset(name).location
+
+
 CONF_DIR = ROOT / "conf"
 PARAMS = ROOT / "params.yaml"
 
-INTERIM = ROOT / "data" / "interim"
-TRANSACTIONS = INTERIM / "transactions.parquet"
-EVENTS = INTERIM / "events.parquet"
-CUSTOMERS = INTERIM / "customers.parquet"
-CAMPAIGNS = INTERIM / "campaigns.parquet"  # optional campaign exposure (empty when the source has none)
-TRUTH = INTERIM / "truth.parquet"
-REJECTED = INTERIM / "rejected"
+TRANSACTIONS, EVENTS, CUSTOMERS, CAMPAIGNS = (_at(t) for t in TABLES)
+TRUTH = _at("truth")
+INTERIM = TRANSACTIONS.parent
+REJECTED = _at("rejected")
 
-FEATURES = ROOT / "data" / "features"
-FEATURE_FILES = {role: FEATURES / f"{role}.parquet" for role in ("train", "eval", "score")}
+FEATURE_FILES = {role: _at(f"features_{role}") for role in ("train", "eval", "score")}
+FEATURES = FEATURE_FILES["train"].parent
 
-REPORTS = ROOT / "reports"
-INGEST_REPORT = REPORTS / "ingest.json"
-FEATURES_REPORT = REPORTS / "features.json"
-CAMPAIGNS_REPORT = REPORTS / "campaigns.json"
-PLOTS = REPORTS / "plots"
+INGEST_REPORT = _at("ingest_report")
+FEATURES_REPORT = _at("features_report")
+CAMPAIGNS_REPORT = _at("campaigns_report")
+SCORE_REPORT = _at("score_report")
+REPORTS = INGEST_REPORT.parent
+PLOTS = _at("churn_plots").parent
 
-OUTPUTS = ROOT / "outputs"
-SCORE_REPORT = REPORTS / "score.json"
-STANDALONE = ROOT / "data" / "standalone"  # standalone scoring of new data: its own ingest + score features
-ARTIFACTS = ROOT / "artifacts"
+OUTPUTS = _at("scores").parent
+STANDALONE = _at("standalone")  # standalone scoring of new data: its own ingest + score features
+ARTIFACTS = _at("params_valid").parent
 MLFLOW_DB = ROOT / "mlflow.db"
 
 # Ingest (pipelines/ingest.py): the canonical tables and their rejected rows, by table name.
-TABLES = ("transactions", "events", "customers", "campaigns")
-INTERIM_FILES = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS, "campaigns": CAMPAIGNS}
-REJECTED_FILES = {name: REJECTED / f"{name}.parquet" for name in TABLES}
+INTERIM_FILES = {t: _at(t) for t in TABLES}
+REJECTED_FILES = {t: _at(f"rejected_{t}") for t in TABLES}
 CDNOW_RESOURCE = ("lifetimes", "datasets/CDNOW_master.txt")  # package, file inside it (never downloaded)
 CDNOW_SAMPLE_RESOURCE = ("lifetimes", "datasets/CDNOW_sample.txt")  # the 1/10 sample (data=cdnow_sample)
 
