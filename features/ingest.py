@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -102,8 +102,8 @@ class Checked:
     """A validated table: kept rows (contract schema, sorted), rejected rows (text + reason) and counts."""
 
     table: str
-    kept: duckdb.DuckDBPyRelation
-    rejected: duckdb.DuckDBPyRelation
+    kept: Any  # DuckDB relation or Spark DataFrame
+    rejected: Any
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -129,6 +129,8 @@ def duck_type(arrow_type: pa.DataType) -> str:
         return "TIMESTAMPTZ"
     if pa.types.is_floating(arrow_type):
         return "DOUBLE"
+    if pa.types.is_integer(arrow_type):
+        return "BIGINT"
     return "VARCHAR"
 
 
@@ -293,13 +295,19 @@ def _number_expr(column: str, type_name: str, decimal: str = ".", thousands: str
     plain = value
     if thousands is not None:
         sep, dec = _char_class(thousands), _char_class(decimal)
-        grouped = literal(rf"[+-]?\d{{1,3}}({sep}\d{{3}})+({dec}\d*)?([eE][+-]?\d+)?")
+        grouped = literal(rf"^[+-]?\d{{1,3}}({sep}\d{{3}})+({dec}\d*)?([eE][+-]?\d+)?$")
         plain = f"REPLACE({value}, {literal(thousands)}, '')"
         value = (f"CASE WHEN strpos({value}, {literal(thousands)}) = 0 THEN {value} "
-                 f"WHEN regexp_full_match({value}, {grouped}) THEN {plain} END")
+                 f"WHEN regexp_matches({value}, {grouped}) THEN {plain} END")
     if decimal != ".":
         value = f"CASE WHEN strpos({plain}, '.') = 0 THEN REPLACE({value}, {literal(decimal)}, '.') END"
     return f"TRY_CAST({value} AS DOUBLE)"
+
+
+def finite(expr: str) -> str:
+    """SQL true when a DOUBLE is finite (NULL when NULL), in words both DuckDB and Spark read the same way
+    (NaN sorts above +Infinity in both)."""
+    return f"(abs({expr}) < CAST('Infinity' AS DOUBLE))"
 
 
 def _text_expr(column: str, lower: bool = False) -> str:
@@ -367,9 +375,10 @@ def _check_formats(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
                             f"got {fmt!r} ({str(err).splitlines()[0]})") from err
 
 
-def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: datetime | None,
-               stage: str) -> tuple[str, list[str], list[str]]:
-    """CREATE TABLE for the parsed rows with their reason; also the extra and checked-optional columns."""
+def stage_select(spec: TableSpec, types: Mapping[str, str], source: str,
+                 end: datetime | None) -> tuple[str, list[str], list[str]]:
+    """SELECT of the parsed rows with their reason (duplicates not yet marked); also the extra and
+    checked-optional columns. DuckDB dialect; engine=spark runs it transpiled (features/ingest_spark.py)."""
     schema = contract.SCHEMAS[spec.table]
     required = contract.required(spec.table, spec.columns)
     parsed, clean, flags = [ROW], [ROW], []
@@ -386,14 +395,14 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
             clean.append(target if within is None else f"CASE WHEN {within} THEN {target} END AS {target}")
         elif name in NUMBER_COLUMNS:
             parsed.append(f"{_number_expr(column, type_name, spec.decimal, spec.thousands)} AS {target}")
-            clean.append(f"CASE WHEN isfinite({target}) THEN {target} END AS {target}")
+            clean.append(f"CASE WHEN {finite(target)} THEN {target} END AS {target}")
         else:
             parsed.append(f"{_text_expr(column, lower=name in ('event_type', 'group'))} AS {target}")
             clean.append(target)
         if name not in required and (name in TS_COLUMNS or name in NUMBER_COLUMNS):
             present = quote("__present_" + name)
             parsed.append(f"{_present(column, type_name)} AS {present}")
-            lost = (f"NOT coalesce(isfinite({target}), false)" if name in NUMBER_COLUMNS
+            lost = (f"NOT coalesce({finite(target)}, false)" if name in NUMBER_COLUMNS
                     else f"NOT coalesce({_bounds_test(target, spec) or 'true'}, false)")
             clean.append(f"({lost} AND {present}) AS {quote('__nulled_' + name)}")
             flags.append(name)
@@ -403,9 +412,8 @@ def _stage_sql(spec: TableSpec, types: Mapping[str, str], source: str, end: date
     for col, out in zip(extras, extra_names, strict=True):
         parsed.append(f"{quote(col)} AS {quote(out)}")
         clean.append(quote(out))
-    sql = (f"CREATE OR REPLACE TEMP TABLE {stage} AS "
-           f"SELECT *, {_reason_expr(spec, required, end)} AS {REASON} FROM ("
-           f"SELECT {', '.join(clean)} FROM (SELECT {', '.join(parsed)} FROM {source}))")
+    sql = (f"SELECT *, {_reason_expr(spec, required, end)} AS {REASON} FROM ("
+           f"SELECT {', '.join(clean)} FROM (SELECT {', '.join(parsed)} FROM {source}) AS parsed) AS clean")
     return sql, extra_names, flags
 
 
@@ -420,7 +428,7 @@ def _bounds_test(target: str, spec: TableSpec) -> str | None:
     return f"({' AND '.join(tests)})" if tests else None
 
 
-def _date_formats_fitting(con: duckdb.DuckDBPyConnection, spec: TableSpec, src: str,
+def _date_formats_fitting(engine: Engine, spec: TableSpec, src: str,
                           types: Mapping[str, str]) -> DataError | None:
     """The error for a timestamp column data.date_format reads only partly while another format reads it all."""
     if "ts" not in spec.columns or _base_type(types[spec.columns["ts"]]).startswith(TEMPORAL_TYPES):
@@ -431,7 +439,7 @@ def _date_formats_fitting(con: duckdb.DuckDBPyConnection, spec: TableSpec, src: 
     present = _present(column, type_name)
     counts = ", ".join(f"count(*) FILTER (WHERE {present} AND {_ts_expr(column, type_name, f)} IS NOT NULL)"
                        for f in [spec.date_format, *others])
-    row = first_row(con, f"SELECT count(*) FILTER (WHERE {present}), {counts} FROM {src}")
+    row = engine.rows(f"SELECT count(*) FILTER (WHERE {present}), {counts} FROM {src}")[0]
     total, fits, rest = row[0], row[1], row[2:]
     if total == 0 or fits == total:
         return None
@@ -475,24 +483,30 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[s
             ) WHERE n > 1)""")
 
 
-def _stats(con: duckdb.DuckDBPyConnection, spec: TableSpec, stage: str, flags: Sequence[str],
+def _utc_text(micros: int | None) -> str | None:
+    """An instant given in microseconds since the epoch as YYYY-MM-DDTHH:MM:SSZ (None stays None)."""
+    if micros is None:
+        return None
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros) // 1_000_000 * 1_000_000)
+            ).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _stats(engine: Engine, spec: TableSpec, stage: str, flags: Sequence[str],
            malformed: str | None) -> dict[str, Any]:
     """Rows read, kept and rejected per reason, optional values set to null, customers and time range."""
     ts = TIME_COLUMN[spec.table]
-    fmt = "'%Y-%m-%dT%H:%M:%SZ'"
     kept = f"FILTER (WHERE {REASON} IS NULL)"
     nulled = "".join(f", count(*) FILTER (WHERE {REASON} IS NULL AND {quote('__nulled_' + n)})"
                      for n in flags)
-    row = first_row(con, f"""
+    row = engine.rows(f"""
         SELECT count(*), count(*) {kept}, count(DISTINCT customer_id) {kept},
-               strftime(timezone('UTC', min({ts}) {kept}), {fmt}),
-               strftime(timezone('UTC', max({ts}) {kept}), {fmt}){nulled}
-        FROM {stage}""")
+               epoch_us(min({ts}) {kept}), epoch_us(max({ts}) {kept}){nulled}
+        FROM {stage}""")[0]
     by_reason = dict.fromkeys(REASONS[spec.table], 0)
-    by_reason.update(dict(con.execute(
-        f"SELECT {REASON}, count(*) FROM {stage} WHERE {REASON} IS NOT NULL GROUP BY 1").fetchall()))
+    by_reason.update(dict(engine.rows(
+        f"SELECT {REASON}, count(*) FROM {stage} WHERE {REASON} IS NOT NULL GROUP BY {REASON}")))
     if malformed is not None:
-        for reason, count in con.execute(f"SELECT reason, count(*) FROM {malformed} GROUP BY 1").fetchall():
+        for reason, count in engine.rows(f"SELECT reason, count(*) FROM {malformed} GROUP BY reason"):
             by_reason[reason] = by_reason.get(reason, 0) + count
     rows_read = row[0] + sum(by_reason[r] for r in MALFORMED_REASONS)
     return {
@@ -502,8 +516,8 @@ def _stats(con: duckdb.DuckDBPyConnection, spec: TableSpec, stage: str, flags: S
         "rejected_by_reason": by_reason,
         "nulled_by_column": {name: row[5 + i] for i, name in enumerate(flags)},
         "customers": row[2],
-        "min_ts": row[3],
-        "max_ts": row[4],
+        "min_ts": _utc_text(row[3]),
+        "max_ts": _utc_text(row[4]),
     }
 
 
@@ -562,30 +576,83 @@ def _rejected_sql(spec: TableSpec, source: str, types: Mapping[str, str], stage:
     return "SELECT * FROM (" + " UNION ALL ".join(parts) + ") ORDER BY source_row"
 
 
-def check_table(con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyRelation, spec: TableSpec,
-                as_of: str | date | None = None, malformed: duckdb.DuckDBPyRelation | None = None) -> Checked:
-    """Parse, validate and de-duplicate one source table; DataError when no row is usable."""
+class Engine(Protocol):
+    """What `check` needs from an engine: temp views, queries in DuckDB dialect, and the stage table."""
+
+    def view(self, relation: Any, label: str) -> str:
+        """Register a relation as a uniquely named temp view; its name."""
+
+    def types(self, relation: Any) -> dict[str, str]:
+        """Column -> DuckDB type name of a relation."""
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Every row of a query."""
+
+    def relation(self, sql: str) -> Any:
+        """A lazy relation of a query."""
+
+    def check_formats(self, spec: TableSpec) -> None:
+        """DataError when data.date_format cannot be used."""
+
+    def build_stage(self, stage: str, select: str, key: Sequence[str], spec: TableSpec) -> None:
+        """Materialise `select` (naive timestamps read in spec.timezone) as `stage`, duplicates marked."""
+
+
+class DuckEngine:
+    """`check` on a DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Run on con."""
+        self.con = con
+
+    def view(self, relation: duckdb.DuckDBPyRelation, label: str) -> str:
+        """Register a relation as a uniquely named temp view; its name."""
+        name = f"__ingest_{label}_{uuid.uuid4().hex[:12]}"
+        relation.create_view(name, replace=True)
+        return name
+
+    def types(self, relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
+        """Column -> DuckDB type name."""
+        return dict(zip(relation.columns, (str(t) for t in relation.types), strict=True))
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Every row of a query (fetched, so the connection is free afterwards)."""
+        return self.con.execute(sql).fetchall()
+
+    def relation(self, sql: str) -> duckdb.DuckDBPyRelation:
+        """A lazy relation of a query."""
+        return self.con.sql(sql)
+
+    def check_formats(self, spec: TableSpec) -> None:
+        """DataError when data.date_format is not a valid strptime format."""
+        _check_formats(self.con, spec)
+
+    def build_stage(self, stage: str, select: str, key: Sequence[str], spec: TableSpec) -> None:
+        """CREATE TEMP TABLE stage in the data's time zone, then mark duplicates in place."""
+        previous = _set_timezone(self.con, spec.timezone, spec.file)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
+        finally:
+            self.con.execute(f"SET TimeZone = {literal(previous)}")
+        _mark_duplicates(self.con, stage, key)
+
+
+def check(engine: Engine, source: Any, spec: TableSpec, as_of: str | date | None = None,
+          malformed: Any = None) -> Checked:
+    """Parse, validate and de-duplicate one source table on an engine; DataError when no row is usable."""
     tag = f"{spec.table}_{uuid.uuid4().hex[:12]}"
-    src, stage, bad = f"__ingest_src_{tag}", f"__ingest_stage_{tag}", None
-    source.create_view(src, replace=True)
-    if malformed is not None:
-        bad = f"__ingest_bad_{tag}"
-        malformed.create_view(bad, replace=True)
-    types = dict(zip(source.columns, (str(t) for t in source.types), strict=True))
+    src, stage = engine.view(source, f"src_{spec.table}"), f"__ingest_stage_{tag}"
+    bad = None if malformed is None else engine.view(malformed, f"bad_{spec.table}")
+    types = engine.types(source)
     end = as_of_end(as_of)
     key = spec.duplicate_key or duplicate_key(spec.table, None)
-    _check_formats(con, spec)
-    sql, extras, flags = _stage_sql(spec, types, src, end, stage)
-    previous = _set_timezone(con, spec.timezone, spec.file)
-    try:
-        con.execute(sql)
-    finally:
-        con.execute(f"SET TimeZone = {literal(previous)}")
-    _mark_duplicates(con, stage, key)
+    engine.check_formats(spec)
+    select, extras, flags = stage_select(spec, types, src, end)
+    engine.build_stage(stage, select, key, spec)
     kept_cols = [*contract.SCHEMAS[spec.table].names, *extras]
-    stats = _stats(con, spec, stage, flags, bad)
+    stats = _stats(engine, spec, stage, flags, bad)
     if stats["rejected_by_reason"].get("unparseable_ts"):
-        swapped = _date_formats_fitting(con, spec, src, types)
+        swapped = _date_formats_fitting(engine, spec, src, types)
         if swapped is not None:
             raise swapped
     if stats["rows_kept"] == 0 and not (spec.allow_empty and stats["rows_read"] == 0):
@@ -594,8 +661,14 @@ def check_table(con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyRelation,
     if too_many is not None:
         raise too_many
     sort = ", ".join([*map(quote, SORT_KEYS[spec.table]), ROW])
-    kept = con.sql(f"SELECT {', '.join(map(quote, kept_cols))} FROM {stage} "
-                   f"WHERE {REASON} IS NULL ORDER BY {sort}")
+    kept = engine.relation(f"SELECT {', '.join(map(quote, kept_cols))} FROM {stage} "
+                           f"WHERE {REASON} IS NULL ORDER BY {sort}")
     any_rejected = stats["rows_rejected"] > sum(stats["rejected_by_reason"][r] for r in MALFORMED_REASONS)
-    rejected = con.sql(_rejected_sql(spec, src, types, stage, bad, any_rejected))
+    rejected = engine.relation(_rejected_sql(spec, src, types, stage, bad, any_rejected))
     return Checked(table=spec.table, kept=kept, rejected=rejected, stats=stats)
+
+
+def check_table(con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyRelation, spec: TableSpec,
+                as_of: str | date | None = None, malformed: duckdb.DuckDBPyRelation | None = None) -> Checked:
+    """Parse, validate and de-duplicate one source table in DuckDB; DataError when no row is usable."""
+    return check(DuckEngine(con), source, spec, as_of, malformed)

@@ -19,11 +19,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from features import contract, privacy
 from features.errors import DataError
-from features.ingest import REJECTED_SCHEMA, Checked, check_table, empty_stats, limits
+from features.ingest import REJECTED_SCHEMA, Checked, check_table, duck_type, empty_stats, limits, quote
 from pipelines import cleanup, paths, sources
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_json, write_parquet
@@ -38,20 +37,18 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def output_schema(columns: pa.Schema, canonical: pa.Schema | None = None) -> pa.Schema:
-    """The schema written: canonical types where the contract has the column, every field nullable."""
-    known = {f.name: f.type for f in canonical} if canonical is not None else {}
-    return pa.schema([pa.field(f.name, known.get(f.name, f.type), nullable=True) for f in columns])
-
-
 def write_relation(relation: duckdb.DuckDBPyRelation, target: Path,
                    canonical: pa.Schema | None = None) -> None:
-    """Stream a DuckDB relation to Parquet atomically, cast to the canonical (nullable) schema."""
-    reader = relation.to_arrow_reader(BATCH_ROWS)
-    schema = output_schema(reader.schema, canonical)
-    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as writer:
-        for batch in reader:
-            writer.write_batch(batch.cast(schema))
+    """Write a DuckDB relation to Parquet atomically with DuckDB's own parallel, order-keeping writer (no
+    Arrow round trip through Python), contract columns cast to the canonical types, every field nullable."""
+    known = {f.name: duck_type(f.type) for f in canonical} if canonical is not None else {}
+    # DuckDB writes a column it can prove non-null as REQUIRED; the contract has every field nullable, and
+    # a CASE the binder cannot fold keeps it so (the optimizer still removes it: no per-row cost)
+    relation = relation.project(", ".join(
+        f"CAST(CASE WHEN random() < 2 THEN {quote(c)} END AS {known.get(c, str(t))}) AS {quote(c)}"
+        for c, t in zip(relation.columns, relation.types, strict=True)))
+    with atomic_path(target) as tmp:
+        relation.write_parquet(str(tmp), compression=COMPRESSION, row_group_size=BATCH_ROWS)
 
 
 def empty_truth() -> pa.Table:
@@ -70,8 +67,22 @@ def truth_table(frame: Any) -> pa.Table:
     return table.select(schema.names).cast(schema).replace_schema_metadata(None)
 
 
+def _check(con: duckdb.DuckDBPyConnection, src: sources.Source, bounds: Any, as_of: Any) -> Checked:
+    """check_table on one source; a Parquet page DuckDB cannot decode is one DataError (nothing written yet)."""
+    try:
+        return check_table(con, src.relation, bounds.apply(src.spec), as_of, src.malformed)
+    except duckdb.Error as err:
+        if src.path is not None and src.path.name.lower().endswith(sources.PARQUET_SUFFIXES):
+            raise sources.unreadable_page(src.spec.file, err) from err
+        raise
+
+
 def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     """Ingest the configured source with every output under `root`; returns the ingest report."""
+    if (params.get("engine") or {}).get("name") == "spark":
+        from pipelines import ingest_spark
+
+        return ingest_spark.run(params, root)
     root = Path(root)
     cleanup.before_stage("ingest", root)  # temp files and spill folders of a killed earlier run
     data = params["data"]
@@ -81,9 +92,7 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         hashes: dict[str, Future[str]] = {name: pool.submit(file_sha256, src.path)
                                           for name, src in loaded.tables.items() if src.path is not None}
         bounds = limits(data, as_of)
-        checked: dict[str, Checked] = {name: check_table(con, src.relation, bounds.apply(src.spec), as_of,
-                                                         src.malformed)
-                                       for name, src in loaded.tables.items()}
+        checked: dict[str, Checked] = {name: _check(con, src, bounds, as_of) for name, src in loaded.tables.items()}
         tx = loaded.tables.get("transactions")
         report: dict[str, Any] = {"source": loaded.source,
                                   "as_of": None if as_of in (None, "") else str(as_of),

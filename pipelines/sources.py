@@ -180,21 +180,32 @@ def _quarantine_long_rows(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckD
 
 
 def read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> duckdb.DuckDBPyRelation:
-    """A Parquet file with its own column types + ROW, every data page decoded once up front (a corrupt page
-    is one DataError here, not a traceback halfway through writing the outputs)."""
+    """A Parquet file with its own column types + ROW (its pages are decoded by the checks: see unreadable_page
+    and decode_unchecked)."""
     try:
         relation = con.sql(f"SELECT file_row_number + 1 AS {ROW}, * EXCLUDE (file_row_number) "
                            f"FROM read_parquet({literal(path.as_posix())}, file_row_number = true)")
         relation.columns  # noqa: B018 - binds now
     except duckdb.Error as err:
         raise DataError(name, None, "a readable Parquet file", _first_line(err)) from err
-    try:
-        con.execute(f"SELECT count(*), min(hash(__every_value)) FROM read_parquet({literal(path.as_posix())}) "
-                    "AS __every_value").fetchall()
-    except duckdb.Error as err:
-        raise DataError(name, None, "a readable Parquet file", f"a data page cannot be read: {_first_line(err)}"
-                        ) from err
     return relation
+
+
+def unreadable_page(name: str, err: BaseException) -> DataError:
+    """The one-line error for a Parquet data page DuckDB cannot decode."""
+    return DataError(name, None, "a readable Parquet file", f"a data page cannot be read: {_first_line(err)}")
+
+
+def decode_unchecked(con: duckdb.DuckDBPyConnection, path: Path, name: str, columns: list[str]) -> None:
+    """Decode every page of the columns the checks do not read (they land in rejected rows only), so a corrupt
+    page is one DataError before anything is written; the checked columns are decoded once, by the checks."""
+    if not columns:
+        return
+    try:
+        con.execute(f"SELECT count(*), min(hash(__every_value)) FROM (SELECT {', '.join(map(quote, columns))} "
+                    f"FROM read_parquet({literal(path.as_posix())})) AS __every_value").fetchall()
+    except duckdb.Error as err:
+        raise unreadable_page(name, err) from err
 
 
 def read_whitespace(con: duckdb.DuckDBPyConnection, path: Path, name: str, tag: str,
@@ -275,6 +286,8 @@ def read_files(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any], root: Pa
                          timezone=str(data.get("timezone") or "UTC"),
                          duplicate_key=duplicate_key(table, data.get("duplicate_key")),
                          keep_extra=table == "customers")
+        if lowered.endswith(PARQUET_SUFFIXES) and not spec.keep_extra:
+            decode_unchecked(con, path, name, [c for c in found if c not in set(columns.values())])
         loaded.tables[table] = Source(spec, relation, malformed, path)
     return loaded
 

@@ -1,0 +1,203 @@
+"""engine=spark for features.ingest.check: the same stage SQL (DuckDB dialect) transpiled to Spark SQL.
+
+The check logic lives once, in features/ingest.py, as DuckDB SQL. `to_spark` transpiles it with SQLGlot
+(read="duckdb", write="spark") and rewrites what SQLGlot leaves as DuckDB-only: TRY_STRPTIME (one format or a
+list) becomes try_to_timestamp with the strftime format turned into a Java pattern (`java_pattern`), and
+epoch_us becomes unix_micros. Duplicates are marked by the same rule as DuckDB's (the first usable row per key
+in source-row order is kept) as one window query (`duplicates_select`) instead of an UPDATE.
+No file is read or written here.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from features.errors import DataError
+from features.ingest import REASON, ROW, TableSpec, _check_formats, quote
+
+# strftime directive -> (Java pattern next to another number directive, pattern otherwise). Single letters
+# parse one or two digits like DuckDB's %d / %m / %H; fixed widths are needed between adjacent numbers (%Y%m%d).
+DIRECTIVES = {
+    "Y": ("yyyy", "yyyy"), "y": ("yy", "yy"), "m": ("MM", "M"), "d": ("dd", "d"), "e": ("dd", "d"),
+    "H": ("HH", "H"), "I": ("hh", "h"), "M": ("mm", "m"), "S": ("ss", "s"), "f": ("SSSSSS", "SSSSSS"),
+    "j": ("DDD", "D"), "b": ("MMM", "MMM"), "h": ("MMM", "MMM"), "B": ("MMMM", "MMMM"), "a": ("EEE", "EEE"),
+    "A": ("EEEE", "EEEE"), "p": ("a", "a"), "z": ("[XXX][XX]", "[XXX][XX]"), "Z": ("z", "z"),
+    "-m": ("M", "M"), "-d": ("d", "d"), "-H": ("H", "H"), "-I": ("h", "h"), "-M": ("m", "m"), "-S": ("s", "s"),
+}
+COMPOSITES = {"T": "%H:%M:%S", "R": "%H:%M", "F": "%Y-%m-%d", "D": "%m/%d/%y"}
+NUMERIC = {"Y", "y", "m", "d", "e", "H", "I", "M", "S", "f", "j"}
+SPARK_TYPES = {"StringType": "VARCHAR", "ByteType": "TINYINT", "ShortType": "SMALLINT", "IntegerType": "INTEGER",
+               "LongType": "BIGINT", "FloatType": "FLOAT", "DoubleType": "DOUBLE", "DecimalType": "DECIMAL",
+               "TimestampType": "TIMESTAMP WITH TIME ZONE", "TimestampNTZType": "TIMESTAMP", "DateType": "DATE",
+               "BooleanType": "BOOLEAN"}
+
+
+def _tokens(fmt: str) -> list[tuple[str, str]]:
+    """A strftime format as ("directive", code) and ("text", characters) tokens, composites expanded."""
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] != "%":
+            out.append(("text", fmt[i]))
+            i += 1
+            continue
+        code = fmt[i + 1: i + 3] if fmt[i + 1: i + 2] == "-" else fmt[i + 1: i + 2]
+        if not code:
+            raise ValueError(f"{fmt!r} ends with a lone %")
+        i += 1 + len(code)
+        if code == "%":
+            out.append(("text", "%"))
+        elif code in COMPOSITES:
+            out.extend(_tokens(COMPOSITES[code]))
+        elif code in DIRECTIVES:
+            out.append(("directive", code))
+        else:
+            raise ValueError(f"%{code} in {fmt!r} has no Spark datetime pattern")
+    return out
+
+
+def java_pattern(fmt: str) -> str:
+    """The Spark (Java DateTimeFormatter) pattern parsing what a DuckDB strptime format parses."""
+    tokens = _tokens(fmt)
+    parts: list[str] = []
+    literal_run = ""
+    for i, (kind, value) in enumerate(tokens):
+        if kind == "text":
+            literal_run += value
+            continue
+        if literal_run:
+            parts.append(_quoted(literal_run))
+            literal_run = ""
+        near = [tokens[j] for j in (i - 1, i + 1) if 0 <= j < len(tokens)]
+        adjacent = any(k == "directive" and v.lstrip("-") in NUMERIC for k, v in near)
+        fixed, lenient = DIRECTIVES[value]
+        parts.append(fixed if adjacent else lenient)
+    if literal_run:
+        parts.append(_quoted(literal_run))
+    return "".join(parts)
+
+
+def _quoted(text: str) -> str:
+    """Literal text in a Java pattern: letters and pattern symbols quoted, a quote doubled."""
+    if all(not ch.isalpha() and ch not in "'[]#{}" for ch in text):
+        return text
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _try_to_timestamp(value: exp.Expression, formats: exp.Expression) -> exp.Expression:
+    """try_to_timestamp per format, the first that reads the value (DuckDB's TRY_STRPTIME with a list)."""
+    items = formats.expressions if isinstance(formats, exp.Array) else [formats]
+    calls = [exp.Anonymous(this="TRY_TO_TIMESTAMP",
+                           expressions=[value.copy(), exp.Literal.string(java_pattern(item.this))])
+             for item in items]
+    return calls[0] if len(calls) == 1 else exp.Coalesce(this=calls[0], expressions=calls[1:])
+
+
+def _rewrite(node: exp.Expression) -> exp.Expression:
+    """The DuckDB functions SQLGlot does not carry to Spark, rewritten explicitly."""
+    if isinstance(node, exp.Anonymous):
+        name = str(node.name).upper()
+        if name == "TRY_STRPTIME":
+            return _try_to_timestamp(*node.expressions)
+        if name == "EPOCH_US":
+            return exp.Anonymous(this="UNIX_MICROS", expressions=node.expressions)
+    return node
+
+
+def to_spark(sql: str) -> str:
+    """A DuckDB query as Spark SQL (SQLGlot read="duckdb", write="spark", plus the rewrites above)."""
+    return sqlglot.parse_one(sql, read="duckdb").transform(_rewrite).sql(dialect="spark")
+
+
+def duplicates_select(source: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """SELECT of `source` with reason duplicate_row on every usable row repeating an earlier one on `key`
+    (rows whose key is entirely null are not repeats; the first in source-row order is kept)."""
+    cols = ", ".join(map(quote, key))
+    usable = f"({REASON} IS NULL AND ({' OR '.join(f'{quote(k)} IS NOT NULL' for k in key)}))"
+    others = ", ".join(quote(c) for c in columns if c != REASON)
+    return (f"SELECT {others}, CASE WHEN {usable} AND row_number() OVER (PARTITION BY {usable}, {cols} "
+            f"ORDER BY {ROW}) > 1 THEN 'duplicate_row' ELSE {REASON} END AS {REASON} FROM {source}")
+
+
+def duck_type(data_type: Any) -> str:
+    """The DuckDB type name standing for a Spark column type in the stage SQL."""
+    return SPARK_TYPES.get(type(data_type).__name__, data_type.simpleString().upper())
+
+
+class SparkEngine:
+    """`features.ingest.check` on a SparkSession; `release()` drops the cached stage tables afterwards."""
+
+    def __init__(self, spark: Any) -> None:
+        """Run on spark."""
+        self.spark = spark
+        self.cached: list[Any] = []
+
+    def view(self, frame: Any, label: str) -> str:
+        """Register a DataFrame as a uniquely named temp view; its name."""
+        name = f"__ingest_{label}_{uuid.uuid4().hex[:12]}"
+        frame.createOrReplaceTempView(name)
+        return name
+
+    def types(self, frame: Any) -> dict[str, str]:
+        """Column -> DuckDB type name."""
+        return {field.name: duck_type(field.dataType) for field in frame.schema.fields}
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Every row of a query, collected to the driver (small aggregates only)."""
+        return [tuple(row) for row in self.spark.sql(to_spark(sql)).collect()]
+
+    def relation(self, sql: str) -> Any:
+        """A lazy DataFrame of a query."""
+        return self.spark.sql(to_spark(sql))
+
+    def check_formats(self, spec: TableSpec) -> None:
+        """DataError when data.date_format is not a strptime format (DuckDB's rules) or has no Java pattern."""
+        con = duckdb.connect()
+        try:
+            _check_formats(con, spec)
+        finally:
+            con.close()
+        formats = [spec.date_format] if isinstance(spec.date_format, str) else list(spec.date_format or ())
+        for fmt in formats:
+            try:
+                java_pattern(fmt)
+            except ValueError as err:
+                raise DataError(spec.file, spec.columns.get("ts", "ts"),
+                                "data.date_format to be a strptime format Spark can read", str(err)) from err
+
+    def build_stage(self, stage: str, select: str, key: Sequence[str], spec: TableSpec) -> None:
+        """The stage, duplicates marked, cached and counted with naive timestamps read in spec.timezone."""
+        from pyspark import StorageLevel
+
+        try:
+            zoneinfo.ZoneInfo(spec.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+            raise DataError(spec.file, None, "data.timezone to be an IANA time zone name such as UTC or "
+                            "Europe/Berlin", f"got {spec.timezone!r}") from err
+        setting = "spark.sql.session.timeZone"
+        previous = self.spark.conf.get(setting)
+        self.spark.conf.set(setting, spec.timezone)  # read when the query is analysed (and cached) below
+        try:
+            parsed = self.spark.sql(to_spark(select))
+            inner = self.view(parsed, f"parsed_{spec.table}")
+            frame = self.spark.sql(to_spark(duplicates_select(inner, parsed.columns, key)))
+            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+            frame.count()
+        finally:
+            self.spark.conf.set(setting, previous)
+        self.cached.append(frame)
+        frame.createOrReplaceTempView(stage)
+
+    def release(self) -> None:
+        """Unpersist the cached stage tables."""
+        for frame in self.cached:
+            frame.unpersist()
+        self.cached.clear()
+

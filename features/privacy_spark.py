@@ -1,0 +1,110 @@
+"""features.privacy.protect on Spark (engine=spark ingest): the same policy, detection and SQL, transpiled.
+
+PII columns are found with `privacy.classify` on up to SAMPLE_ROWS values per text column (collected to the
+driver); kept and rejected rows are rewritten with privacy's own SELECT builders (DuckDB SQL, run through
+features.ingest_spark.to_spark: the HMAC-SHA256 of `hash_sql` becomes sha2/unhex/encode on Spark with the same
+digests); the consent filter keeps customers whose consent column is truthy. Nothing is written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from features import contract
+from features.errors import DataError
+from features.ingest import ROW, quote
+from features.ingest_spark import SparkEngine
+from features.privacy import SAMPLE_ROWS, TRUTHY, Policy, _kept_sql, _rejected_sql, classify, pii_key
+
+
+def _samples(frame: Any, skip: Iterable[str]) -> dict[str, list[Any] | None]:
+    """Up to SAMPLE_ROWS values of every text column of a DataFrame (None for the other columns)."""
+    skip = set(skip)
+    fields = [f for f in frame.schema.fields if f.name not in skip]
+    text = [f.name for f in fields if type(f.dataType).__name__ == "StringType"]
+    out: dict[str, list[Any] | None] = {f.name: None for f in fields}
+    if text:
+        rows = frame.select(*[frame[f"`{c}`"] for c in text]).limit(SAMPLE_ROWS).collect()
+        for i, column in enumerate(text):
+            out[column] = [row[i] for row in rows]
+    return out
+
+
+def _consent(engine: SparkEngine, checked: Mapping[str, Any], sources: Mapping[str, Any],
+             column: str) -> tuple[str, dict[str, Any]]:
+    """A view of the consenting customer ids; and the counts of who and what is excluded."""
+    customers = checked.get("customers")
+    file = sources["customers"].spec.file if "customers" in sources else "params"
+    if customers is None or "customers" not in sources:
+        raise DataError("params", None, "a customers table (data.customers) holding the consent column",
+                        f"data.consent_column is {column!r} but there is no customers table")
+    names = list(customers.kept.columns)
+    match = next((c for c in (column, f"{column}_source") if c in names), None)
+    if match is None:
+        lowered = [c for c in names if c.lower() == column.lower()]
+        match = lowered[0] if len(lowered) == 1 else None
+    if match is None:
+        raise DataError(file, column, "the consent column named by data.consent_column",
+                        f"found columns: {', '.join(names)}")
+    profiles = engine.view(customers.kept, "consent_src")
+    truthy = ", ".join("'" + t + "'" for t in TRUTHY)
+    table = engine.view(engine.relation(f"SELECT DISTINCT customer_id FROM {profiles} "
+                                        f"WHERE lower(trim(CAST({quote(match)} AS VARCHAR))) IN ({truthy})"),
+                        "consent")
+    n_profiles = engine.rows(f"SELECT count(DISTINCT customer_id) FROM {profiles}")[0][0]
+    consenting = engine.rows(f"SELECT count(*) FROM {table}")[0][0]
+    counts: dict[str, Any] = {"column": column, "customers_with_consent": consenting,
+                              "customers_excluded": n_profiles - consenting,
+                              "customers_without_profile": 0, "rows_excluded": {}}
+    without: set[Any] = set()
+    for name, done in checked.items():
+        rows = engine.view(done.kept, f"consent_{name}")
+        outside = f"FROM {rows} WHERE customer_id NOT IN (SELECT customer_id FROM {table})"
+        counts["rows_excluded"][name] = engine.rows(f"SELECT count(*) {outside}")[0][0]
+        without.update(r[0] for r in engine.rows(
+            f"SELECT DISTINCT customer_id {outside} AND customer_id NOT IN (SELECT customer_id FROM {profiles})"))
+    counts["customers_without_profile"] = len(without)
+    return table, counts
+
+
+def protect(engine: SparkEngine, checked: Mapping[str, Any], sources: Mapping[str, Any],
+            data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Checked tables (Spark DataFrames) with PII dropped or hashed and non-consenting customers left out;
+    and the privacy report (the same keys as features.privacy.protect)."""
+    policy = Policy.from_params(data)
+    found: dict[str, dict[str, str]] = {}
+    hash_id = False
+    for name, src in sources.items():
+        pii = classify(_samples(src.relation, {ROW}), policy.listed, policy.detect)
+        hash_id = hash_id or src.spec.columns.get("customer_id") in pii
+        found[name] = pii
+    key = None
+    if hash_id or (policy.action == "hash" and any(found.values())):
+        key = pii_key(environ, "data.pii_action: hash" if not hash_id else
+                      "customer_id, which holds personal data and is hashed in every table")
+    report: dict[str, Any] = {"action": policy.action, "detect": policy.detect, "columns": found,
+                              "customer_id": "hashed" if hash_id else "kept", "consent": None}
+    out = dict(checked)
+    consent = None
+    if policy.consent_column:
+        consent, report["consent"] = _consent(engine, checked, sources, policy.consent_column)
+    for name, done in checked.items():
+        pii, spec = found.get(name, {}), sources[name].spec
+        pii = {col: why for col, why in pii.items() if col != spec.columns.get("customer_id")}
+        if not pii and not hash_id and consent is None:
+            continue
+        kept = done.kept
+        if consent is not None:
+            view = engine.view(kept, f"kept_{name}")
+            kept = engine.relation(f"SELECT * FROM {view} WHERE customer_id IN (SELECT customer_id FROM {consent})")
+        view = engine.view(kept, f"consented_{name}")
+        types = engine.types(kept)
+        kept = engine.relation(_kept_sql(view, list(types), list(types.values()), spec, pii, policy.action, key,
+                                         hash_id, contract.SCHEMAS[name].names))
+        rejected_view = engine.view(done.rejected, f"rejected_{name}")
+        rejected = engine.relation(_rejected_sql(rejected_view, done.rejected.columns, pii, policy.action, key,
+                                                 spec.columns.get("customer_id"), hash_id))
+        out[name] = replace(done, kept=kept, rejected=rejected)
+    return out, report
