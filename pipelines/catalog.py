@@ -296,6 +296,9 @@ class Catalog:
     def _hadoop(self, where: str) -> tuple[Any, Any]:
         """(Hadoop FileSystem, Hadoop Path) for a location, through the Spark session's JVM."""
         session = self.spark()
+        if type(session).__module__.startswith("pyspark.sql.connect"):
+            raise ValueError("catalog: a Spark Connect session has no Hadoop FileSystem for the temp-and-rename "
+                             "write; use a classic session (spark-submit, a Databricks job cluster)")
         jvm = session.sparkContext._jvm
         target = jvm.org.apache.hadoop.fs.Path(where if is_uri(where) else Path(where).resolve().as_uri())
         return target.getFileSystem(session.sparkContext._jsc.hadoopConfiguration()), target
