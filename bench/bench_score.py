@@ -99,13 +99,14 @@ def step_ingest(root: Path, n: int, seed: int, extra: list[str]) -> dict[str, An
 
 def step_features(root: Path, n: int, seed: int, extra: list[str]) -> dict[str, Any]:
     """The score role only (features at as_of)."""
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as ds
 
     from pipelines import features
 
-    target = features.run_score_only(_params(root, extra), root)
-    meta = pq.read_metadata(target)
-    return {"rows": meta.num_rows, "columns": meta.num_columns, "mib": round(target.stat().st_size / 2**20)}
+    target = Path(features.run_score_only(_params(root, extra), root))
+    table = ds.dataset(target, format="parquet")  # one file (DuckDB) or Spark's folder of parts (engine=spark)
+    size = sum(Path(f).stat().st_size for f in table.files)
+    return {"rows": table.count_rows(), "columns": len(table.schema.names), "mib": round(size / 2**20)}
 
 
 def step_churn(root: Path, n: int, seed: int, extra: list[str], churn_root: Path, churn_n: int) -> dict[str, Any]:
@@ -151,9 +152,13 @@ def step_churn(root: Path, n: int, seed: int, extra: list[str], churn_root: Path
         cached = False
     else:
         info, cached = json.loads(done.read_text(encoding="utf-8")), True
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("model.txt", "calibrator.json", "features.json", "info.json"):
-        shutil.copy2(churn_root / "artifacts" / "churn" / name, target / name)
+    from pipelines import modelset
+
+    staging = modelset.stage(target)  # with provenance.json, as train_churn commits its set (score verifies it)
+    for path in (churn_root / "artifacts" / "churn").iterdir():
+        if path.is_file() and path.name not in ("bench.json", modelset.PROVENANCE):
+            shutil.copy2(path, staging / path.name)
+    modelset.commit(staging, target, None)
     return {**info, "cached": cached}
 
 
@@ -178,8 +183,13 @@ def step_clv(root: Path, n: int, seed: int, extra: list[str]) -> dict[str, Any]:
                     time_unit_days=time_unit_days(params["features"]), penalizer_grid=cfg.penalizer_grid, seed=seed)
     draws = laplace_draws(model, frame, cfg.n_draws, seed)
     fit_s = time.perf_counter() - started
-    write_json(model.to_dict(), paths.rebase(ARTIFACT_FILES["production"], root))
-    write_json(draws_to_dict(draws), paths.rebase(ARTIFACT_FILES["production_draws"], root))
+    from pipelines import modelset
+
+    folder = paths.rebase(ARTIFACT_FILES["production"], root).parent
+    staging = modelset.stage(folder)  # with provenance.json, as train_clv commits its set (score verifies it)
+    write_json(model.to_dict(), staging / ARTIFACT_FILES["production"].name)
+    write_json(draws_to_dict(draws), staging / ARTIFACT_FILES["production_draws"].name)
+    modelset.commit(staging, folder, None)
     return {"fit_s": round(fit_s, 2), "model": model.model, "purchases": model.purchases.params,
             "spend": model.spend.params if model.spend is not None else None,
             "unique_rows": model.purchases.n_unique_rows, "draws": draws.n_draws}
