@@ -119,10 +119,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:  #
 
 
 # ---------------------------------------------------------------- xdist work units (pyproject: -n 2 --dist loadscope)
-# loadscope runs a work unit (a module, or a test class) in one worker, units in collection order. Regrouped here:
-# every Spark test file is one unit (one JVM for the session, not one per worker); the stage e2e modules read the
-# CDNOW `dvc repro` workspace (tests/e2e/conftest.py) and join its unit (one repro, not one per worker); the
-# repro module's `dvc exp run` needs no repro and is a unit of its own (it can run beside the repro).
+# loadscope runs a work unit (a module, or a test class) in one worker. Regrouped here: every Spark test file is
+# one unit (one JVM for the session, not one per worker); the stage e2e modules read the CDNOW `dvc repro`
+# workspace (tests/e2e/conftest.py) and join its unit (one repro, not one per worker); the repro module's
+# `dvc exp run` needs no repro and is a unit of its own (it can run beside the repro). Longest first: the repro
+# unit, then the other e2e units and Spark, then the rest in collection order (short units fill the end evenly).
 SPARK_UNIT = "spark"
 CDNOW_REPRO_UNIT = "tests/e2e/cdnow-repro"
 CDNOW_REPRO_MODULES = ("tests/e2e/test_dvc_repro.py", "tests/e2e/test_churn_stage.py", "tests/e2e/test_clv_stage.py")
@@ -139,6 +140,13 @@ def work_unit(nodeid: str) -> str | None:
     return CDNOW_REPRO_UNIT if module in CDNOW_REPRO_MODULES else None
 
 
+def unit_rank(unit: str) -> int:
+    """Order in which work units start: 0 first (long units early, so the two workers end together)."""
+    if unit == CDNOW_REPRO_UNIT:
+        return 0
+    return 1 if unit.startswith("tests/e2e/") or unit == SPARK_UNIT else 2
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist hook
     """--dist loadscope with the work units of `work_unit` (other modes: xdist's own scheduler)."""
@@ -149,6 +157,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, AN
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid) or super()._split_scope(nodeid)
+
+        def _assign_work_unit(self, node) -> None:  # noqa: ANN001 - xdist WorkerController
+            first = min(self.workqueue, key=unit_rank)  # the first of the lowest rank: collection order within
+            self.workqueue.move_to_end(first, last=False)
+            super()._assign_work_unit(node)
 
     return Scheduling(config, log)
 
