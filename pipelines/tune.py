@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(overrides)
         train = read_training(paths.ROOT)
         if (params.get("churn") or {}).get("prior", "none") != "none":
-            from pipelines.train_churn import add_priors, time_unit_days
+            from models.churn.backtest import add_priors
+            from pipelines.train_churn import time_unit_days
 
             notes: list[str] = []
             cfg = ChurnConfig.from_params(params["churn"], seed=int(params.get("seed", 42)))

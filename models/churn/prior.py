@@ -10,6 +10,9 @@ cutoff); rows without one (a cutoff where the BTYD fit failed) get the training 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy.special import logit
@@ -48,10 +51,20 @@ def prior_offset(frame: pd.DataFrame, spec: FeatureSpec, where: str = "scoring f
 
 
 def btyd_prior(
-    frame: pd.DataFrame, kind: str, horizon_days: int, time_unit_days: float, seed: int = 0
+    frame: pd.DataFrame,
+    kind: str,
+    horizon_days: int,
+    time_unit_days: float,
+    seed: int = 0,
+    stats: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, dict[str, str]]:
-    """P(no purchase in horizon) per row from a BTYD model fitted per cutoff (NaN + reason on failure)."""
+    """P(no purchase in horizon) per row from a BTYD model fitted per cutoff (NaN + reason on failure).
+
+    stats: compressed statistics per cutoff (models.clv.stats.RfmStats, e.g. aggregated by Spark over every
+    customer while frame holds a sample): the fit reads them instead of the frame's rows.
+    """
     from models.clv import fit_clv
+    from models.clv.model import fit_clv_stats
 
     if kind not in btyd_kinds():
         raise ChurnInputError(f"churn.prior must be one of {('none', *btyd_kinds())}, got {kind!r}")
@@ -61,7 +74,10 @@ def btyd_prior(
     for cutoff, rows in frame.groupby(frame["cutoff"].astype(str), sort=True).indices.items():
         rfm = frame.iloc[rows][["customer_id", "frequency", "recency", "T", "monetary_value"]]
         try:
-            fitted = fit_clv(rfm, kind, time_unit_days=time_unit_days, seed=seed)
+            if stats is not None and cutoff in stats:
+                fitted = fit_clv_stats(stats[cutoff], kind, time_unit_days=time_unit_days, seed=seed)
+            else:
+                fitted = fit_clv(rfm, kind, time_unit_days=time_unit_days, seed=seed)
             out[positions[rows]] = fitted.predict(rfm, horizon_days)[f"p_no_purchase_{int(horizon_days)}d"]
         except (ValueError, RuntimeError, FloatingPointError) as exc:
             failures[cutoff] = f"{type(exc).__name__}: {exc}"

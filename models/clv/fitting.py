@@ -71,11 +71,18 @@ def purchase_spec(name: str, age: np.ndarray) -> Spec:
 def fit_purchase_model(name: str, x: np.ndarray, tx: np.ndarray, age: np.ndarray, grid: Sequence[float],
                        seed: int) -> FitReport:
     """Fit the purchase model on unique (x, t_x, T) rows weighted by their customer counts."""
+    get(name).validate(x, tx, age)
+    (ux, utx, uage), _, counts = unique_rows(x, tx, age)
+    return fit_purchase_rows(name, ux, utx, uage, counts, grid, seed)
+
+
+def fit_purchase_rows(name: str, ux: np.ndarray, utx: np.ndarray, uage: np.ndarray, counts: np.ndarray,
+                      grid: Sequence[float], seed: int) -> FitReport:
+    """Fit the purchase model on compressed rows: unique (x, t_x, T) and how many customers share each."""
     start_time, messages = time.perf_counter(), []
     model = get(name)
-    model.validate(x, tx, age)
-    (ux, utx, uage), _, counts = unique_rows(x, tx, age)
-    spec = purchase_spec(name, age)
+    model.validate(ux, utx, uage)
+    spec = purchase_spec(name, uage)
     start, hess_inv, n_start = _warm_start(spec, model, (ux, utx, uage), counts, seed)
     data = model.prepare(ux, utx, uage)
     result, penalizer, attempts = _fit(spec, lambda p: model.loglik(p, data), counts.astype(float), grid, name,
@@ -83,38 +90,51 @@ def fit_purchase_model(name: str, x: np.ndarray, tx: np.ndarray, age: np.ndarray
     boundary = model.boundary_notes(result.params, result.at_low, result.at_high)
     for note in boundary:
         log.warning("%s", note)
-    return FitReport(name, result.params, result.loglik, penalizer, attempts, len(x), len(ux),
+    return FitReport(name, result.params, result.loglik, penalizer, attempts, int(counts.sum()), len(ux),
                      time.perf_counter() - start_time, messages + boundary,
                      diagnostics={"warm_start_customers": n_start}, boundary=boundary)
 
 
-def spend_spec(m: np.ndarray) -> Spec:
+def spend_spec(m: np.ndarray, counts: np.ndarray | None = None) -> Spec:
     """Log-parameterisation of Gamma-Gamma: gamma in units of the mean spend, q = 1 + exp(u)."""
     names = SPEND_MODEL.param_names
-    scales = np.array([float(m.mean()) if n == "gamma" else 1.0 for n in names])
+    mean = float(m.mean()) if counts is None else float(np.dot(m, counts) / counts.sum())
+    scales = np.array([mean if n == "gamma" else 1.0 for n in names])
     return Spec(names, scales, np.array([SPEND_MODEL.floors.get(n, 0.0) for n in names]))
+
+
+def weighted_corr(x: np.ndarray, m: np.ndarray, counts: np.ndarray) -> float:
+    """Pearson correlation of x and m over the customers behind compressed rows (NaN when either is constant)."""
+    w = counts / counts.sum()
+    dx, dm = x - np.dot(w, x), m - np.dot(w, m)
+    vx, vm = np.dot(w, dx * dx), np.dot(w, dm * dm)
+    return float(np.dot(w, dx * dm) / np.sqrt(vx * vm)) if vx > 0 and vm > 0 else float("nan")
 
 
 def fit_spend_model(x: np.ndarray, m: np.ndarray, grid: Sequence[float], seed: int) -> FitReport:
     """Fit Gamma-Gamma on repeat buyers with positive mean spend (others excluded and counted)."""
-    start, messages = time.perf_counter(), []
     repeat = x > 0
     used = repeat & (m > 0)
-    n_excluded = int((repeat & ~used).sum())
+    (ux, um), _, counts = unique_rows(x[used], m[used])
+    return fit_spend_rows(ux, um, counts, int((repeat & ~used).sum()), grid, seed)
+
+
+def fit_spend_rows(ux: np.ndarray, um: np.ndarray, counts: np.ndarray, n_excluded: int, grid: Sequence[float],
+                   seed: int) -> FitReport:
+    """Fit Gamma-Gamma on compressed rows: unique (x, m) of repeat buyers with m > 0 and their customer counts."""
+    start, messages = time.perf_counter(), []
     if n_excluded:
         messages.append(f"{n_excluded} repeat buyer(s) with monetary_value <= 0 excluded from the spend fit")
-    xs, ms = x[used], m[used]
-    corr = float(np.corrcoef(xs, ms)[0, 1]) if xs.std() > 0 and ms.std() > 0 else float("nan")
+    corr = weighted_corr(ux, um, counts) if len(ux) else float("nan")
     if np.isfinite(corr) and abs(corr) > CORR_WARN:
         text = (f"frequency and monetary_value are correlated among repeat buyers (r = {corr:.3f}); "
                 "Gamma-Gamma assumes independence")
         log.warning(text)
         messages.append(text)
-    (ux, um), _, counts = unique_rows(xs, ms)
     data = SPEND_MODEL.prepare(ux, um)
-    result, penalizer, attempts = _fit(spend_spec(ms), lambda p: SPEND_MODEL.loglik(p, data), counts.astype(float),
-                                       grid, "gamma_gamma", messages)
+    result, penalizer, attempts = _fit(spend_spec(um, counts), lambda p: SPEND_MODEL.loglik(p, data),
+                                       counts.astype(float), grid, "gamma_gamma", messages)
     boundary = SPEND_MODEL.boundary_notes(result.params, result.at_low, result.at_high)
-    return FitReport("gamma_gamma", result.params, result.loglik, penalizer, attempts, len(xs), len(ux),
+    return FitReport("gamma_gamma", result.params, result.loglik, penalizer, attempts, int(counts.sum()), len(ux),
                      time.perf_counter() - start, messages + boundary, n_excluded,
                      {"frequency_spend_corr": corr if np.isfinite(corr) else None}, boundary)

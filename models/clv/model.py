@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from models.clv.btyd import SPEND_MODEL, PurchaseModel, get
-from models.clv.fitting import DEFAULT_PENALIZER_GRID, fit_purchase_model, fit_spend_model
+from models.clv.fitting import DEFAULT_PENALIZER_GRID, fit_purchase_rows, fit_spend_rows
 from models.clv.inputs import PURCHASE_PARAMS, SPEND_PARAMS, check_model, rfm_arrays, spend_missing, unique_rows
 from models.clv.report import FitReport
+from models.clv.stats import RfmStats, compress
 
 MIN_REPEAT_CUSTOMERS = 30
 FORMAT = "churn-clv/clv-model"
@@ -161,22 +162,27 @@ def fit_clv(rfm: pd.DataFrame, model: str = "bgnbd", *, time_unit_days: float,
     """
     check_model(model)
     _require_positive("time_unit_days", time_unit_days)
-    cols = rfm_arrays(rfm)
-    x, m = cols["frequency"], cols["monetary_value"]
-    n_repeat = int((x > 0).sum())
-    if n_repeat < MIN_REPEAT_CUSTOMERS:
-        raise ValueError(f"only {n_repeat} repeat customers (frequency > 0); at least {MIN_REPEAT_CUSTOMERS} "
+    stats = compress(rfm)
+    return fit_clv_stats(stats, model, time_unit_days=time_unit_days, penalizer_grid=penalizer_grid, seed=seed)
+
+
+def fit_clv_stats(stats: RfmStats, model: str = "bgnbd", *, time_unit_days: float,
+                  penalizer_grid: Sequence[float] = DEFAULT_PENALIZER_GRID, seed: int = 0) -> ClvModel:
+    """fit_clv on compressed statistics (models/clv/stats.py), e.g. aggregated by Spark: same fit, same numbers."""
+    check_model(model)
+    _require_positive("time_unit_days", time_unit_days)
+    if stats.n_repeat < MIN_REPEAT_CUSTOMERS:
+        raise ValueError(f"only {stats.n_repeat} repeat customers (frequency > 0); at least {MIN_REPEAT_CUSTOMERS} "
                          "are needed to fit a CLV model")
-    if spend_missing(rfm):
-        purchases = fit_purchase_model(model, x, cols["recency"], cols["T"], penalizer_grid, seed)
+    if stats.spend_counts is None:
+        purchases = fit_purchase_rows(model, stats.x, stats.tx, stats.age, stats.counts, penalizer_grid, seed)
         return ClvModel(float(time_unit_days), purchases, None)
-    n_paying = int(((x > 0) & (m > 0)).sum())
-    if n_paying == 0:
+    if stats.n_paying == 0:
         raise ValueError("all-zero spend: no repeat customer has monetary_value > 0; "
                          "Gamma-Gamma cannot be fit")
-    if n_paying < MIN_REPEAT_CUSTOMERS:
-        raise ValueError(f"only {n_paying} repeat customers with monetary_value > 0; at least "
+    if stats.n_paying < MIN_REPEAT_CUSTOMERS:
+        raise ValueError(f"only {stats.n_paying} repeat customers with monetary_value > 0; at least "
                          f"{MIN_REPEAT_CUSTOMERS} are needed to fit Gamma-Gamma")
-    purchases = fit_purchase_model(model, x, cols["recency"], cols["T"], penalizer_grid, seed)
-    spend = fit_spend_model(x, m, penalizer_grid, seed)
+    purchases = fit_purchase_rows(model, stats.x, stats.tx, stats.age, stats.counts, penalizer_grid, seed)
+    spend = fit_spend_rows(stats.spend_x, stats.spend_m, stats.spend_counts, stats.n_excluded, penalizer_grid, seed)
     return ClvModel(float(time_unit_days), purchases, spend)
