@@ -1,7 +1,7 @@
 """What a killed run leaves behind, removed by the next run of the same stage.
 
 * temporary files beside outputs (.<name>.<random>.tmp of pipelines/io.atomic_path; the score stage's sinks use
-  the same helper, pipelines/sinks/files.remove_stale),
+  the same helper, pipelines/io.remove_stale),
 * hidden work folders named <prefix><pid>... (ingest's DuckDB spill folder, the features stage's per-cutoff
   parts, a training stage's model staging folder) whose process is gone,
 * MLflow runs still RUNNING although the process that started them (tags churn_clv.pid / churn_clv.host) is gone:
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.catalog import DATASETS, Catalog
-from pipelines.sinks.files import TEMP_SUFFIX, remove_stale, temp_files
+from pipelines.io import TEMP_SUFFIX, remove_stale, temp_files
 
 PID_TAG, HOST_TAG = "churn_clv.pid", "churn_clv.host"
 

@@ -16,6 +16,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_files(target: Path) -> list[Path]:
+    """Every temporary file of target that exists now (.<name>.<random>.tmp: ours or left by a killed run)."""
+    return sorted(target.parent.glob(f".{target.name}.*{TEMP_SUFFIX}"))
+
+
+def remove_stale(target: Path, keep: set[Path] | frozenset[Path] = frozenset()) -> list[Path]:
+    """Delete target's temporary files except `keep`; returns the deleted paths."""
+    removed = []
+    for path in temp_files(target):
+        if path not in keep:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:

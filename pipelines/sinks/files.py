@@ -6,7 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
-TEMP_SUFFIX = ".tmp"
+from pipelines.io import TEMP_SUFFIX, remove_stale, temp_files
+
+__all__ = ["TEMP_SUFFIX", "fsync_file", "publish", "remove_stale", "temp_beside", "temp_files"]
 
 
 def temp_beside(target: Path, kind: str = "") -> Path:
@@ -16,21 +18,6 @@ def temp_beside(target: Path, kind: str = "") -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     return Path(tmp)
-
-
-def temp_files(target: Path) -> list[Path]:
-    """Every temporary file of target that exists now (ours or left by a killed run)."""
-    return sorted(target.parent.glob(f".{target.name}.*{TEMP_SUFFIX}"))
-
-
-def remove_stale(target: Path, keep: set[Path] | frozenset[Path] = frozenset()) -> list[Path]:
-    """Delete target's temporary files except `keep`; returns the deleted paths."""
-    removed = []
-    for path in temp_files(target):
-        if path not in keep:
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
 
 
 def fsync_file(path: Path) -> None:
