@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from features import privacy
@@ -82,10 +84,22 @@ def load_models(params: dict[str, Any], root: Path) -> ScoringModels:
     return from_registry(str(churn_uri), str(clv_uri), tracking.tracking_uri(params.get("mlflow")))
 
 
+def feature_schema(source: Path) -> pa.Schema:
+    """The Arrow schema of a feature table: one Parquet file, or engine=spark's folder of parts."""
+    return pads.dataset(source, format="parquet").schema
+
+
+def feature_batches(source: Path, columns: list[str], rows: int) -> Any:
+    """The feature table's record batches of up to `rows` rows, in file (and part) order."""
+    if Path(source).is_dir():
+        return pads.dataset(source, format="parquet").to_batches(columns=columns, batch_size=rows, use_threads=False)
+    return pq.ParquetFile(source).iter_batches(batch_size=rows, columns=columns)
+
+
 def check_schema(source: Path, columns: list[str], models: ScoringModels) -> None:
     """ChurnInputError naming the feature columns the model lacks (extra) and the file lacks (missing)."""
     spec = models.churn.spec
-    empty = pq.read_schema(source).empty_table().to_pandas()
+    empty = feature_schema(source).empty_table().to_pandas()
     present = set(feature_columns(empty))
     missing = [c for c in spec.features if c not in columns]
     extra = sorted(present - set(spec.expected_columns))
@@ -118,22 +132,36 @@ def prior_column(models: ScoringModels, rfm: pd.DataFrame, horizon: int, unit: f
     return values
 
 
+def wanted_columns(models: ScoringModels, cfg: ScoringConfig, columns: list[str]) -> list[str]:
+    """The feature columns a chunk is read with: row columns, the churn model's features, the rules' columns."""
+    return list(dict.fromkeys([*ROW_COLUMNS, *models.churn.spec.features,
+                               *[c for c in cfg.rule_columns() if c in columns]]))
+
+
+def score_rows(frame: pd.DataFrame, clv: pd.DataFrame, prior: np.ndarray | None, edges: np.ndarray,
+               models: ScoringModels, context: dict[str, Any]) -> pd.DataFrame:
+    """customer_scores rows of one chunk (its features, CLV rows and prior in the same order), pseudonymised."""
+    layout = context["layout"]
+    if prior is not None:
+        frame[PRIOR_COLUMN] = prior
+    churn = models.churn.score_with_reasons(frame, layout.reason_codes)
+    rows = assemble(frame, churn, clv, edges, context["cfg"], layout, context["locale"], context["stamp"],
+                    unit_days=context["unit_days"])
+    return context["pseudonymise"](rows)  # scoring.pseudonymise_ids: keyed-hash customer_id
+
+
 def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: np.ndarray | None,
                  context: dict[str, Any], sinks: Any, progress: Progress) -> list[pd.DataFrame]:
     """Stream the feature table in chunks: churn with reasons, assemble, write; returns the summary parts."""
     cfg, layout = context["cfg"], context["layout"]
-    wanted = list(dict.fromkeys([*ROW_COLUMNS, *models.churn.spec.features,
-                                 *[c for c in cfg.rule_columns() if c in context["columns"]]]))
+    wanted = wanted_columns(models, cfg, context["columns"])
     edges, parts, start = decile_edges(clv[layout.clv_column].to_numpy()), [], 0
-    for batch in pq.ParquetFile(source).iter_batches(batch_size=cfg.chunk_rows, columns=wanted):
+    for batch in feature_batches(source, wanted, cfg.chunk_rows):
         frame = batch.to_pandas()
         stop = start + len(frame)
-        if prior is not None:
-            frame[PRIOR_COLUMN] = prior[start:stop]
-        churn = models.churn.score_with_reasons(frame, layout.reason_codes)
-        rows = assemble(frame, churn, clv.iloc[start:stop], edges, cfg, layout, context["locale"], context["stamp"],
-                        unit_days=context["unit_days"])
-        sinks.write(context["pseudonymise"](rows))  # scoring.pseudonymise_ids: keyed-hash customer_id
+        rows = score_rows(frame, clv.iloc[start:stop], None if prior is None else prior[start:stop], edges, models,
+                          context)
+        sinks.write(rows)
         parts.append(summary_parts(rows, layout))
         progress.update(len(rows))
         start = stop
@@ -149,9 +177,46 @@ def relative(tree: Any, root: Path) -> Any:
     return tree
 
 
+def clv_settings(params: dict[str, Any], cfg: ScoringConfig, layout: ScoreLayout) -> ClvSettings:
+    """Discounting, month length, interval level, grid, seed and draws of the CLV scores."""
+    clv_cfg = params.get("clv") or {}
+    return ClvSettings(float(clv_cfg.get("discount_rate_monthly", 0.01)), float(clv_cfg.get("days_per_month", 30)),
+                       layout.interval, cfg.interval_grid_days, int(params.get("seed", 42)), cfg.interval_draws)
+
+
+def score_local(params: dict[str, Any], root: Path, source: Path, models: ScoringModels,
+                context: dict[str, Any]) -> dict[str, Any]:
+    """engine=duckdb: CLV for everyone, then chunks streamed through churn + assemble into every sink."""
+    from pipelines.sinks import ScoreSinks
+
+    cfg, layout, unit = context["cfg"], context["layout"], context["unit_days"]
+    as_of, rfm = read_as_of(source)
+    context["stamp"] = (as_of, *context["stamp"][1:])
+    progress = Progress("score", len(rfm), "customers")
+    settings = clv_settings(params, cfg, layout)
+    clv = clv_scores(models.clv, models.draws, rfm, layout, settings)
+    progress.step(f"CLV and intervals for {len(rfm):,} customers ({min(cfg.interval_draws, models.draws.n_draws)} "
+                  "draws)")
+    prior = prior_column(models, rfm, layout.horizon_days, unit, settings.seed)
+    outputs = paths.rebase(paths.OUTPUTS, root)
+    extra = insights.tables(params, context["work"], source, clv, layout, as_of, outputs)  # funnel, migration
+    with ScoreSinks(outputs, layout, as_of, cfg.sink, extra_tables=insights.table_columns()) as sinks:
+        parts = score_chunks(source, models, clv, prior, context, sinks, progress)
+        summary = finish_summary(parts, layout)
+        written = sinks.finish(summary, extra=extra)
+    progress.close()
+    rows_out = int(summary["customers"].sum()) if len(summary) else 0
+    if rows_out != len(rfm):
+        raise RuntimeError(f"row count in {len(rfm):,} != row count out {rows_out:,}")
+    return {"as_of": as_of, "rows_in": len(rfm), "rows_out": rows_out, "chunks": progress.chunks,
+            "sinks": written, "summary": summary}
+
+
 def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
-    """Score every customer at as_of and write all sinks; returns the report (also reports/score.json)."""
-    from pipelines.sinks import ScoreSinks, check_tables
+    """Score every customer at as_of and write all sinks; returns the report (also reports/score.json).
+
+    engine=spark scores on the executors (pipelines/score_spark.py) and streams the same local outputs."""
+    from pipelines.sinks import check_tables
 
     started = time.perf_counter()
     cfg, layout = ScoringConfig.from_params(params.get("scoring") or {}), layout_of(params)
@@ -164,41 +229,30 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         raise FileNotFoundError(f"{source}: missing; run the features stage first (dvc repro features)")
     models = load_models(params, root)
     layout = replace(layout, has_spend=models.clv.spend is not None)  # no amounts: spend columns are null
-    unit, horizon = FeatureConfig.from_params(params["features"]).time_unit_days, layout.horizon_days
+    unit = FeatureConfig.from_params(params["features"]).time_unit_days
     if abs(models.clv.time_unit_days - unit) > 1e-9:
         raise ValueError(f"CLV model time unit is {models.clv.time_unit_days:g} days but the features use {unit:g} "
                          "(features.freq x features.freq_multiplier)")
-    columns = pq.read_schema(source).names
+    columns = feature_schema(source).names
     check_schema(source, columns, models)
-    as_of, rfm = read_as_of(source)
-    progress = Progress("score", len(rfm), "customers")
-    clv_cfg = params.get("clv") or {}
-    settings = ClvSettings(float(clv_cfg.get("discount_rate_monthly", 0.01)), float(clv_cfg.get("days_per_month", 30)),
-                           layout.interval, cfg.interval_grid_days, int(params.get("seed", 42)), cfg.interval_draws)
-    clv = clv_scores(models.clv, models.draws, rfm, layout, settings)
-    progress.step(f"CLV and intervals for {len(rfm):,} customers ({min(cfg.interval_draws, models.draws.n_draws)} "
-                  "draws)")
-    prior = prior_column(models, rfm, horizon, unit, settings.seed)
     scored_at = pd.Timestamp.now(tz="UTC").floor("s")
-    context = {"cfg": cfg, "layout": layout, "columns": columns, "stamp": (as_of, models.version, scored_at),
+    context = {"cfg": cfg, "layout": layout, "columns": columns, "stamp": (None, models.version, scored_at),
                "locale": params["features"].get("segment_locale", "en"), "unit_days": unit,
-               "pseudonymise": privacy.pseudonymiser(params)}
-    outputs = paths.rebase(paths.OUTPUTS, root)
-    work = paths.rebase(paths.STANDALONE, root) if standalone else root  # where this run's data/interim is
-    extra = insights.tables(params, work, source, clv, layout, as_of, outputs)  # funnel, segment_migration
-    with ScoreSinks(outputs, layout, as_of, cfg.sink, extra_tables=insights.table_columns()) as sinks:
-        parts = score_chunks(source, models, clv, prior, context, sinks, progress)
-        summary = finish_summary(parts, layout)
-        written = sinks.finish(summary, extra=extra)
-    progress.close()
-    rows_out = int(summary["customers"].sum()) if len(summary) else 0
-    if rows_out != len(rfm):
-        raise RuntimeError(f"row count in {len(rfm):,} != row count out {rows_out:,}")
+               "pseudonymise": privacy.pseudonymiser(params),
+               "work": paths.rebase(paths.STANDALONE, root) if standalone else root}  # where data/interim is
+    engine = str((params.get("engine") or {}).get("name", "duckdb"))
+    if engine == "spark":
+        from pipelines import score_spark
+
+        done = score_spark.score(params, root, source, models, context)
+    else:
+        done = score_local(params, root, source, models, context)
+    as_of, summary, rows_out, written = done["as_of"], done["summary"], done["rows_out"], done["sinks"]
     report = {"as_of": str(as_of), "scored_at": scored_at.isoformat(), "model_version": models.version,
-              "standalone": standalone, "source": str(source.resolve()), "rows_in": len(rfm),
+              "engine": engine, "standalone": standalone, "source": str(source.resolve()), "rows_in": done["rows_in"],
               "spend": {"available": layout.has_spend,
                         "null_columns": [] if layout.has_spend else list(layout.spend_columns())},
-              "rows_out": rows_out, "chunks": progress.chunks, "sinks": written,
+              "rows_out": rows_out, "chunks": done["chunks"], "sinks": written, **done.get("spark", {}),
               "risk_bands": summary.groupby("churn_risk_band")["customers"].sum().astype(int).to_dict(),
               "segments": summary.groupby("rfm_segment")["customers"].sum().astype(int).to_dict(),
               "seconds": round(time.perf_counter() - started, 2)}

@@ -68,9 +68,42 @@ def clv_scores(model: ClvModel, draws: ParameterDraws, rfm: pd.DataFrame, layout
     return out
 
 
+DECILES = np.arange(1, 10) / 10.0
+
+
+def edge_ranks(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For n sorted values: the 0-based ranks below and above each inner decile edge and the weight of the one
+    above (numpy's default 'linear' quantile: position (n - 1) q)."""
+    position = (n - 1) * DECILES
+    below = np.floor(position)
+    weight = position - below
+    below = below.astype(np.int64)
+    above = below + 1
+    top = position >= n - 1
+    below[top], above[top] = n - 1, n - 1
+    return below, above, weight
+
+
+def edges_between(low: np.ndarray, high: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Linear interpolation between the order statistics, as np.quantile does it (bit for bit)."""
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    diff = high - low
+    return np.where(weight >= 0.5, high - diff * (1 - weight), low + diff * weight)
+
+
 def decile_edges(values: np.ndarray) -> np.ndarray:
-    """The 9 inner decile edges of a batch's values."""
-    return np.quantile(np.asarray(values, dtype=float), np.arange(1, 10) / 10.0)
+    """The 9 inner decile edges of a batch's values (= np.quantile; all NaN when a value is NaN).
+
+    Split into order statistics + interpolation so that engine=spark, which finds the order statistics on the
+    cluster (pipelines/score_spark.py), computes the very same edges.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size == 0 or np.isnan(values).any():
+        return np.full(DECILES.size, np.nan)
+    below, above, weight = edge_ranks(values.size)
+    ranks = np.unique(np.concatenate([below, above]))
+    ordered = np.partition(values, ranks)
+    return edges_between(ordered[below], ordered[above], weight)
 
 
 def deciles(values: np.ndarray, edges: np.ndarray) -> np.ndarray:

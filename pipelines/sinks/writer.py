@@ -8,13 +8,15 @@ from types import TracebackType
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from models.scoring.schema import BATCH_KEY, Column, ScoreLayout, check_scores, file_columns, output_columns
 from models.scoring.summary import summary_columns
-from pipelines.sinks.arrow import check_batch, to_arrow
+from pipelines.sinks.arrow import ARROW_TYPES, arrow_schema, check_batch, to_arrow
 from pipelines.sinks.crm_csv import CsvSink
 from pipelines.sinks.evolve import evolve
 from pipelines.sinks.files import remove_stale, temp_beside
@@ -49,6 +51,20 @@ def check_tables(outputs_dir: Path, layout: ScoreLayout, sql_url: str | None = N
                     evolve(table, found, tables[table], where)
         finally:
             engine.dispose()
+
+
+def checked_table(chunk: pd.DataFrame, layout: ScoreLayout, as_of: dt.date) -> pa.Table:
+    """A customer_scores chunk checked against the contract and the batch (as_of, settings), as Arrow."""
+    columns = output_columns(layout)
+    check_scores(chunk, layout)
+    check_batch(chunk, columns, as_of, SCORES)
+    for name, value in layout.setting_values().items():
+        wrong = (chunk[name] != value).to_numpy()
+        if wrong.any():
+            at = int(wrong.argmax())
+            raise ValueError(f"{SCORES} column {name!r}: {chunk[name].iloc[at]} is not this batch's {name} "
+                             f"{value!r} (first at customer {chunk['customer_id'].iloc[at]!r})")
+    return to_arrow(chunk, columns, SCORES)
 
 
 class RowCountMismatch(RuntimeError):
@@ -112,15 +128,25 @@ class ScoreSinks:
         """Validate a customer_scores chunk against the contract and append it to every sink."""
         if self.state != "open":
             raise RuntimeError(f"ScoreSinks.write: the writer is {self.state}")
-        check_scores(chunk, self.layout)
-        check_batch(chunk, self.columns, self.as_of, SCORES)
-        for name, value in self.layout.setting_values().items():
-            wrong = (chunk[name] != value).to_numpy()
-            if wrong.any():
-                at = int(wrong.argmax())
-                raise ValueError(f"{SCORES} column {name!r}: {chunk[name].iloc[at]} is not this batch's {name} "
-                                 f"{value!r} (first at customer {chunk['customer_id'].iloc[at]!r})")
-        table = to_arrow(chunk, self.columns, SCORES)
+        self.append(checked_table(chunk, self.layout, self.as_of))
+
+    def write_files_table(self, files: pa.Table, scored_at: pd.Timestamp) -> None:
+        """Append a chunk already checked by checked_table (engine=spark: on the executors), given in the file
+        columns (no scored_at, e.g. read back from Spark's Parquet parts); scored_at is added for the tables."""
+        if self.state != "open":
+            raise RuntimeError(f"ScoreSinks.write_files_table: the writer is {self.state}")
+        names = [c.name for c in self.file_cols]
+        if files.column_names != names:
+            raise ValueError(f"{SCORES}: columns {files.column_names} differ from the file contract {names}")
+        naive = pd.Timestamp(scored_at).tz_convert("UTC").tz_localize(None).as_unit("us").to_datetime64()
+        stamp = pa.array(np.full(files.num_rows, naive)).cast(ARROW_TYPES["timestamp"])
+        arrays = {name: files.column(name) for name in names} | {"scored_at": stamp}
+        schema = arrow_schema(self.columns)
+        self.append(pa.Table.from_arrays([arrays[c.name].cast(schema.field(c.name).type) for c in self.columns],
+                                         schema=schema))
+
+    def append(self, table: pa.Table) -> None:
+        """Append a contract-typed Arrow chunk to every sink (the files get it without the TABLE_ONLY columns)."""
         files = table.select([c.name for c in self.file_cols])
         try:
             for sink in self.sinks:
