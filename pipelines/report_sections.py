@@ -15,7 +15,6 @@ import duckdb
 import pandas as pd
 
 from models.scoring.migration import GONE, NEW, migration_matrix
-from pipelines.features import sql_path
 from pipelines.report_html import Cell, Figure, Table, fmt, pct
 from pipelines.report_plots import data_uri, distribution_figure, funnel_figure, matrix_figure, png_bytes
 
@@ -201,8 +200,9 @@ def distribution_stats(scores: Path, clv_column: str) -> pd.DataFrame:
         parts.append(f"avg({column}) AS {value}_mean, sum({column}) AS {value}_total")
         parts += [f"quantile_cont({column}, {q}) AS {value}_p{round(100 * q)}" for q in QUANTILES]
     query = (f"SELECT rfm_segment AS segment, count(*) AS customers, {', '.join(parts)} "
-             f"FROM read_parquet({sql_path(scores)}) GROUP BY rfm_segment ORDER BY churn_p50 DESC, segment")
-    return duckdb.connect().execute(query).df()
+             "FROM read_parquet(?) GROUP BY rfm_segment ORDER BY churn_p50 DESC, segment")
+    with duckdb.connect() as con:
+        return con.execute(query, [str(scores)]).df()
 
 
 def distribution_section(scores: Path, clv_column: str) -> Section:
