@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from features import privacy
@@ -73,9 +74,10 @@ def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig,
     segment_names = {lab: names[0] for names in SEGMENTS.values() for lab in names}
     frame["rfm_segment"] = slugs(frame["rfm_segment"], segment_names, f"{scores_path} rfm_segment")
     wanted = sorted((cfg.rule_columns() | {"tenure_days"}) - set(frame.columns))
-    present = [c for c in wanted if c in pq.read_schema(features_path).names]
+    features = ds.dataset(features_path, format="parquet")  # one file, or engine=spark's folder of parts
+    present = [c for c in wanted if c in features.schema.names]
     if present:
-        extra = pq.read_table(features_path, columns=["customer_id", *present]).to_pandas()
+        extra = features.to_table(columns=["customer_id", *present]).to_pandas()
         extra = pseudonymise(extra.assign(customer_id=extra["customer_id"].astype(str)))
         frame = frame.merge(extra, on="customer_id", how="left", validate="one_to_one")
     return frame

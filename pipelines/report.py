@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
 from features.cohorts import cohort_retention
 from models.scoring.schema import ScoreLayout
@@ -85,11 +85,11 @@ def scores_summary(path: Path, layout: ScoreLayout, batch_rows: int = BATCH_ROWS
     """segment_summary of customer_scores.parquet, streamed in record batches; errors name file and columns."""
     require(path, "score")
     wanted = list(dict.fromkeys([*SCORE_COLUMNS, layout.clv_column]))
-    present = set(pq.read_schema(path).names)
-    missing = [c for c in wanted if c not in present]
+    scores = ds.dataset(path, format="parquet")  # one file, or a folder of parts
+    missing = [c for c in wanted if c not in scores.schema.names]
     if missing:
         raise ValueError(f"{path}: columns {missing} missing (customer_scores contract, models/scoring/schema.py)")
-    batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=wanted)
+    batches = scores.to_batches(batch_size=batch_rows, columns=wanted)
     return finish_summary((summary_parts(b.to_pandas(), layout) for b in batches), layout)
 
 

@@ -134,3 +134,16 @@ def test_the_sql_sink_gets_the_plan_too(tmp_path: Path, base: dict) -> None:
     with sqlite3.connect(tmp_path / "crm.sqlite") as con:
         rows = con.execute("SELECT customer_id, action, rank FROM action_plan ORDER BY rank").fetchall()
     assert rows == [("a", "personal_winback", 1), ("b", "loyalty_perks", 2)]
+
+
+def test_score_features_written_by_spark_as_a_folder_of_parts(tmp_path: Path, base: dict) -> None:
+    batch(tmp_path, [300.0, 400.0, 30.0, 3.0])
+    single = tmp_path / "data" / "features" / "score.parquet"
+    frame = pd.read_parquet(single)
+    single.unlink()
+    single.mkdir()  # engine=spark: data/features/score.parquet is a folder of part files (+ _SUCCESS)
+    frame.iloc[:2].to_parquet(single / "part-00000.parquet")
+    frame.iloc[2:].to_parquet(single / "part-00001.parquet")
+    (single / "_SUCCESS").write_bytes(b"")
+    plan = action_plan.build(with_(base, budget=12.0), tmp_path)[0]
+    assert plan["customer_id"].tolist() == ["a", "b"]
