@@ -69,10 +69,11 @@ def truth_table(frame: Any) -> pa.Table:
 
 def _check(con: duckdb.DuckDBPyConnection, src: sources.Source, bounds: Any, as_of: Any) -> Checked:
     """check_table on one source; a Parquet page DuckDB cannot decode is one DataError (nothing written yet)."""
-    try:
-        return check_table(con, src.relation, bounds.apply(src.spec), as_of, src.malformed)
+    parquet = src.path is not None and src.path.name.lower().endswith(sources.PARQUET_SUFFIXES)
+    try:  # Parquet rows carry their file_row_number: the stage may be built in parallel, in any order
+        return check_table(con, src.relation, bounds.apply(src.spec), as_of, src.malformed, parallel=parquet)
     except duckdb.Error as err:
-        if src.path is not None and src.path.name.lower().endswith(sources.PARQUET_SUFFIXES):
+        if parquet:
             raise sources.unreadable_page(src.spec.file, err) from err
         raise
 
