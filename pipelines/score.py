@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -30,7 +31,7 @@ from models.churn.prior import btyd_prior
 from models.scoring.assemble import RFM, ClvSettings, assemble, clv_scores, decile_edges
 from models.scoring.config import ScoringConfig
 from models.scoring.schema import ScoreLayout
-from models.scoring.summary import finish_summary, summary_parts
+from models.scoring.summary import finish_summary
 from pipelines import action_plan, insights, paths
 from pipelines.config import load_params
 from pipelines.io import check_not_locked
@@ -150,21 +151,31 @@ def score_rows(frame: pd.DataFrame, clv: pd.DataFrame, prior: np.ndarray | None,
     return context["pseudonymise"](rows)  # scoring.pseudonymise_ids: keyed-hash customer_id
 
 
-def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: np.ndarray | None,
-                 context: dict[str, Any], sinks: Any, progress: Progress) -> list[pd.DataFrame]:
-    """Stream the feature table in chunks: churn with reasons, assemble, write; returns the summary parts."""
-    cfg, layout = context["cfg"], context["layout"]
-    wanted = wanted_columns(models, cfg, context["columns"])
-    edges, parts, start = decile_edges(clv[layout.clv_column].to_numpy()), [], 0
-    for batch in feature_batches(source, wanted, cfg.chunk_rows):
-        frame = batch.to_pandas()
-        stop = start + len(frame)
-        rows = score_rows(frame, clv.iloc[start:stop], None if prior is None else prior[start:stop], edges, models,
-                          context)
-        sinks.write(rows)
-        parts.append(summary_parts(rows, layout))
-        progress.update(len(rows))
+def chunk_jobs(source: Path, wanted: list[str], clv: pd.DataFrame, prior: np.ndarray | None,
+               rows: int) -> Iterator[tuple[pa.RecordBatch, pd.DataFrame, np.ndarray | None]]:
+    """(features batch, its CLV rows, its prior) per chunk of the feature table, in file order."""
+    start = 0
+    for batch in feature_batches(source, wanted, rows):
+        stop = start + batch.num_rows
+        yield batch, clv.iloc[start:stop], None if prior is None else prior[start:stop]
         start = stop
+
+
+def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: np.ndarray | None,
+                 context: dict[str, Any], sinks: Any, progress: Progress,
+                 params: dict[str, Any] | None = None) -> list[pd.DataFrame]:
+    """Stream the feature table in chunks: churn with reasons, assemble (in scoring.workers processes), write in
+    order; returns the summary parts."""
+    from pipelines import score_pool
+
+    cfg, layout = context["cfg"], context["layout"]
+    edges, parts = decile_edges(clv[layout.clv_column].to_numpy()), []
+    jobs = chunk_jobs(source, wanted_columns(models, cfg, context["columns"]), clv, prior, cfg.chunk_rows)
+    workers = score_pool.worker_count(params or {}, -(-len(clv) // cfg.chunk_rows))
+    for table, part in score_pool.scored(jobs, models, edges, context, params or {}, workers):
+        sinks.write_checked(table)
+        parts.append(part)
+        progress.update(table.num_rows)
     return parts
 
 
@@ -201,7 +212,7 @@ def score_local(params: dict[str, Any], root: Path, source: Path, models: Scorin
     outputs = paths.rebase(paths.OUTPUTS, root)
     extra = insights.tables(params, context["work"], source, clv, layout, as_of, outputs)  # funnel, migration
     with ScoreSinks(outputs, layout, as_of, cfg.sink, extra_tables=insights.table_columns()) as sinks:
-        parts = score_chunks(source, models, clv, prior, context, sinks, progress)
+        parts = score_chunks(source, models, clv, prior, context, sinks, progress, params)
         summary = finish_summary(parts, layout)
         written = sinks.finish(summary, extra=extra)
     progress.close()

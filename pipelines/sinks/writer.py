@@ -128,7 +128,7 @@ class ScoreSinks:
         """Validate a customer_scores chunk against the contract and append it to every sink."""
         if self.state != "open":
             raise RuntimeError(f"ScoreSinks.write: the writer is {self.state}")
-        self.append(checked_table(chunk, self.layout, self.as_of))
+        self.write_checked(checked_table(chunk, self.layout, self.as_of))
 
     def write_files_table(self, files: pa.Table, scored_at: pd.Timestamp) -> None:
         """Append a chunk already checked by checked_table (engine=spark: on the executors), given in the file
@@ -142,11 +142,16 @@ class ScoreSinks:
         stamp = pa.array(np.full(files.num_rows, naive)).cast(ARROW_TYPES["timestamp"])
         arrays = {name: files.column(name) for name in names} | {"scored_at": stamp}
         schema = arrow_schema(self.columns)
-        self.append(pa.Table.from_arrays([arrays[c.name].cast(schema.field(c.name).type) for c in self.columns],
-                                         schema=schema))
+        self.write_checked(pa.Table.from_arrays([arrays[c.name].cast(schema.field(c.name).type)
+                                                 for c in self.columns], schema=schema))
 
-    def append(self, table: pa.Table) -> None:
-        """Append a contract-typed Arrow chunk to every sink (the files get it without the TABLE_ONLY columns)."""
+    def write_checked(self, table: pa.Table) -> None:
+        """Append a chunk made by checked_table (contract-typed Arrow) to every sink (the files get it without the
+        TABLE_ONLY columns)."""
+        if self.state != "open":
+            raise RuntimeError(f"ScoreSinks.write_checked: the writer is {self.state}")
+        if not table.schema.equals(arrow_schema(self.columns)):
+            raise ValueError(f"{SCORES}: chunk schema differs from the contract: {table.schema}")
         files = table.select([c.name for c in self.file_cols])
         try:
             for sink in self.sinks:

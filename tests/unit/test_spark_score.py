@@ -57,8 +57,8 @@ def scored(spark, tmp_path_factory: pytest.TempPathFactory) -> dict:
     local["stamp"] = (as_of, *local["stamp"][1:])
     clv_rows = clv_scores(models.clv, models.draws, rfm, layout, settings)
     with ScoreSinks(tmp / "duckdb", layout, as_of) as sinks:
-        summary = finish_summary(score_chunks(source, models, clv_rows, None, local, sinks,
-                                              Progress("t", len(rfm))), layout)
+        summary = finish_summary(score_chunks(source, models, clv_rows, None, local, sinks, Progress("t", len(rfm)),
+                                              {"scoring": {"workers": 2}}), layout)  # 6 chunks in 2 processes
         sinks.finish(summary)
     remote, parts = context(), tmp / "parts"
     spark.conf.set("spark.sql.files.maxPartitionBytes", "20000")  # several input partitions

@@ -1,0 +1,70 @@
+"""engine=duckdb: chunks of customers scored in worker processes (scoring.workers), handed back in input order.
+
+The churn reason codes (TreeSHAP per tree pattern) and the row assembly are single-threaded Python/numpy work;
+with one worker process per core the chunks are scored side by side while this process writes the sinks. Each
+worker gets the models, decile edges and settings once (spawned, so no OpenMP/DuckDB state is forked); a chunk
+travels as an Arrow batch and comes back as the contract-checked Arrow table plus its summary sums. At most
+workers + 1 chunks are in flight, so memory stays bounded by the chunk size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features import privacy
+from models.scoring.summary import summary_parts
+from pipelines.sinks.writer import checked_table
+
+_STATE: dict[str, Any] = {}
+
+
+def worker_count(params: dict[str, Any], chunks: int) -> int:
+    """scoring.workers (0 = one per core), never more than the chunks to score."""
+    wanted = int((params.get("scoring") or {}).get("workers", 0) or 0) or (os.cpu_count() or 1)
+    return max(1, min(wanted, chunks))
+
+
+def _init(models: Any, edges: np.ndarray, context: dict[str, Any], params: dict[str, Any]) -> None:
+    """Worker set-up: what every chunk needs (the pseudonymiser is rebuilt here: closures do not pickle)."""
+    _STATE.update(models=models, edges=edges, context={**context, "pseudonymise": privacy.pseudonymiser(params)})
+
+
+def score_job(job: tuple[pa.RecordBatch, pd.DataFrame, np.ndarray | None]) -> tuple[pa.Table, pd.DataFrame]:
+    """One chunk: features batch, its CLV rows and prior -> (checked customer_scores table, summary sums)."""
+    from pipelines.score import score_rows
+
+    batch, clv, prior = job
+    context = _STATE["context"]
+    rows = score_rows(batch.to_pandas(), clv, prior, _STATE["edges"], _STATE["models"], context)
+    return checked_table(rows, context["layout"], context["stamp"][0]), summary_parts(rows, context["layout"])
+
+
+def scored(jobs: Iterable[tuple], models: Any, edges: np.ndarray, context: dict[str, Any], params: dict[str, Any],
+           workers: int) -> Iterator[tuple[pa.Table, pd.DataFrame]]:
+    """(table, summary sums) per job, in job order; in this process when workers == 1."""
+    if workers <= 1:
+        _STATE.update(models=models, edges=edges, context=context)
+        try:
+            yield from map(score_job, jobs)
+        finally:
+            _STATE.clear()
+        return
+    state = {k: v for k, v in context.items() if k != "pseudonymise"}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
+                             initargs=(models, edges, state, params)) as pool:
+        pending: deque[Future] = deque()
+        for job in jobs:
+            pending.append(pool.submit(score_job, job))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
