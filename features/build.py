@@ -1,4 +1,4 @@
-"""Point-in-time customer features at a cutoff, built with DuckDB SQL (features/sql/*.sql)."""
+"""Point-in-time customer features at a cutoff from features/sql/*.sql, on DuckDB or Spark (features.engine)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
 from features import contract
+from features.engine import Runner, render, runner_for
 from features.segments import segment_table
 from features.timeline import Cutoff
 
@@ -100,8 +103,8 @@ def event_count_names(cfg: FeatureConfig) -> list[str]:
 
 def _event_columns(cfg: FeatureConfig) -> str:
     """Per event type and window count columns for events.sql."""
-    return ",\n    ".join(
-        f"COUNT(*) FILTER (WHERE event_type = '{t}' AND age_days < {w}) AS {t}_{w}d"
+    return ",\n    ".join(  # COUNT_IF: 1.7x less DuckDB CPU than FILTER
+        f"CAST(COUNT_IF(event_type = '{t}' AND age_days < {w}) AS BIGINT) AS {t}_{w}d"
         for t in cfg.event_types
         for w in cfg.event_windows_days
     )
@@ -124,7 +127,7 @@ def _rate_columns(cfg: FeatureConfig) -> str:
         rates.append(
             f"CAST(s.email_click_{w}d AS DOUBLE) / NULLIF(s.email_open_{w}d, 0) AS email_click_rate_{w}d"
         )
-    return ",\n    ".join(rates) if rates else "NULL AS no_event_rates"
+    return ",\n    ".join(rates) if rates else "CAST(NULL AS DOUBLE) AS no_event_rates"
 
 
 def _final_sql(cfg: FeatureConfig) -> str:
@@ -137,16 +140,16 @@ def _final_sql(cfg: FeatureConfig) -> str:
     )
 
 
-def ensure_inputs(con: duckdb.DuckDBPyConnection) -> None:
-    """Create empty contract-shaped `events` / `customers` views when the connection lacks them."""
-    con.execute("SET TimeZone = 'UTC'")
-    present = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+def ensure_inputs(engine: Any) -> Runner:
+    """The runner of engine, with empty contract-shaped `events` / `customers` when they are missing."""
+    runner = runner_for(engine)
+    present = runner.tables()
     if "transactions" not in present:
         raise ValueError("the connection has no `transactions` table or view")
     for name in ("events", "customers"):
         if name not in present:
-            con.register(f"_empty_{name}", contract.empty_table(name))
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM _empty_{name}")
+            runner.register(name, contract.empty_table(name))
+    return runner
 
 
 def _day_number(day: date) -> int:
@@ -159,61 +162,86 @@ def _period_start(day_number: int, weekly: bool) -> int:
     return day_number - ((day_number + 3) % 7) if weekly else day_number
 
 
-def rfm_params(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: FeatureConfig) -> dict[str, Any]:
-    """Query parameters of rfm.sql: the cutoff, period settings and the period-slot range."""
-    weekly = cfg.freq == "W"
-    first = con.execute(
-        f"SELECT MIN(CAST(epoch_us(ts) // 86400000000 AS INTEGER)) FROM transactions WHERE {PURCHASE}"
-    ).fetchall()[0][0]
-    end = _period_start(_day_number(cutoff), weekly)
-    origin = _period_start(end if first is None else min(int(first), end), weekly)
-    return {"cutoff": cutoff, "weekly": weekly, "period_days": int(cfg.period_days),
-            "freq_multiplier": float(cfg.freq_multiplier), "origin_day": origin,
-            "n_slots": (end - origin) // int(cfg.period_days)}
+def rfm_params(cutoff: date, cfg: FeatureConfig) -> dict[str, Any]:
+    """Query parameters of rfm.sql: the cutoff day and period settings."""
+    return {"cutoff_day": _day_number(cutoff), "weekly": cfg.freq == "W", "period_days": int(cfg.period_days),
+            "freq_multiplier": float(cfg.freq_multiplier)}
 
 
-def rfm(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: FeatureConfig) -> duckdb.DuckDBPyRelation:
-    """Lifetimes-compatible frequency, recency, T, monetary_value per customer at cutoff."""
-    ensure_inputs(con)
-    return con.sql(sql_text("rfm"), params=rfm_params(con, cutoff, cfg))
+def period_bitmap(query: str, runner: Runner, params: dict[str, Any]) -> str:
+    """rfm.sql for DuckDB: COUNT(DISTINCT p.period) as the bit count of a per-customer bitmap of period slots.
+
+    Same number, one aggregation instead of a distinct set per customer (see README, Engines). The slots run
+    from the first purchase period in the data to the cutoff's period.
+    """
+    weekly, step = params["weekly"], params["period_days"]
+    first = runner.rows(f"SELECT MIN(CAST(epoch_us(ts) // 86400000000 AS INTEGER)) FROM transactions WHERE {PURCHASE}")
+    end = _period_start(params["cutoff_day"], weekly)
+    origin = _period_start(end if first[0][0] is None else min(int(first[0][0]), end), weekly)
+    slots = f"bit_count(bitstring_agg((p.period - {origin}) // {step}, 0, {(end - origin) // step}))"
+    tree = sqlglot.parse_one(query, read="duckdb")
+    distinct = [c for c in tree.find_all(exp.Count) if isinstance(c.this, exp.Distinct)
+                and c.this.expressions[0].sql() == "p.period"]
+    if len(distinct) != 1:
+        raise ValueError("rfm.sql: expected exactly one COUNT(DISTINCT p.period) to rewrite")
+    distinct[0].replace(sqlglot.parse_one(slots, read="duckdb"))
+    return tree.sql(dialect="duckdb")
 
 
-def _materialise_steps(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig) -> None:
-    """Run each per-cutoff step query into a temp table."""
-    weekly = cfg.freq == "W"
-    steps = {
-        "_rfm": (sql_text("rfm"), rfm_params(con, cut.cutoff, cfg)),
-        "_orders": (sql_text("orders").format(trend_columns=_trend_columns(cfg)), {}),
-        "_mix": (sql_text("mix"), {}),
-        "_gaps": (sql_text("gaps"), {}),
-        "_events": (sql_text("events").format(event_columns=_event_columns(cfg)), {}),
-    }
-    for table, (query, extra) in steps.items():
-        params = extra or {"cutoff_day": _day_number(cut.cutoff)}
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}", params)
+def rfm_sql(runner: Runner, cutoff: date, cfg: FeatureConfig) -> str:
+    """rfm.sql with its parameters filled in for the runner's engine."""
+    params = rfm_params(cutoff, cfg)
+    query = render(sql_text("rfm"), params)
+    return period_bitmap(query, runner, params) if runner.dialect == "duckdb" else query
+
+
+def rfm(engine: Any, cutoff: date, cfg: FeatureConfig) -> Any:
+    """Lifetimes-compatible frequency, recency, T, monetary_value per customer at cutoff (relation / DataFrame)."""
+    runner = ensure_inputs(engine)
+    return runner.sql(rfm_sql(runner, cutoff, cfg))
+
+
+def _labels_sql(cut: Cutoff, cfg: FeatureConfig) -> str:
+    """labels.sql at cut, or an empty labels table at the scoring cutoff."""
     if cut.label_end is None:
-        con.execute("CREATE OR REPLACE TEMP TABLE _labels "
-                    "(customer_id VARCHAR, future_purchases BIGINT, future_revenue DOUBLE)")
-    else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _labels AS {sql_text('labels')}",
-                    {"cutoff_day": _day_number(cut.cutoff), "label_end_day": _day_number(cut.label_end),
-                     "weekly": weekly})
+        return ("SELECT CAST(NULL AS VARCHAR) AS customer_id, CAST(NULL AS BIGINT) AS future_purchases, "
+                "CAST(NULL AS DOUBLE) AS future_revenue WHERE FALSE")
+    return render(sql_text("labels"), {"cutoff_day": _day_number(cut.cutoff),
+                                       "label_end_day": _day_number(cut.label_end), "weekly": cfg.freq == "W"})
 
 
-def build_features(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig) -> duckdb.DuckDBPyRelation:
-    """One row per customer with a purchase on or before cut.cutoff: features, segment, labels."""
-    ensure_inputs(con)
-    con.register("_segments", segment_table(cfg.segment_locale))
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW _profile AS SELECT customer_id, signup_ts, region, gender, "
-        "age_band, acquisition_channel FROM customers"
-    )
-    _materialise_steps(con, cut, cfg)
+def _materialise_steps(runner: Runner, cut: Cutoff, cfg: FeatureConfig) -> None:
+    """Run each per-cutoff step query into a temp table."""
+    day = {"cutoff_day": _day_number(cut.cutoff)}
+    steps = {
+        "_rfm": rfm_sql(runner, cut.cutoff, cfg),
+        "_orders": render(sql_text("orders").format(trend_columns=_trend_columns(cfg)), day),
+        "_mix": render(sql_text("mix"), day),
+        "_gaps": render(sql_text("gaps"), day),
+        "_events": render(sql_text("events").format(event_columns=_event_columns(cfg)), day),
+        "_labels": _labels_sql(cut, cfg),
+    }
+    for table, query in steps.items():
+        runner.materialise(table, query)
+
+
+def build_features(engine: Any, cut: Cutoff, cfg: FeatureConfig) -> Any:
+    """One row per customer with a purchase on or before cut.cutoff: features, segment, labels.
+
+    engine: a DuckDB connection, a SparkSession or a features.engine runner, reading tables `transactions`
+    (and optional `events`, `customers`); returns a lazy DuckDB relation or Spark DataFrame.
+    """
+    runner = ensure_inputs(engine)
+    runner.register("_segments", pa.Table.from_pandas(segment_table(cfg.segment_locale), preserve_index=False))
+    runner.view("_profile", "SELECT customer_id, signup_ts, region, gender, age_band, acquisition_channel "
+                            "FROM customers")
+    _materialise_steps(runner, cut, cfg)
     params = {"cutoff": cut.cutoff, "label_end": cut.label_end, "rfm_high": int(cfg.rfm_high_score)}
-    return con.sql(_final_sql(cfg), params=params)
+    return runner.sql(render(_final_sql(cfg), params))
 
 
-def drop_steps(con: duckdb.DuckDBPyConnection) -> None:
+def drop_steps(engine: Any) -> None:
     """Free the per-cutoff temp tables."""
+    runner = runner_for(engine)
     for table in STEP_TABLES:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+        runner.drop(table)

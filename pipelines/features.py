@@ -7,19 +7,24 @@ import sys
 import tempfile
 import time
 from datetime import date
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from features.build import FeatureConfig, build_features, drop_steps
+from features.engine import DuckRunner, Runner, SparkRunner, runner_for
 from features.ingest import literal
 from features.timeline import Cutoff, cutoffs, within_history
 from pipelines import cleanup, paths
+from pipelines.catalog import ROLES, Catalog
 from pipelines.cleanup import owner_tag
 from pipelines.config import load_params
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
+
+INPUTS = ("transactions", "events", "customers")
 
 
 def sql_path(path: Path) -> str:
@@ -28,28 +33,35 @@ def sql_path(path: Path) -> str:
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection in UTC with bounded memory (spills to a temp directory)."""
+    """A DuckDB connection in UTC that spills beyond memory_limit (engine.memory_limit; None: DuckDB's default)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{memory_limit or os.environ.get('CHURN_CLV_DUCKDB_MEMORY', '6GB')}'")
+    limit = memory_limit or os.environ.get("CHURN_CLV_DUCKDB_MEMORY")
+    if limit:
+        con.execute(f"SET memory_limit = {literal(str(limit))}")
     con.execute("SET preserve_insertion_order = false")
     return con
 
 
-def open_inputs(con: duckdb.DuckDBPyConnection, root: Path = paths.ROOT) -> None:
-    """Expose the interim tables under root as views; transactions are required, events/customers optional."""
-    for name, interim in paths.INTERIM_FILES.items():
-        path = paths.rebase(interim, root)
-        if not path.exists() and name == "transactions":
-            raise FileNotFoundError(f"{path}: missing; run the ingest stage first (dvc repro ingest)")
-        if not path.exists():
+def open_inputs(engine: Any, root: Path = paths.ROOT, catalog: Catalog | None = None) -> Runner:
+    """Expose the interim tables as views on engine (a DuckDB connection or SparkSession); transactions required."""
+    cat = catalog or Catalog(root)
+    runner = runner_for(engine)
+    for name in INPUTS:
+        if name == "transactions" and not cat.exists(name):
+            raise FileNotFoundError(f"{cat.location(name)}: missing; run the ingest stage first (dvc repro ingest)")
+        if not cat.exists(name):
             continue  # build.ensure_inputs gives an empty contract-shaped view
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
+        if runner.dialect == "spark":
+            cat.spark_frame(name, spark=runner.spark).createOrReplaceTempView(name)
+        else:
+            runner.view(name, f"SELECT * FROM read_parquet({sql_path(cat.path(name))})")
+    return runner
 
 
-def observed_days(con: duckdb.DuckDBPyConnection) -> tuple[date, date]:
+def observed_days(engine: Any) -> tuple[date, date]:
     """First and last transaction day in the data."""
-    first, last = con.execute("SELECT MIN(CAST(ts AS DATE)), MAX(CAST(ts AS DATE)) FROM transactions").fetchall()[0]
+    first, last = runner_for(engine).rows("SELECT MIN(CAST(ts AS DATE)), MAX(CAST(ts AS DATE)) FROM transactions")[0]
     if first is None:
         raise ValueError(f"{paths.TRANSACTIONS}: no transactions to build features from")
     return first, last
@@ -61,8 +73,10 @@ def resolve_as_of(windows: dict[str, Any], last_day: date) -> date:
     return last_day if value in (None, "") else date.fromisoformat(str(value))
 
 
-def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureConfig, target: Path) -> list[dict]:
-    """Build every cutoff of one role and write them, stacked, to one Parquet file atomically."""
+def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureConfig, cat: Catalog,
+               name: str) -> list[dict]:
+    """Build every cutoff of one role with DuckDB and write them, stacked, to one Parquet file at name."""
+    target = cat.path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     stats = []
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=owner_tag(".features-")) as tmp:
@@ -73,12 +87,29 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
             drop_steps(con)
             parts.append(part.as_posix())
             stats.append(cutoff_stats(con, part, cut))
-        staged = Path(tmp) / "all.parquet"
         files = "[" + ", ".join(map(literal, parts)) + "]"
-        stacked = f"SELECT * FROM read_parquet({files}) ORDER BY cutoff, customer_id"  # deterministic order
-        con.execute(f"COPY ({stacked}) TO {sql_path(staged)} (FORMAT parquet)")
-        os.replace(staged, target)
+        cat.write(name, con.sql(f"SELECT * FROM read_parquet({files}) ORDER BY cutoff, customer_id"))  # deterministic
     return stats
+
+
+def write_role_spark(runner: SparkRunner, cuts: list[Cutoff], cfg: FeatureConfig, cat: Catalog,
+                     name: str) -> list[dict]:
+    """Build every cutoff of one role on Spark and write them, stacked and sorted, as Parquet parts at name."""
+    frames = [build_features(runner, cut, cfg) for cut in cuts]  # analysed now: later view swaps do not touch them
+    drop_steps(runner)
+    stacked = reduce(lambda a, b: a.unionByName(b), frames).orderBy("cutoff", "customer_id")
+    cat.write(name, stacked)
+    runner.spark.read.parquet(cat.location(name)).createOrReplaceTempView("_written")
+    rows = runner.rows("SELECT cutoff, COUNT(*), AVG(churned), SUM(future_revenue) FROM _written GROUP BY cutoff")
+    runner.spark.catalog.dropTempView("_written")
+    by_cutoff = {row[0]: row[1:] for row in rows}
+    return [_stats(cut, *by_cutoff.get(cut.cutoff, (0, None, None))) for cut in cuts]
+
+
+def _stats(cut: Cutoff, rows: int, churn_rate: float | None, revenue: float | None) -> dict[str, Any]:
+    """The report entry of one written cutoff."""
+    return {"role": cut.role, "cutoff": str(cut.cutoff), "label_end": str(cut.label_end or ""),
+            "customers": rows, "churn_rate": churn_rate, "future_revenue": revenue}
 
 
 def cutoff_stats(con: duckdb.DuckDBPyConnection, part: Path, cut: Cutoff) -> dict[str, Any]:
@@ -86,8 +117,29 @@ def cutoff_stats(con: duckdb.DuckDBPyConnection, part: Path, cut: Cutoff) -> dic
     rows, churn_rate, revenue = con.execute(
         f"SELECT COUNT(*), AVG(churned), SUM(future_revenue) FROM read_parquet({sql_path(part)})"
     ).fetchall()[0]
-    return {"role": cut.role, "cutoff": str(cut.cutoff), "label_end": str(cut.label_end or ""),
-            "customers": rows, "churn_rate": churn_rate, "future_revenue": revenue}
+    return _stats(cut, rows, churn_rate, revenue)
+
+
+def engine_runner(params: dict[str, Any], cat: Catalog) -> Runner:
+    """A runner on params["engine"]: a new DuckDB connection, or the engine's SparkSession."""
+    engine = params.get("engine") or {"name": "duckdb"}
+    if engine.get("name") == "spark":
+        return SparkRunner(cat.spark())
+    return DuckRunner(connect(engine.get("memory_limit")))
+
+
+def close(runner: Runner) -> None:
+    """Close a DuckDB connection this stage opened (a SparkSession stays up for the process)."""
+    if isinstance(runner, DuckRunner):
+        runner.con.close()
+
+
+def write_features(runner: Runner, cuts: list[Cutoff], cfg: FeatureConfig, cat: Catalog, role: str) -> list[dict]:
+    """Build and write one role's cutoffs on the runner's engine."""
+    name = f"features_{role}"
+    if isinstance(runner, SparkRunner):
+        return write_role_spark(runner, cuts, cfg, cat, name)
+    return write_role(runner.con, cuts, cfg, cat, name)
 
 
 def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
@@ -96,51 +148,59 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     cfg = FeatureConfig.from_params(params["features"])
     windows = params["windows"]
     cleanup.before_stage("features", Path(root))  # part folders and temp files of a killed earlier run
-    con = connect()
-    open_inputs(con, root)
-    first_day, last_day = observed_days(con)
-    as_of = resolve_as_of(windows, last_day)
-    step = windows.get("train_step_days")
-    cuts, skipped = within_history(
-        cutoffs(as_of, int(windows["horizon_days"]), int(windows["n_train_cutoffs"]),
-                None if step is None else int(step)),
-        first_day,
-    )
-    for cut in skipped:
-        print(f"features: note: skipping train cutoff {cut.cutoff}, before the first transaction day {first_day}")
-    report: dict[str, Any] = {"as_of": str(as_of), "horizon_days": int(windows["horizon_days"]),
-                              "train_step_days": int(step or windows["horizon_days"]),
-                              "skipped_cutoffs": [{"role": c.role, "cutoff": str(c.cutoff),
-                                                   "reason": f"before the first transaction day {first_day}"}
-                                                  for c in skipped],
-                              "cutoffs": []}
-    progress = Progress("features", len(cuts), "cutoffs", stream=sys.stdout)
-    for role, default in paths.FEATURE_FILES.items():
-        role_cuts = [c for c in cuts if c.role == role]
-        target = paths.rebase(default, root)
-        report["cutoffs"] += write_role(con, role_cuts, cfg, target)
-        progress.step(f"{role}: {', '.join(str(c.cutoff) for c in role_cuts)} -> {target}")
-    score = paths.rebase(paths.FEATURE_FILES["score"], root)
-    report["n_columns"] = len(con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(score)})").fetchall())
+    cat = Catalog.from_params(params, root)
+    runner = engine_runner(params, cat)
+    try:
+        open_inputs(runner, root, cat)
+        first_day, last_day = observed_days(runner)
+        as_of = resolve_as_of(windows, last_day)
+        step = windows.get("train_step_days")
+        cuts, skipped = within_history(
+            cutoffs(as_of, int(windows["horizon_days"]), int(windows["n_train_cutoffs"]),
+                    None if step is None else int(step)),
+            first_day,
+        )
+        for cut in skipped:
+            print(f"features: note: skipping train cutoff {cut.cutoff}, before the first transaction day {first_day}")
+        report: dict[str, Any] = {"as_of": str(as_of), "horizon_days": int(windows["horizon_days"]),
+                                  "train_step_days": int(step or windows["horizon_days"]),
+                                  "skipped_cutoffs": [{"role": c.role, "cutoff": str(c.cutoff),
+                                                       "reason": f"before the first transaction day {first_day}"}
+                                                      for c in skipped],
+                                  "cutoffs": []}
+        progress = Progress("features", len(cuts), "cutoffs", stream=sys.stdout)
+        for role in ROLES:
+            role_cuts = [c for c in cuts if c.role == role]
+            report["cutoffs"] += write_features(runner, role_cuts, cfg, cat, role)
+            progress.step(f"{role}: {', '.join(str(c.cutoff) for c in role_cuts)} -> {cat.location(f'features_{role}')}")
+        report["n_columns"] = len(_written_columns(runner, cat))
+    finally:
+        close(runner)
     report["seconds"] = round(time.perf_counter() - started, 2)
-    con.close()
-    write_report(report, paths.rebase(paths.FEATURES_REPORT, root), "features")  # seconds: reports/runs/
+    write_report(report, cat.path("features_report"), "features")  # seconds: reports/runs/
     return report
+
+
+def _written_columns(runner: Runner, cat: Catalog) -> list[str]:
+    """Column names of the written score-role table."""
+    if isinstance(runner, SparkRunner):
+        return runner.spark.read.parquet(cat.location("features_score")).columns
+    return [row[0] for row in runner.rows(f"DESCRIBE SELECT * FROM read_parquet({sql_path(cat.path('features_score'))})")]
 
 
 def run_score_only(params: dict[str, Any], root: Path) -> Path:
     """Only the score role (features at as_of, no labels) under root: standalone scoring of new data."""
     cfg = FeatureConfig.from_params(params["features"])
-    con = connect()
+    cat = Catalog.from_params(params, root)
+    runner = engine_runner(params, cat)
     try:
-        open_inputs(con, root)
-        _, last_day = observed_days(con)
+        open_inputs(runner, root, cat)
+        _, last_day = observed_days(runner)
         as_of = resolve_as_of(params["windows"], last_day)
-        target = paths.rebase(paths.FEATURE_FILES["score"], root)
-        write_role(con, [Cutoff("score", as_of, None)], cfg, target)
+        write_features(runner, [Cutoff("score", as_of, None)], cfg, cat, "score")
     finally:
-        con.close()
-    return target
+        close(runner)
+    return cat.path("features_score")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ WITH ev AS (
 SELECT
     customer_id,
     MIN(age_days) FILTER (WHERE event_type <> 'email_sent') AS days_since_last_event,  -- sends are ours, not theirs
-    COUNT(*) FILTER (WHERE event_type = 'support_ticket') AS support_tickets_total,
+    CAST(COUNT_IF(event_type = 'support_ticket') AS BIGINT) AS support_tickets_total,  -- COUNT_IF: HUGEINT on DuckDB
     CAST(AVG(CAST(value AS DECIMAL(38, 9))) FILTER (WHERE event_type = 'support_ticket') AS DOUBLE) AS support_ticket_rating_mean,
     CAST(AVG(CAST(value AS DECIMAL(38, 9))) FILTER (WHERE event_type = 'review') AS DOUBLE) AS review_rating_mean,
     {event_columns}

@@ -8,7 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from features.build import FeatureConfig, build_features, event_count_names
+from features.build import FeatureConfig, build_features, event_count_names, period_bitmap, rfm_params, sql_text
+from features.engine import DuckRunner, render
 from features.timeline import Cutoff
 from tests.conftest import event_frame, tx_frame
 
@@ -51,7 +52,7 @@ def build(tx: list[tuple], events: list[tuple] | None = None, locale: str = "en"
         con.register("events", event_frame(events))
     if customers is not None:
         con.register("customers", customers)
-    return build_features(con, cut, FeatureConfig(segment_locale=locale)).df().set_index("customer_id")
+    return build_features(con, cut, FeatureConfig(segment_locale=locale)).df().set_index("customer_id").sort_index()
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +239,26 @@ def test_amounts_change_only_the_spend_columns() -> None:
     same = [c for c in with_amounts.columns if c not in {*SPEND_COLUMNS, "rfm_score", "rfm_segment",
                                                           "rfm_segment_label"}]
     pd.testing.assert_frame_equal(with_amounts[same], without[same])
+
+
+def test_duckdb_period_bitmap_counts_the_same_periods_as_count_distinct() -> None:
+    con = duckdb.connect()
+    con.register("transactions", tx_frame([*TX, ("a", "2024-01-02", 1.0), ("a", "2024-01-08", 1.0),
+                                            ("f", "2023-12-31", 2.0)]))
+    for freq in ("D", "W"):
+        cfg = FeatureConfig(freq=freq)
+        params = rfm_params(CUT.cutoff, cfg)
+        logical = render(sql_text("rfm"), params)
+        rewritten = period_bitmap(logical, DuckRunner(con), params)
+        assert "bitstring_agg" in rewritten.lower() and "distinct" not in rewritten.lower()
+        plain = con.sql(logical).df().sort_values("customer_id").reset_index(drop=True)
+        assert plain.equals(con.sql(rewritten).df().sort_values("customer_id").reset_index(drop=True)), freq
+        assert plain.set_index("customer_id").loc["a", "frequency"] == (3.0 if freq == "D" else 2.0)  # 4 days, 3 Monday weeks
+
+
+def test_render_fills_literals_and_refuses_a_missing_parameter() -> None:
+    query = "SELECT $d AS d, $x AS x, $b AS b, $n AS n -- $not_a_param in a comment"
+    assert render(query, {"d": date(2024, 1, 2), "x": 0.5, "b": True, "n": None}) == (
+        "SELECT DATE '2024-01-02' AS d, CAST(0.5 AS DOUBLE) AS x, TRUE AS b, NULL AS n ")
+    with pytest.raises(KeyError, match=r"\$d has no value"):
+        render(query, {})
