@@ -311,6 +311,14 @@ class Catalog:
         return entry
 
 
+def parquet_scan(path: str | os.PathLike[str]) -> str:
+    """DuckDB SQL reading a local Parquet file, or a folder of parts (Spark's; hive partitions kept)."""
+    folder = Path(path).is_dir()
+    target = (Path(path) / "**" / "*.parquet") if folder else Path(path)
+    text = "'" + target.as_posix().replace("'", "''") + "'"
+    return f"read_parquet({text}, hive_partitioning = {str(folder).lower()})"
+
+
 def duckdb_column(name: str) -> str:
     """A quoted DuckDB column reference."""
     return '"' + name.replace('"', '""') + '"'

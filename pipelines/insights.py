@@ -13,14 +13,14 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
 from features.funnel import FunnelConfig, entry_period, funnel
 from models.campaigns import effect_columns
 from models.scoring.migration import migration_columns, segment_migration
 from models.scoring.schema import Column, ScoreLayout
 from pipelines import campaigns
-from pipelines.catalog import Catalog
+from pipelines.catalog import Catalog, duckdb_column, parquet_scan
 from pipelines.features import sql_path
 
 FUNNEL, MIGRATION, CAMPAIGN_EFFECTS = "funnel", "segment_migration", "campaign_effects"
@@ -79,13 +79,13 @@ def funnel_frame(params: dict[str, Any], cat: Catalog, source: Path, key: dict[s
     cfg = FunnelConfig.from_params((params.get("scoring") or {}).get("funnel"))
     events, transactions = cat.path("events"), cat.path("transactions")
     names = [c.name for c in funnel_columns()]
-    if not events.exists() or pq.ParquetFile(events).metadata.num_rows == 0:
+    if not events.exists() or ds.dataset(events, format="parquet").count_rows() == 0:
         return pd.DataFrame(columns=names)
     con = duckdb.connect()
     try:
         for name, path in (("events", events), ("transactions", transactions)):
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
-        con.execute(f"CREATE VIEW segments AS SELECT customer_id, rfm_segment FROM read_parquet({sql_path(source)})")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {parquet_scan(path)}")
+        con.execute(f"CREATE VIEW segments AS SELECT customer_id, rfm_segment FROM {parquet_scan(source)}")
         table = funnel(con, cfg, key["as_of"], "events", "transactions", "segments")
     finally:
         con.close()
@@ -113,10 +113,11 @@ def previous_batch(warehouse: Path, key: dict[str, Any]) -> tuple[date | None, s
     return previous, next(c for c in SLUG_COLUMNS if c in found) if previous else None
 
 
-def migration_frame(cat: Catalog, warehouse: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout,
+def migration_frame(cat: Catalog, warehouse: Path, source: Path, clv: pd.DataFrame | Path, layout: ScoreLayout,
                     key: dict[str, Any], pseudonymise: dict[str, Any] | None = None) -> pd.DataFrame:
     """segment_migration between the previous batch and this one (empty when the warehouse has none).
 
+    clv: (customer_id, <clv column>) frame, or customer_scores as Parquet (a file or folder of parts, read lazily).
     pseudonymise: the params when scoring.pseudonymise_ids is on (the warehouse then holds keyed hashes, so this
     batch's ids and the period's transactions are hashed the same way before the join), else None.
     """
@@ -133,10 +134,15 @@ def migration_frame(cat: Catalog, warehouse: Path, source: Path, clv: pd.DataFra
         con.execute(f"CREATE TEMP TABLE prev AS SELECT customer_id, {column} AS rfm_segment "
                     f"FROM wh.customer_scores WHERE as_of = ?{same}", [previous])
         con.execute("DETACH wh")
-        con.register("clv_frame", clv[["customer_id", layout.clv_column]].rename(columns={layout.clv_column: "clv"}))
-        current = (f"SELECT f.customer_id, f.rfm_segment, c.clv FROM read_parquet({sql_path(source)}) AS f "
+        if isinstance(clv, pd.DataFrame):
+            frame = clv[["customer_id", layout.clv_column]].rename(columns={layout.clv_column: "clv"})
+            con.register("clv_frame", frame)
+        else:  # customer_scores as Parquet (engine=spark's parts): read lazily, not collected to the driver
+            con.execute(f"CREATE VIEW clv_frame AS SELECT customer_id, {duckdb_column(layout.clv_column)} AS clv "
+                        f"FROM {parquet_scan(clv)}")
+        current = (f"SELECT f.customer_id, f.rfm_segment, c.clv FROM {parquet_scan(source)} AS f "
                    "LEFT JOIN clv_frame AS c ON c.customer_id = f.customer_id")
-        tx = f"SELECT customer_id, ts, amount FROM read_parquet({sql_path(cat.path('transactions'))})"
+        tx = f"SELECT customer_id, ts, amount FROM {parquet_scan(cat.path('transactions'))}"
         if pseudonymise is not None:  # the previous batch holds keyed hashes: hash this side the same way
             from features import privacy
 
@@ -158,7 +164,7 @@ def table_columns() -> dict[str, list[Column]]:
             CAMPAIGN_EFFECTS: [*key_columns(), *effect_columns()]}
 
 
-def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame, layout: ScoreLayout, as_of: date,
+def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame | Path, layout: ScoreLayout, as_of: date,
            outputs: Path) -> dict[str, pd.DataFrame]:
     """{table: frame} for ScoreSinks.finish(extra=...); `work` is the root holding data/interim (repo or standalone)."""
     cat, key = Catalog(work), batch_key(layout, as_of)

@@ -110,3 +110,26 @@ def test_the_sinks_store_both_tables_with_the_batch(tmp_path: Path) -> None:
                   for t in ("funnel", "segment_migration")}
         revenue = con.execute("SELECT sum(revenue) FROM segment_migration").fetchone()[0]
     assert stored == {"funnel": len(out["funnel"]), "segment_migration": len(out["segment_migration"])} and revenue
+
+
+def test_spark_folders_of_parts_give_the_same_tables(tmp_path: Path) -> None:
+    """engine=spark: interim events, score features and the scores' CLV are folders of Parquet parts (+ _SUCCESS)."""
+    source = write_inputs(tmp_path)
+    clv = pd.DataFrame({"customer_id": ["A", "B", "C", "E", "G"], "clv": [10.0, 1.0, 2.0, 8.0, 0.5]})
+    params = {"scoring": {"funnel": {"window_days": 2, "lookback_days": 10}}}
+    want = insights.tables(params, tmp_path, source, clv, LAYOUT, AS_OF, tmp_path / "outputs")
+    parts = tmp_path / "outputs" / "spark" / "customer_scores.parquet"
+    parts.mkdir(parents=True)
+    clv.iloc[:2].to_parquet(parts / "part-00000.parquet")
+    clv.iloc[2:].to_parquet(parts / "part-00001.parquet")
+    (parts / "_SUCCESS").write_bytes(b"")
+    for path in (Catalog(tmp_path).path("events"), source):
+        frame = pd.read_parquet(path)
+        path.unlink()
+        path.mkdir()
+        frame.to_parquet(path / "part-00000.parquet")
+        (path / "_SUCCESS").write_bytes(b"")
+    got = insights.tables(params, tmp_path, source, parts, LAYOUT, AS_OF, tmp_path / "outputs")
+    for name in ("funnel", "segment_migration"):
+        assert not want[name].empty
+        pd.testing.assert_frame_equal(got[name].reset_index(drop=True), want[name].reset_index(drop=True))
