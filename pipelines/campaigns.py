@@ -78,7 +78,7 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     """Measure every campaign in the interim data under root; write and return reports/campaigns.json."""
     cfg = params["campaigns"]
     horizon = int(cfg["horizon_days"])
-    con = connect()
+    con = connect((params.get("engine") or {}).get("memory_limit"))
     try:
         open_inputs(con, root)
         target = Catalog.from_params(params, root).path("campaigns_report")
