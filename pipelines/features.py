@@ -78,6 +78,10 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
     """Build every cutoff of one role with DuckDB and write them, stacked, to one Parquet file at name."""
     target = cat.path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if len(cuts) == 1:  # one cutoff (score role): written sorted straight to the target, no stacking pass
+        cat.write(name, build_features(con, cuts[0], cfg).order("customer_id"))
+        drop_steps(con)
+        return [cutoff_stats(con, target, cuts[0])]
     stats = []
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=owner_tag(".features-")) as tmp:
         parts = []

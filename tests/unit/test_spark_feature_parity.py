@@ -16,8 +16,8 @@ from pipelines.catalog import ROLES
 from tests.conftest import compose_params
 
 DATASETS = {
-    "cdnow_sample": ["data=cdnow_sample"],  # paths.cdnow_file(sample=True): amounts, no events or profiles
-    "synthetic_small": ["data=synthetic", "data.regime=small"],  # a few hundred customers, events and profiles
+    "cdnow_sample": ["data=cdnow_sample", "windows.n_train_cutoffs=1"],  # paths.cdnow_file(sample=True)
+    "synthetic_small": ["data=synthetic", "data.regime=small", "windows.n_train_cutoffs=1"],  # events, profiles
 }
 
 
