@@ -78,13 +78,40 @@ def read_frames(where: Locations) -> dict[str, pd.DataFrame]:
         path = where.features(role)
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing; run the features stage first (dvc repro features)")
-        frame = pd.read_parquet(path)
+        frames[role] = pd.read_parquet(path)
+    return checked_frames(frames, str(where.features("eval")))
+
+
+def checked_frames(frames: dict[str, pd.DataFrame], eval_where: str) -> dict[str, pd.DataFrame]:
+    """The frames with cutoff as ISO text; ChurnInputError when an evaluation row lacks its label."""
+    for frame in frames.values():
         frame["cutoff"] = frame["cutoff"].astype(str)
-        frames[role] = frame
     if frames["eval"][LABEL].isna().any():
-        raise ChurnInputError(f"{where.features('eval')}: evaluation rows without a `{LABEL}` label")
+        raise ChurnInputError(f"{eval_where}: evaluation rows without a `{LABEL}` label")
     return frames
 
+
+def read_frames_spark(params: dict[str, Any], root: Path, cfg: ChurnConfig) -> tuple[dict[str, pd.DataFrame],
+                                                                                     dict[str, Any], dict[str, Any]]:
+    """engine=spark: the feature tables read by Spark; the BTYD statistics of every cutoff aggregated there; the
+    training rows a stratified sample (churn.max_train_rows) collected to the driver, eval and score in full."""
+    from models.churn.spark_sample import stratified_sample
+    from models.clv.driver import to_pandas
+    from models.clv.spark_stats import spark_stats
+    from pipelines.catalog import Catalog
+
+    catalog = Catalog.from_params(params, root)
+    tables = {role: catalog.spark_frame(f"features_{role}") for role in ("train", "eval", "score")}
+    progress.note("engine=spark: BTYD statistics per cutoff and the stratified training sample")
+    stats: dict[str, Any] = {}
+    for role, table in tables.items():
+        stats.update(spark_stats(table, catalog.location(f"features_{role}")))
+    sample = stratified_sample(tables["train"], cfg.max_train_rows, cfg.seed)
+    frames = {"train": to_pandas(sample.frame), **{r: to_pandas(tables[r]) for r in ("eval", "score")}}
+    info = {"engine": "spark", "rows": sample.rows, "sampled_rows": sample.sampled,
+            "max_train_rows": cfg.max_train_rows, "stratified_by": ["cutoff", LABEL],
+            "strata": sample.strata.astype({"cutoff": str}).to_dict("records")}
+    return checked_frames(frames, catalog.location("features_eval")), stats, info
 
 def time_unit_days(features: dict[str, Any]) -> float:
     """Days per unit of frequency/recency/T in the feature tables (features.freq x freq_multiplier)."""
@@ -267,8 +294,12 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
     horizon, unit = int(params["windows"]["horizon_days"]), time_unit_days(params["features"])
     cfg = ChurnConfig.from_params(params.get("churn") or {}, seed=int(params.get("seed", 42)))
     cfg = dataclasses.replace(cfg, horizon_days=horizon)
-    frames = read_frames(where)
-    result = run_backtest(frames, cfg, horizon, unit, progress.note)
+    if (params.get("engine") or {}).get("name") == "spark":
+        frames, stats, sample = read_frames_spark(params, where.root, cfg)
+        result = run_backtest(frames, cfg, horizon, unit, progress.note, stats, {"training_sample": sample})
+    else:
+        frames = read_frames(where)
+        result = run_backtest(frames, cfg, horizon, unit, progress.note)
     report, production, scores = result.report, result.production, result.scores
     name = report["champion"]["name"]
     progress.note("writing models, predictions, figures and reports")

@@ -184,6 +184,52 @@ def log_run(params: dict[str, Any], files: dict[str, Path], model: ClvModel, rep
 
 
 
+def read_inputs(files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """train, eval and score (RFM + cutoff) feature tables read with pandas; one line when one is missing."""
+    for key in ("train", "eval", "score", "transactions"):
+        if not files[key].exists():
+            raise FileNotFoundError(f"{files[key]}: missing; run the ingest and features stages first (dvc repro)")
+    eval_frame = pd.read_parquet(files["eval"])
+    score_frame = pd.read_parquet(files["score"], columns=[*RFM_COLUMNS, "cutoff"])
+    return pd.read_parquet(files["train"]), eval_frame, score_frame
+
+
+def spark_inputs(params: dict[str, Any], root: Path, cfg: ClvConfig, unit: float, weekly: bool, h: int,
+                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any, Any]:
+    """engine=spark: the tables read by Spark (then on the driver for the per-customer backtest), every fit on the
+    cutoff's compressed statistics aggregated on Spark, the holdout's daily purchases counted on Spark."""
+    from models.clv.driver import to_pandas
+    from models.clv.model import fit_clv_stats
+    from models.clv.spark_stats import spark_daily, spark_stats
+    from pipelines.catalog import Catalog
+
+    catalog = Catalog.from_params(params, root)
+    tables = {role: catalog.spark_frame(f"features_{role}") for role in ("train", "eval", "score")}
+    transactions = catalog.spark_frame("transactions")
+    progress.note("engine=spark: BTYD statistics per cutoff")
+    stats: dict[str, Any] = {}
+    for role, table in tables.items():
+        stats.update(spark_stats(table, catalog.location(f"features_{role}")))
+    frames = {role: to_pandas(table) for role, table in tables.items()}
+
+    def fit(name: str, frame: pd.DataFrame) -> ClvModel:
+        """One candidate's fit on the statistics of the frame's cutoff (aggregated over every customer on Spark)."""
+        cutoffs = frame["cutoff"].astype(str).unique()
+        if len(cutoffs) != 1 or cutoffs[0] not in stats:
+            raise ValueError(f"no Spark BTYD statistics for cutoff(s) {sorted(cutoffs)}")
+        progress.note(f"fitting {name} on {stats[cutoffs[0]].n_customers:,} customers "
+                      f"({len(stats[cutoffs[0]].x):,} unique rows)")
+        return fit_clv_stats(stats[cutoffs[0]], name, time_unit_days=unit, penalizer_grid=cfg.penalizer_grid,
+                             seed=seed)
+
+    def daily(customer_ids: pd.Series, cutoff: date) -> np.ndarray:
+        """Actual purchases per holdout day of the eval customers, counted on Spark."""
+        return spark_daily(transactions, tables["eval"], cutoff, h, weekly)
+
+    score = frames["score"][[*RFM_COLUMNS, "cutoff"]]
+    return frames["train"], frames["eval"], score, fit, daily
+
+
 def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> dict[str, Any]:
     """Read the feature tables, run the backtest (models/clv/holdout.py), write every output, track in MLflow."""
     started = time.perf_counter()
@@ -194,25 +240,22 @@ def run(params: dict[str, Any], root: Path = paths.ROOT, track: bool = True) -> 
     h = int(params["windows"]["horizon_days"])
     cleanup.before_stage("train_clv", Path(root))  # temp files of a killed earlier run
     files = stage_files(root)
-    for key in ("train", "eval", "score", "transactions"):
-        if not files[key].exists():
-            raise FileNotFoundError(f"{files[key]}: missing; run the ingest and features stages first (dvc repro)")
-    eval_frame = pd.read_parquet(files["eval"])
-    eval_cutoff = cutoff_of(eval_frame, files["eval"])
-    score_frame = pd.read_parquet(files["score"], columns=[*RFM_COLUMNS, "cutoff"])
-    as_of = cutoff_of(score_frame, files["score"])
-    check_holdout(eval_frame, eval_cutoff, as_of, h, unit, has_spend(eval_frame))
-    train = pd.read_parquet(files["train"])
+    if (params.get("engine") or {}).get("name") == "spark":
+        train, eval_frame, score_frame, fit, daily = spark_inputs(params, Path(root), cfg, unit, weekly, h, seed)
+    else:
+        train, eval_frame, score_frame = read_inputs(files)
 
-    def fit(name: str, frame: pd.DataFrame) -> ClvModel:
-        """One candidate's fit on an RFM frame."""
-        progress.note(f"fitting {name} on {len(frame):,} customers")
-        return fit_clv(frame, name, time_unit_days=unit, penalizer_grid=cfg.penalizer_grid, seed=seed)
+        def fit(name: str, frame: pd.DataFrame) -> ClvModel:
+            """One candidate's fit on an RFM frame."""
+            progress.note(f"fitting {name} on {len(frame):,} customers")
+            return fit_clv(frame, name, time_unit_days=unit, penalizer_grid=cfg.penalizer_grid, seed=seed)
 
-    def daily(customer_ids: pd.Series, cutoff: date) -> np.ndarray:
-        """Actual purchases per holdout day from the transactions file."""
-        return actual_daily(files["transactions"], customer_ids, cutoff, h, weekly)
+        def daily(customer_ids: pd.Series, cutoff: date) -> np.ndarray:
+            """Actual purchases per holdout day from the transactions file."""
+            return actual_daily(files["transactions"], customer_ids, cutoff, h, weekly)
 
+    check_holdout(eval_frame, cutoff_of(eval_frame, files["eval"]), cutoff_of(score_frame, files["score"]), h, unit,
+                  has_spend(eval_frame))
     report, model, challenger, predictions, tables, production = run_backtest(
         cfg, train, eval_frame, score_frame, fit, daily, h, unit, seed, progress.note)
     report["seconds"] = round(time.perf_counter() - started, 2)

@@ -12,6 +12,18 @@ from models.churn import evaluate
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10", "capture_top10", "lift_top20")
 
 
+def _sample_lines(sample: dict[str, Any] | None) -> list[str]:
+    """The training-sample sentence (engine=spark) and a blank line, or nothing."""
+    if not sample:
+        return []
+    how = "all of them" if sample["sampled_rows"] == sample["rows"] else "a stratified (cutoff x label) sample"
+    return [
+        f"Training rows (engine={sample['engine']}): {sample['sampled_rows']:,} of {sample['rows']:,} collected to "
+        f"the driver ({how}; churn.max_train_rows={sample['max_train_rows']:,}).",
+        "",
+    ]
+
+
 def _ci(row: dict[str, Any]) -> str:
     """'[lo, hi]' of a comparison row's delta interval, or ''."""
     return f"[{row['delta_ci95_low']:+.4f}, {row['delta_ci95_high']:+.4f}]" if "delta_ci95_low" in row else ""
@@ -26,6 +38,7 @@ def markdown_report(report: dict[str, Any], table: pd.DataFrame) -> str:
         "",
         f"{report['eval_rows']:,} customers, churn rate {report['eval_churn_rate']:.4f}.",
         "",
+        *_sample_lines(report.get("training_sample")),
         f"## Champion: {champ['name']}",
         "",
         f"Chosen on {champ['selected_on']} (training period only; the evaluation cutoff is never read for the "
