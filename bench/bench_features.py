@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -118,6 +119,43 @@ def full_features(out: Path) -> dict:
     return {"seconds": seconds, "rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def _cpu() -> float:
+    """CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def step_profile(data: Path, out: Path) -> dict:
+    """Wall / CPU seconds of each step table and of the final table written to out, on a folder holding
+    transactions / events / customers Parquet files (e.g. pipelines.generate's output), cutoff = last day."""
+    from features.engine import DuckRunner
+
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '6GB'")
+    con.execute("SET preserve_insertion_order = false")
+    for name in ("transactions", "events", "customers"):
+        if (data / f"{name}.parquet").exists():
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{data / name}.parquet')")
+    runner, steps = DuckRunner(con), {}
+    materialise = runner.materialise
+
+    def timed(name: str, query: str) -> None:
+        wall, cpu = time.perf_counter(), _cpu()
+        materialise(name, query)
+        steps[name] = (round(time.perf_counter() - wall, 2), round(_cpu() - cpu, 2))
+
+    runner.materialise = timed  # type: ignore[method-assign]
+    as_of = con.execute("SELECT MAX(CAST(ts AS DATE)) FROM transactions").fetchall()[0][0]
+    wall, cpu = time.perf_counter(), _cpu()
+    rel = build_features(runner, Cutoff("score", as_of, None), FeatureConfig())
+    final = time.perf_counter(), _cpu()
+    rel.write_parquet(str(out))
+    steps["final + write"] = (round(time.perf_counter() - final[0], 2), round(_cpu() - final[1], 2))
+    return {"as_of": str(as_of), "steps (wall s, cpu s)": steps, "wall_s": round(time.perf_counter() - wall, 2),
+            "cpu_s": round(_cpu() - cpu, 2), "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                                                 / 2**20, 2), "load_avg": os.getloadavg()}
+
+
 def main() -> None:
     """Generate, time reference vs ours on the same file, check equality, print the ratio."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -127,7 +165,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--full-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=Path, default=None,
+                    help="only profile each feature step (DuckDB) on this folder of contract Parquet files")
     args = ap.parse_args()
+    if args.steps is not None:
+        print(json.dumps(step_profile(args.steps, args.out / "features_steps.parquet")))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     if args.full_only:
         print(json.dumps(full_features(args.out)))
