@@ -88,7 +88,8 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
     cleanup.before_stage("ingest", root)  # temp files and spill folders of a killed earlier run
     data = params["data"]
     as_of = (params.get("windows") or {}).get("as_of")
-    with sources.connect() as con, ThreadPoolExecutor(max_workers=1) as pool:
+    memory = (params.get("engine") or {}).get("memory_limit")
+    with sources.connect(memory) as con, ThreadPoolExecutor(max_workers=1) as pool:
         loaded = sources.load(con, data, root)
         hashes: dict[str, Future[str]] = {name: pool.submit(file_sha256, src.path)
                                           for name, src in loaded.tables.items() if src.path is not None}
