@@ -1,9 +1,9 @@
 """engine=spark for features.ingest.check: the same stage SQL (DuckDB dialect) transpiled to Spark SQL.
 
-The check logic lives once, in features/ingest.py, as DuckDB SQL. `to_spark` transpiles it with SQLGlot
-(read="duckdb", write="spark") and rewrites what SQLGlot leaves as DuckDB-only: TRY_STRPTIME (one format or a
-list) becomes try_to_timestamp with the strftime format turned into a Java pattern (`java_pattern`), and
-epoch_us becomes unix_micros. Duplicates are marked by the same rule as DuckDB's (the first usable row per key
+The check logic lives once, in features/ingest.py, as DuckDB SQL, run through features.engine's SparkRunner
+(SQLGlot read="duckdb", write="spark"; epoch_us -> unix_micros there) after one rewrite SQLGlot does not make:
+TRY_STRPTIME (one format or a list) becomes try_to_timestamp with the strftime format turned into a Java
+pattern (`java_pattern`). Duplicates are marked by the same rule as DuckDB's (the first usable row per key
 in source-row order is kept) as one window query (`duplicates_select`) instead of an UPDATE.
 No file is read or written here.
 """
@@ -19,6 +19,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from features.engine import DIALECT, SparkRunner, transpile
 from features.errors import DataError
 from features.ingest import REASON, ROW, TableSpec, _check_formats, quote
 
@@ -100,20 +101,24 @@ def _try_to_timestamp(value: exp.Expression, formats: exp.Expression) -> exp.Exp
     return calls[0] if len(calls) == 1 else exp.Coalesce(this=calls[0], expressions=calls[1:])
 
 
-def _rewrite(node: exp.Expression) -> exp.Expression:
-    """The DuckDB functions SQLGlot does not carry to Spark, rewritten explicitly."""
-    if isinstance(node, exp.Anonymous):
-        name = str(node.name).upper()
-        if name == "TRY_STRPTIME":
-            return _try_to_timestamp(*node.expressions)
-        if name == "EPOCH_US":
-            return exp.Anonymous(this="UNIX_MICROS", expressions=node.expressions)
+def _strptime(node: exp.Expression) -> exp.Expression:
+    """DuckDB's TRY_STRPTIME (SQLGlot leaves it as is) as Spark's try_to_timestamp with Java patterns."""
+    if isinstance(node, exp.Anonymous) and str(node.name).upper() == "TRY_STRPTIME":
+        return _try_to_timestamp(*node.expressions)
     return node
 
 
+def with_java_patterns(sql: str) -> str:
+    """A DuckDB query with every TRY_STRPTIME spelled as try_to_timestamp (still to be transpiled)."""
+    if "strptime" not in sql.lower():
+        return sql
+    return sqlglot.parse_one(sql, read=DIALECT).transform(_strptime).sql(dialect=DIALECT)
+
+
 def to_spark(sql: str) -> str:
-    """A DuckDB query as Spark SQL (SQLGlot read="duckdb", write="spark", plus the rewrites above)."""
-    return sqlglot.parse_one(sql, read="duckdb").transform(_rewrite).sql(dialect="spark")
+    """A DuckDB query as Spark SQL: features.engine.transpile (SQLGlot, epoch_us -> unix_micros, ...) after the
+    TRY_STRPTIME rewrite above."""
+    return transpile(with_java_patterns(sql), "spark")
 
 
 def duplicates_select(source: str, columns: Sequence[str], key: Sequence[str]) -> str:
@@ -135,8 +140,9 @@ class SparkEngine:
     """`features.ingest.check` on a SparkSession; `release()` drops the cached stage tables afterwards."""
 
     def __init__(self, spark: Any) -> None:
-        """Run on spark."""
+        """Run on spark (queries through features.engine.SparkRunner)."""
         self.spark = spark
+        self.runner = SparkRunner(spark)
         self.cached: list[Any] = []
 
     def view(self, frame: Any, label: str) -> str:
@@ -151,11 +157,11 @@ class SparkEngine:
 
     def rows(self, sql: str) -> list[tuple]:
         """Every row of a query, collected to the driver (small aggregates only)."""
-        return [tuple(row) for row in self.spark.sql(to_spark(sql)).collect()]
+        return self.runner.rows(with_java_patterns(sql))
 
     def relation(self, sql: str) -> Any:
         """A lazy DataFrame of a query."""
-        return self.spark.sql(to_spark(sql))
+        return self.runner.sql(with_java_patterns(sql))
 
     def check_formats(self, spec: TableSpec) -> None:
         """DataError when data.date_format is not a strptime format (DuckDB's rules) or has no Java pattern."""
@@ -185,9 +191,9 @@ class SparkEngine:
         previous = self.spark.conf.get(setting)
         self.spark.conf.set(setting, spec.timezone)  # read when the query is analysed (and cached) below
         try:
-            parsed = self.spark.sql(to_spark(select))
+            parsed = self.relation(select)
             inner = self.view(parsed, f"parsed_{spec.table}")
-            frame = self.spark.sql(to_spark(duplicates_select(inner, parsed.columns, key)))
+            frame = self.relation(duplicates_select(inner, parsed.columns, key))
             frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
             frame.count()
         finally:

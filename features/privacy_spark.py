@@ -14,7 +14,7 @@ from typing import Any
 
 from features import contract
 from features.errors import DataError
-from features.ingest import ROW, quote
+from features.ingest import ROW, SORT_KEYS, quote
 from features.ingest_spark import SparkEngine
 from features.privacy import SAMPLE_ROWS, TRUTHY, Policy, _kept_sql, _rejected_sql, classify, pii_key
 
@@ -96,9 +96,11 @@ def protect(engine: SparkEngine, checked: Mapping[str, Any], sources: Mapping[st
         if not pii and not hash_id and consent is None:
             continue
         kept = done.kept
-        if consent is not None:
+        if consent is not None:  # a semi join may reorder rows on Spark: sorted again by the table's keys
             view = engine.view(kept, f"kept_{name}")
-            kept = engine.relation(f"SELECT * FROM {view} WHERE customer_id IN (SELECT customer_id FROM {consent})")
+            order = ", ".join(map(quote, SORT_KEYS[name]))
+            kept = engine.relation(f"SELECT * FROM {view} WHERE customer_id IN (SELECT customer_id FROM {consent}) "
+                                   f"ORDER BY {order}")
         view = engine.view(kept, f"consented_{name}")
         types = engine.types(kept)
         kept = engine.relation(_kept_sql(view, list(types), list(types.values()), spec, pii, policy.action, key,

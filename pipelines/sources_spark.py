@@ -46,12 +46,20 @@ def _reader(spark: Any, delimiter: str, enc: str) -> Any:
             .option("escape", '"').option("encoding", JAVA_CHARSETS[enc]).option("inferSchema", "false"))
 
 
-def sniff_delimiter(spark: Any, location: str) -> str:
-    """The delimiter used most in the header line (DuckDB sniffs it; Spark needs one): , ; tab or |."""
-    first = spark.read.text(location).first()
-    header = first[0] if first is not None else ""
-    counts = [(header.count(d), -i, d) for i, d in enumerate(DELIMITERS)]
-    return max(counts)[2] if max(counts)[0] else ","
+def header(spark: Any, location: str, delimiter: str | None, enc: str) -> tuple[str, list[str]]:
+    """The delimiter and the header's column names. Without data.delimiter (DuckDB sniffs it; Spark needs one)
+    the header is read with ',' and, when it comes back as one name holding ; tab or |, read again with the
+    one it holds most."""
+    sep = delimiter or ","
+    columns = [str(c) for c in _reader(spark, sep, enc).csv(location).columns]
+    if delimiter is None and len(columns) == 1:
+        counts = [(columns[0].count(d), -i, d) for i, d in enumerate(DELIMITERS)]
+        if max(counts)[0]:
+            sep = max(counts)[2]
+            columns = [str(c) for c in _reader(spark, sep, enc).csv(location).columns]
+    if columns:
+        columns[0] = columns[0].lstrip("\ufeff")  # a UTF-8 byte order mark
+    return sep, columns
 
 
 def _first_line(err: BaseException) -> str:
@@ -64,10 +72,7 @@ def read_csv(spark: Any, location: str, name: str, delimiter: str | None, enc: s
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    sep = delimiter or sniff_delimiter(spark, location)
-    columns = [str(c) for c in _reader(spark, sep, enc).csv(location).columns]
-    if columns:
-        columns[0] = columns[0].lstrip("\ufeff")  # a UTF-8 byte order mark
+    sep, columns = header(spark, location, delimiter, enc)
     schema = T.StructType([*(T.StructField(c, T.StringType()) for c in columns),
                            T.StructField(CORRUPT, T.StringType())])
     raw = (_reader(spark, sep, enc).schema(schema).option("mode", "PERMISSIVE")

@@ -39,7 +39,8 @@ def _inputs(root: Path) -> list[str]:
     (root / "ev.csv").write_text(EV_ROWS, encoding="utf-8")
     (root / "campaigns.csv").write_text(CAMPAIGNS, encoding="utf-8")
     customers = pd.DataFrame({"customer_id": ["c1", "c2", "c1", None, "c3"], "region": ["n", "s", "e", "w", None],
-                              "signup_ts": pd.to_datetime(["2023-01-01", "2023-02-01", None, None, "2023-04-01"], utc=True),
+                              "signup_ts": pd.to_datetime(["2023-01-01", "2023-02-01", None, None, "2023-04-01"],
+                                                          utc=True),
                               "score": [1.5, 2.0, 3.0, 4.0, None]})
     customers.to_parquet(root / "customers.parquet")
     return ["data=files", f"data.transactions={root / 'tx.csv'}", f"data.events={root / 'ev.csv'}",
@@ -81,3 +82,13 @@ def test_spark_ingest_equals_duckdb(tmp_path: Path, spark) -> None:
     assert tx["rows_read"] == tx["rows_kept"] + tx["rows_rejected"] == 20
     assert spark_report["privacy"] == duck_report["privacy"]
 
+
+
+def test_spark_hashes_pii_like_duckdb(spark) -> None:
+    # privacy.hash_sql is DuckDB SQL (HMAC-SHA256 from sha256 on blobs); on Spark it runs transpiled
+    from features.privacy import hash_sql, keyed_hash
+
+    key = b"k" * 32
+    spark.createDataFrame([(" a@b.example ",), (None,)], "email string").createOrReplaceTempView("pii_t")
+    got = [r[0] for r in spark.sql(to_spark(f"SELECT {hash_sql('email', key)} FROM pii_t")).collect()]
+    assert got == [keyed_hash("a@b.example", key), None]
