@@ -37,6 +37,7 @@ ENGINES = ("duckdb", "spark")
 STEPS = ("ingest", "features", "score")
 STAGE_OUTPUTS = {"ingest": ("data/interim",), "features": ("data/features",)}
 SPARK_OVERRIDES = ["engine=spark", "engine.spark.master='local[2]'"]  # Hydra needs the brackets quoted
+TREE_KEYS = ("wall_s", "driver_peak_gib", "python_peak_gib", "tree_peak_gib", "tree_cpu_s", "jvm", "load_avg")
 GB = 2**30
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -187,19 +188,25 @@ def bench_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
         for engine in args.engines:
             missing = spark_path(step) if engine == "spark" else None
             if missing is None:
-                res = run_step(step, args, n, roots[engine], engine)
-                if engine == "spark" and not res["jvm"]:
+                try:
+                    res = run_step(step, args, n, roots[engine], engine)
+                except SystemExit as failed:  # bench_score.spawn: the step's child exited non-zero
+                    if engine == "duckdb":
+                        raise
+                    res, missing = {"jvm": False}, f"FAILED: {failed}"
+                if missing is None and engine == "spark" and not res["jvm"]:
                     missing = "the stage ran without starting a JVM (no Spark path for this step yet)"
-                else:
+                if missing is None:
                     out[step][engine] = res
+                    print(f"    {step} on {engine}: {json.dumps({k: res[k] for k in TREE_KEYS})}", flush=True)
             if missing is not None:
                 print(f"    {step} on spark: NOT AVAILABLE ({missing}); using DuckDB's outputs for the next step",
                       flush=True)
                 out[step][engine] = {"not_available": missing}
                 borrow(step, roots["duckdb"], roots[engine])
-        if args.json:
-            args.results[str(n)] = out
-            args.json.write_text(json.dumps(args.results, indent=1, default=str), encoding="utf-8")
+            if args.json:  # after every engine's step: an interrupted run keeps what it measured
+                args.results[str(n)] = out
+                args.json.write_text(json.dumps(args.results, indent=1, default=str), encoding="utf-8")
     return out
 
 
