@@ -354,7 +354,7 @@ class ScoringSchema(Strict):
     actions: list[ActionSchema]
     default_action: DefaultActionSchema
     chunk_rows: PosInt
-    workers: Annotated[int, Field(ge=0, description="an integer >= 0 (0 = one per core)")] = 0  # H3
+    workers: Annotated[int, Field(ge=0, description="an integer >= 0 (0 = one per core)")] = 1  # H3
     interval_draws: Annotated[int, Field(ge=2, description="an integer >= 2")]
     interval_grid_days: Annotated[float, Field(gt=0, description="a number > 0")] = None  # not in conf/: 7 days
     sink: str | None
