@@ -13,7 +13,6 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from models.churn.features import LABEL, PRIOR_COLUMN, FeatureSpec
 from models.churn.model import ChurnModel
 from models.churn.report import flat_metrics, markdown_report
 from pipelines import cleanup, modelset, paths, progress, tracking
+from pipelines.catalog import Catalog
 from pipelines.config import load_params
 from pipelines.examples import synthetic_example
 from pipelines.io import atomic_path, write_json, write_parquet
@@ -37,20 +37,17 @@ from pipelines.runinfo import write_report
 from pipelines.scoring_models import MODEL_FILES
 
 
-@dataclass(frozen=True)
-class Locations:
-    """Inputs and outputs of the stage under one repository root (paths.ROOT unless a test says otherwise)."""
-
-    root: Path
+class Locations(Catalog):
+    """The stage's inputs and outputs: the catalog under one repository root (the repo unless a test says otherwise)."""
 
     def features(self, role: str) -> Path:
         """data/features/<role>.parquet."""
-        return paths.rebase(paths.FEATURE_FILES[role], self.root)
+        return self.path(f"features_{role}")
 
     @property
     def art(self) -> Path:
         """artifacts/churn: the refit model (model.txt, calibrator.json, features.json), scores, PNGs."""
-        return paths.rebase(paths.ARTIFACTS, self.root) / "churn"
+        return self.path("churn_artifacts")
 
     @property
     def backtest(self) -> Path:
@@ -60,11 +57,7 @@ class Locations:
     @property
     def plot_data(self) -> Path:
         """reports/plots/churn: DVC plot data."""
-        return paths.rebase(paths.PLOTS, self.root) / "churn"
-
-    def report(self, name: str) -> Path:
-        """reports/<name>."""
-        return paths.rebase(paths.REPORTS, self.root) / name
+        return self.path("churn_plots")
 
 
 MODEL_NAME = "churn"  # one registered model; the champion's version carries the alias `champion`
@@ -244,7 +237,7 @@ def log_training_run(
         mlflow.log_dict(production.spec.to_dict(), "features.json")
         for png in pngs:
             mlflow.log_artifact(str(png), "plots")
-        for path in (where.report("churn.md"), where.report("churn_table.csv")):
+        for path in (where.path("churn_md"), where.path("churn_table")):
             mlflow.log_artifact(str(path), "reports")
         mlflow.log_dict(report, "reports/churn.json")
         for path in sorted(where.backtest.rglob("*")):
@@ -289,7 +282,7 @@ def log_training_run(
 def run(params: dict[str, Any], track: bool = True, root: Path | None = None) -> dict[str, Any]:
     """Read the feature tables, run the backtest (models/churn/backtest.py), write its outputs, track in MLflow."""
     started = time.perf_counter()
-    where = Locations(Path(root) if root is not None else paths.ROOT)
+    where = Locations.from_params(params, root)
     cleanup.before_stage("train_churn", where.root)  # temp files of a killed earlier run
     horizon, unit = int(params["windows"]["horizon_days"]), time_unit_days(params["features"])
     cfg = ChurnConfig.from_params(params.get("churn") or {}, seed=int(params.get("seed", 42)))
@@ -319,10 +312,10 @@ def run(params: dict[str, Any], track: bool = True, root: Path | None = None) ->
         result.curves, result.importance, result.lgb_model, result.sample, cfg.seed, where.art / "plots"
     )
     write_plot_data(result.curves, result.importance, where.plot_data)
-    write_csv(result.table, where.report("churn_table.csv"))
-    write_text(markdown_report(report, result.table), where.report("churn.md"))
+    write_csv(result.table, where.path("churn_table"))
+    write_text(markdown_report(report, result.table), where.path("churn_md"))
     report["seconds"] = round(time.perf_counter() - started, 2)
-    write_report(report, where.report("churn.json"), "train_churn")  # wall-clock: reports/runs/
+    write_report(report, where.path("churn_report"), "train_churn")  # wall-clock: reports/runs/
     if track:
         report["mlflow"] = log_training_run(params, report, production, staging, frames["score"], pngs, where)
         write_json(report["mlflow"], staging / "mlflow_run.json")

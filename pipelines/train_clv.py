@@ -36,6 +36,7 @@ from models.clv.inputs import RFM_COLUMNS
 from models.clv.summary import clean, numeric_leaves, summary_lines
 from models.clv.uncertainty import ParameterDraws, draws_to_dict
 from pipelines import cleanup, modelset, paths, progress
+from pipelines.catalog import CLV_PLOTS, ROLES, Catalog
 from pipelines.config import load_params
 from pipelines.examples import synthetic_example
 from pipelines.io import atomic_path, write_json, write_parquet
@@ -44,8 +45,8 @@ from pipelines.runinfo import split_volatile, write_report
 __all__ = ["ClvConfig", "actual_daily", "check_holdout", "main", "rfm_example", "run", "stage_files"]
 
 CODE_DIR = Path(__file__).resolve().parents[1] / "models"  # logged with the pyfunc (models.clv importable)
-REPORT = paths.REPORTS / "clv.json"
-CLV_DIR = paths.ARTIFACTS / "clv"
+REPORT = Catalog().path("clv_report")
+CLV_DIR = Catalog().path("clv_artifacts")
 ARTIFACT_FILES = {"params": CLV_DIR / "params.json", "production": CLV_DIR / "production.json",
                   "production_draws": CLV_DIR / "production_draws.json",
                   "predictions": CLV_DIR / "eval_predictions.parquet",
@@ -53,16 +54,16 @@ ARTIFACT_FILES = {"params": CLV_DIR / "params.json", "production": CLV_DIR / "pr
                   "challenger_purchases": CLV_DIR / "challenger_purchases.txt",
                   "challenger_features": CLV_DIR / "challenger_features.json", "mlflow": CLV_DIR / "mlflow.json"}
 MODEL_SET = ("production", "production_draws", "mlflow")  # what score reads, with its MLflow registration
-PLOT_FILES = {name: paths.PLOTS / f"{name}.csv"
-              for name in ("clv_calibration", "clv_tracking", "clv_p_alive", "clv_frequency_recency")}
+PLOT_FILES = {name: Catalog().path(name) for name in CLV_PLOTS}
 
 
-def stage_files(root: Path = paths.ROOT) -> dict[str, Path]:
-    """Every file the stage reads or writes, under a repository root."""
-    files = {"train": paths.FEATURE_FILES["train"], "eval": paths.FEATURE_FILES["eval"],
-             "score": paths.FEATURE_FILES["score"], "transactions": paths.TRANSACTIONS, "report": REPORT,
-             **ARTIFACT_FILES, **PLOT_FILES}
-    return {name: paths.rebase(path, root) for name, path in files.items()}
+def stage_files(root: Path | None = None) -> dict[str, Path]:
+    """Every file the stage reads or writes, under a repository root (catalog datasets and the model files)."""
+    cat = Catalog(root)
+    art = cat.path("clv_artifacts")
+    return {**{role: cat.path(f"features_{role}") for role in ROLES}, "transactions": cat.path("transactions"),
+            "report": cat.path("clv_report"), **{key: art / path.name for key, path in ARTIFACT_FILES.items()},
+            **{name: cat.path(name) for name in CLV_PLOTS}}
 
 
 
