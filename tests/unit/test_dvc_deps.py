@@ -112,6 +112,8 @@ def test_no_code_dep_is_stale(name):
     stale = [d for d in code_deps(stage) if d not in RESOURCES and not any(covered(p, [d]) for p in files)]
     assert not stale, f"dvc.yaml stage {name}: deps {stale} are not imported by {script(stage)}; remove them"
     assert all((ROOT / d).exists() for d in code_deps(stage)), f"dvc.yaml stage {name}: a dep does not exist"
+    deps = stage.get("deps", [])
+    assert len(set(deps)) == len(deps), f"dvc.yaml stage {name}: a dep is listed twice"
 
 
 def test_every_output_is_a_catalog_dataset_of_its_stage():
