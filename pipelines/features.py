@@ -176,7 +176,8 @@ def run(params: dict[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         for role in ROLES:
             role_cuts = [c for c in cuts if c.role == role]
             report["cutoffs"] += write_features(runner, role_cuts, cfg, cat, role)
-            progress.step(f"{role}: {', '.join(str(c.cutoff) for c in role_cuts)} -> {cat.location(f'features_{role}')}")
+            days = ", ".join(str(c.cutoff) for c in role_cuts)
+            progress.step(f"{role}: {days} -> {cat.location(f'features_{role}')}")
         report["n_columns"] = len(_written_columns(runner, cat))
     finally:
         close(runner)
@@ -189,7 +190,8 @@ def _written_columns(runner: Runner, cat: Catalog) -> list[str]:
     """Column names of the written score-role table."""
     if isinstance(runner, SparkRunner):
         return runner.spark.read.parquet(cat.location("features_score")).columns
-    return [row[0] for row in runner.rows(f"DESCRIBE SELECT * FROM read_parquet({sql_path(cat.path('features_score'))})")]
+    described = runner.rows(f"DESCRIBE SELECT * FROM read_parquet({sql_path(cat.path('features_score'))})")
+    return [row[0] for row in described]
 
 
 def run_score_only(params: dict[str, Any], root: Path) -> Path:

@@ -253,7 +253,8 @@ def test_duckdb_period_bitmap_counts_the_same_periods_as_count_distinct() -> Non
         assert "bitstring_agg" in rewritten.lower() and "distinct" not in rewritten.lower()
         plain = con.sql(logical).df().sort_values("customer_id").reset_index(drop=True)
         assert plain.equals(con.sql(rewritten).df().sort_values("customer_id").reset_index(drop=True)), freq
-        assert plain.set_index("customer_id").loc["a", "frequency"] == (3.0 if freq == "D" else 2.0)  # 4 days, 3 Monday weeks
+        # 4 days, 3 Monday weeks
+        assert plain.set_index("customer_id").loc["a", "frequency"] == (3.0 if freq == "D" else 2.0)
 
 
 def test_render_fills_literals_and_refuses_a_missing_parameter() -> None:
