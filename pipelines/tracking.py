@@ -71,15 +71,23 @@ def git_commit(cwd: Path | None = None) -> str:
     return f"{head}-dirty" if dirty else head
 
 
+def data_files(path: Path) -> list[Path]:
+    """The file itself, or a folder's data files (engine=spark's parts) in name order, without _SUCCESS/.crc."""
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(("_", ".")))
+
+
 def fingerprint(files: Iterable[Path]) -> str:
-    """sha256 over the names and bytes of the files, in the given order (first 16 hex digits)."""
+    """sha256 over the names and bytes of the files (a folder: its data files' bytes), in order (16 hex digits)."""
     digest = hashlib.sha256()
     for path in files:
         path = Path(path)
         digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(CHUNK), b""):
-                digest.update(block)
+        for part in data_files(path):  # part names carry a random id per Spark write: only their bytes count
+            with open(part, "rb") as fh:
+                for block in iter(lambda: fh.read(CHUNK), b""):
+                    digest.update(block)
     return digest.hexdigest()[:16]
 
 
@@ -186,7 +194,10 @@ def _schema(path: Path) -> Any:
         text = str(arrow_type)
         return next((m for a, m in ARROW_TO_MLFLOW if text.startswith(a)), "string")
 
-    return Schema([ColSpec(kind(f.type), f.name) for f in pq.read_schema(path)])
+    import pyarrow.dataset as ds
+
+    schema = ds.dataset(path).schema if path.is_dir() else pq.read_schema(path)  # a folder: Spark's parts
+    return Schema([ColSpec(kind(f.type), f.name) for f in schema])
 
 
 def log_datasets(files: Mapping[str, Path], context: str = "training") -> None:

@@ -29,3 +29,19 @@ def test_write_report_keeps_wall_clock_out_of_the_tracked_file(tmp_path: Path) -
     assert json.loads(target.read_text()) == {"rows": 2}
     runs = json.loads((tmp_path / "reports" / "runs" / "score.json").read_text())
     assert runs == {"scored_at": "2026-01-01T00:00:00", "seconds": 0.5}
+
+
+def test_tracking_fingerprints_a_folder_of_parts_by_its_data_files(tmp_path):
+    """engine=spark writes Parquet folders: the fingerprint reads their parts' bytes, not _SUCCESS/.crc or names."""
+    from pipelines import tracking
+
+    one, two = tmp_path / "a" / "t.parquet", tmp_path / "b" / "t.parquet"
+    for folder, uid in ((one, "x1"), (two, "y2")):
+        folder.mkdir(parents=True)
+        (folder / f"part-00000-{uid}.parquet").write_bytes(b"rows-1")
+        (folder / f"part-00001-{uid}.parquet").write_bytes(b"rows-2")
+        (folder / "_SUCCESS").write_bytes(uid.encode())
+        (folder / f".part-00000-{uid}.parquet.crc").write_bytes(uid.encode())
+    assert tracking.fingerprint([one]) == tracking.fingerprint([two])
+    (two / "part-00001-y2.parquet").write_bytes(b"rows-3")
+    assert tracking.fingerprint([one]) != tracking.fingerprint([two])
