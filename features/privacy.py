@@ -306,6 +306,24 @@ def _consent_filter(con: duckdb.DuckDBPyConnection, checked: Mapping[str, Any], 
     return table, counts
 
 
+def survey(policy: Policy, sources: Mapping[str, Any], samples: Any, environ: Mapping[str, str] | None
+           ) -> tuple[dict[str, dict[str, str]], bool, Any, dict[str, Any]]:
+    """PII columns per table (from samples(relation, skip)), whether customer_id is hashed, the key, the report."""
+    found: dict[str, dict[str, str]] = {}
+    hash_id = False
+    for name, src in sources.items():
+        pii = classify(samples(src.relation, {ROW}), policy.listed, policy.detect)
+        hash_id = hash_id or src.spec.columns.get("customer_id") in pii
+        found[name] = pii
+    key = None
+    if hash_id or (policy.action == "hash" and any(found.values())):
+        key = pii_key(environ, "data.pii_action: hash" if not hash_id else
+                      "customer_id, which holds personal data and is hashed in every table")
+    report: dict[str, Any] = {"action": policy.action, "detect": policy.detect, "columns": found,
+                              "customer_id": "hashed" if hash_id else "kept", "consent": None}
+    return found, hash_id, key, report
+
+
 def protect(con: duckdb.DuckDBPyConnection, checked: Mapping[str, Any], sources: Mapping[str, Any],
             data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Checked tables with PII dropped or hashed and non-consenting customers left out; and the privacy report.
@@ -316,20 +334,7 @@ def protect(con: duckdb.DuckDBPyConnection, checked: Mapping[str, Any], sources:
     from features import contract
 
     policy = Policy.from_params(data)
-    found: dict[str, dict[str, str]] = {}
-    hash_id = False
-    for name, src in sources.items():
-        pii = classify(_samples(src.relation, {ROW}), policy.listed, policy.detect)
-        id_source = src.spec.columns.get("customer_id")
-        if id_source in pii:
-            hash_id = True
-        found[name] = pii
-    key = None
-    if hash_id or (policy.action == "hash" and any(found.values())):
-        key = pii_key(environ, "data.pii_action: hash" if not hash_id else
-                      "customer_id, which holds personal data and is hashed in every table")
-    report: dict[str, Any] = {"action": policy.action, "detect": policy.detect, "columns": found,
-                              "customer_id": "hashed" if hash_id else "kept", "consent": None}
+    found, hash_id, key, report = survey(policy, sources, _samples, environ)
     out = dict(checked)
     consent_table = None
     if policy.consent_column:

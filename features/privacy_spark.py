@@ -14,9 +14,9 @@ from typing import Any
 
 from features import contract
 from features.errors import DataError
-from features.ingest import ROW, SORT_KEYS, quote
+from features.ingest import SORT_KEYS, quote
 from features.ingest_spark import SparkEngine
-from features.privacy import SAMPLE_ROWS, TRUTHY, Policy, _kept_sql, _rejected_sql, classify, pii_key
+from features.privacy import SAMPLE_ROWS, TRUTHY, Policy, _kept_sql, _rejected_sql, survey
 
 
 def _samples(frame: Any, skip: Iterable[str]) -> dict[str, list[Any] | None]:
@@ -74,18 +74,7 @@ def protect(engine: SparkEngine, checked: Mapping[str, Any], sources: Mapping[st
     """Checked tables (Spark DataFrames) with PII dropped or hashed and non-consenting customers left out;
     and the privacy report (the same keys as features.privacy.protect)."""
     policy = Policy.from_params(data)
-    found: dict[str, dict[str, str]] = {}
-    hash_id = False
-    for name, src in sources.items():
-        pii = classify(_samples(src.relation, {ROW}), policy.listed, policy.detect)
-        hash_id = hash_id or src.spec.columns.get("customer_id") in pii
-        found[name] = pii
-    key = None
-    if hash_id or (policy.action == "hash" and any(found.values())):
-        key = pii_key(environ, "data.pii_action: hash" if not hash_id else
-                      "customer_id, which holds personal data and is hashed in every table")
-    report: dict[str, Any] = {"action": policy.action, "detect": policy.detect, "columns": found,
-                              "customer_id": "hashed" if hash_id else "kept", "consent": None}
+    found, hash_id, key, report = survey(policy, sources, _samples, environ)
     out = dict(checked)
     consent = None
     if policy.consent_column:
