@@ -267,9 +267,8 @@ def _rejected_sql(view: str, columns: Sequence[str], pii: Mapping[str, str], act
     return f"SELECT {', '.join(parts)} FROM {view}"
 
 
-def _consent_filter(con: duckdb.DuckDBPyConnection, checked: Mapping[str, Any], sources: Mapping[str, Any],
-                    column: str) -> tuple[str, dict[str, Any]]:
-    """A temp table of the consenting customer ids; and the counts of who and what is excluded."""
+def consent_source(checked: Mapping[str, Any], sources: Mapping[str, Any], column: str) -> tuple[Any, str]:
+    """The checked customers table and its column named by data.consent_column (DataError when either is missing)."""
     customers = checked.get("customers")
     file = sources["customers"].spec.file if "customers" in sources else "params"
     if customers is None or "customers" not in sources:
@@ -283,6 +282,13 @@ def _consent_filter(con: duckdb.DuckDBPyConnection, checked: Mapping[str, Any], 
     if match is None:
         raise DataError(file, column, "the consent column named by data.consent_column",
                         f"found columns: {', '.join(names)}")
+    return customers, match
+
+
+def _consent_filter(con: duckdb.DuckDBPyConnection, checked: Mapping[str, Any], sources: Mapping[str, Any],
+                    column: str) -> tuple[str, dict[str, Any]]:
+    """A temp table of the consenting customer ids; and the counts of who and what is excluded."""
+    customers, match = consent_source(checked, sources, column)
     view = _view(con, customers.kept, "consent_src")
     table = f"__privacy_consent_{uuid.uuid4().hex[:12]}"
     truthy = ", ".join("'" + t + "'" for t in TRUTHY)

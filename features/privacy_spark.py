@@ -13,10 +13,9 @@ from dataclasses import replace
 from typing import Any
 
 from features import contract
-from features.errors import DataError
 from features.ingest import SORT_KEYS, quote
 from features.ingest_spark import SparkEngine
-from features.privacy import SAMPLE_ROWS, TRUTHY, Policy, _kept_sql, _rejected_sql, survey
+from features.privacy import SAMPLE_ROWS, TRUTHY, Policy, _kept_sql, _rejected_sql, consent_source, survey
 
 
 def _samples(frame: Any, skip: Iterable[str]) -> dict[str, list[Any] | None]:
@@ -35,19 +34,7 @@ def _samples(frame: Any, skip: Iterable[str]) -> dict[str, list[Any] | None]:
 def _consent(engine: SparkEngine, checked: Mapping[str, Any], sources: Mapping[str, Any],
              column: str) -> tuple[str, dict[str, Any]]:
     """A view of the consenting customer ids; and the counts of who and what is excluded."""
-    customers = checked.get("customers")
-    file = sources["customers"].spec.file if "customers" in sources else "params"
-    if customers is None or "customers" not in sources:
-        raise DataError("params", None, "a customers table (data.customers) holding the consent column",
-                        f"data.consent_column is {column!r} but there is no customers table")
-    names = list(customers.kept.columns)
-    match = next((c for c in (column, f"{column}_source") if c in names), None)
-    if match is None:
-        lowered = [c for c in names if c.lower() == column.lower()]
-        match = lowered[0] if len(lowered) == 1 else None
-    if match is None:
-        raise DataError(file, column, "the consent column named by data.consent_column",
-                        f"found columns: {', '.join(names)}")
+    customers, match = consent_source(checked, sources, column)
     profiles = engine.view(customers.kept, "consent_src")
     truthy = ", ".join("'" + t + "'" for t in TRUTHY)
     table = engine.view(engine.relation(f"SELECT DISTINCT customer_id FROM {profiles} "
