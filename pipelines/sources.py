@@ -256,12 +256,17 @@ def read_cdnow(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any], root: Pa
     return Loaded(source="cdnow", tables={"transactions": Source(spec, relation, malformed, path)})
 
 
-def read_files(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any], root: Path) -> Loaded:
-    """The user's CSV/Parquet files (data.transactions, .events, .customers) mapped by data.columns."""
-    loaded = Loaded(source="files")
+def require_transactions(data: Mapping[str, Any]) -> None:
+    """DataError (one line) when data=files has no data.transactions."""
     if not data.get("transactions"):
         raise DataError("params", None, "data.transactions to be the path of your transactions file",
                         "it is not set (data.transactions=PATH)")
+
+
+def read_files(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any], root: Path) -> Loaded:
+    """The user's CSV/Parquet files (data.transactions, .events, .customers) mapped by data.columns."""
+    loaded = Loaded(source="files")
+    require_transactions(data)
     for table in paths.TABLES:
         if not data.get(table):
             continue

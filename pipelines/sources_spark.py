@@ -132,9 +132,7 @@ def read_files(spark: Any, data: Mapping[str, Any], root: Path) -> Loaded:
     from pyspark.errors import AnalysisException
 
     loaded = Loaded(source="files")
-    if not data.get("transactions"):
-        raise DataError("params", None, "data.transactions to be the path of your transactions file",
-                        "it is not set (data.transactions=PATH)")
+    sources.require_transactions(data)
     for table in paths.TABLES:
         if not data.get(table):
             continue
