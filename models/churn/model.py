@@ -21,7 +21,7 @@ from models.churn.config import ChurnConfig
 from models.churn.features import LABEL, FeatureSpec, design_matrix, fit_spec, model_frame
 from models.churn.prior import prior_offset, prior_probability
 from models.churn.split import TimeSplit, grouped_folds, stratified_cap, time_split
-from models.churn.treeshap import Tree, compile_trees
+from models.churn.treeshap import Forest, compile_trees
 
 
 @register
@@ -35,10 +35,11 @@ class ChurnModel(ChurnScorer):
     spec: FeatureSpec
     info: dict[str, Any] = field(default_factory=dict)
     validation: pd.Series | None = field(default=None, repr=False, compare=False)  # P on validation rows
-    _trees: list[Tree] | None = field(default=None, init=False, repr=False, compare=False)
+    _trees: Forest | None = field(default=None, init=False, repr=False, compare=False)
 
-    def trees(self) -> list[Tree]:
-        """The booster's splits per tree (for grouped TreeSHAP), parsed once."""
+    def trees(self) -> Forest:
+        """The booster's splits per tree with their bins (for grouped TreeSHAP), parsed once; keeps the values
+        TreeSHAP computed for the patterns seen so far."""
         if self._trees is None:
             self._trees = compile_trees(self.booster)
         return self._trees

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn.treeshap import compile_trees, tree_contributions
+from models.churn import treeshap
+from models.churn.treeshap import Bins, Split, compile_trees, goes_right, tree_contributions
 
 
 def _data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -48,3 +51,38 @@ def test_empty_input() -> None:
     frame, y = _data(300, seed=1)
     booster = lgb.train({"objective": "binary", "verbosity": -1}, lgb.Dataset(frame, y), num_boost_round=3)
     assert tree_contributions(booster, np.empty((0, 5))).shape == (0, 6)
+
+
+def test_bins_count_thresholds_below_then_zero_then_nan() -> None:
+    split = Split(0, 1.0, None, "Zero", True)
+    bins = Bins.of(0, [split, replace(split, threshold=3.0), replace(split, threshold=1.0)])
+    x = np.array([0.5, 1.0, 2.0, 3.0, 4.0, np.nan, 0.0, -1e-36])
+    assert bins.codes(x).tolist() == [0, 0, 1, 1, 2, 6, 3, 3]  # two thresholds: 0..2, zero 3..5, NaN 6
+    assert len(bins.examples) == 7
+    near = [Split(0, t, None, m, True) for t, m in ((-2.0, "Zero"), (treeshap.ZERO, "None"), (-treeshap.ZERO, "NaN"))]
+    bins = Bins.of(0, near)  # thresholds at LightGBM's zero bounds: every split must still be a function of the bin
+    x = np.array([-3.0, -1.0, -treeshap.ZERO, 0.0, 1e-36, treeshap.ZERO, 1e-30, np.nan, -1e-40])
+    for split in near:
+        assert (goes_right(bins.examples, split)[bins.codes(x)] == goes_right(x, split)).all()
+    cats = Bins.of(1, [Split(1, np.nan, np.array([0, 2]), "None", False)])
+    assert cats.codes(np.array([np.nan, -1.0, 0.0, 2.0, 7.0])).tolist() == [0, 0, 1, 3, 4]  # 7: beyond any set
+
+
+def test_cache_blocks_and_renumbering_equal_pred_contrib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values kept across calls, rows in blocks, keys renumbered past KEY_LIMIT: still pred_contrib."""
+    frame, y = _data(1500, seed=5)
+    frame["c"] = np.where(np.arange(1500) % 7 == 0, 1e-36, frame["c"])  # LightGBM reads these as zero
+    params = {"objective": "binary", "num_leaves": 7, "min_child_samples": 5, "verbosity": -1,
+              "zero_as_missing": True, "cat_smooth": 1, "min_data_per_group": 5}
+    booster = lgb.train(params, lgb.Dataset(frame, y), num_boost_round=15)
+    monkeypatch.setattr(treeshap, "BLOCK_ROWS", 97)
+    forest = compile_trees(booster)
+    for seed in (11, 12):  # the second call reuses the values of the first and adds new keys
+        score, _ = _data(600, seed=seed)
+        expected = booster.predict(score, pred_contrib=True)
+        np.testing.assert_allclose(tree_contributions(booster, _matrix(score), forest), expected, rtol=0, atol=1e-10)
+    assert all(plan.known is not None and plan.known.any() for plan in forest.plans)
+    monkeypatch.setattr(treeshap, "KEY_LIMIT", 4)  # every tree renumbers its keys and groups per call
+    renumbered = compile_trees(booster)
+    assert any(plan.keys == 0 for plan in renumbered.plans)
+    np.testing.assert_allclose(tree_contributions(booster, _matrix(score), renumbered), expected, rtol=0, atol=1e-10)
