@@ -110,6 +110,17 @@ def _event_columns(cfg: FeatureConfig) -> str:
     )
 
 
+def _recent_columns(cfg: FeatureConfig) -> str:
+    """The window counts of events.sql's `recent` rows, 0 for a customer with no event inside the widest window."""
+    return ",\n    ".join(f"COALESCE(r.{c}, 0) AS {c}" for c in event_count_names(cfg))
+
+
+def _events_sql(cfg: FeatureConfig, cutoff_day: int) -> str:
+    """events.sql with its count columns and parameters filled in."""
+    query = sql_text("events").format(event_columns=_event_columns(cfg), recent_columns=_recent_columns(cfg))
+    return render(query, {"cutoff_day": cutoff_day, "widest_days": max(cfg.event_windows_days)})
+
+
 def _rate_columns(cfg: FeatureConfig) -> str:
     """Cart-abandonment and email rates over the widest event window, when their inputs exist."""
     w, types = max(cfg.event_windows_days), set(cfg.event_types)
@@ -218,7 +229,7 @@ def _materialise_steps(runner: Runner, cut: Cutoff, cfg: FeatureConfig) -> None:
         "_orders": render(sql_text("orders").format(trend_columns=_trend_columns(cfg)), day),
         "_mix": render(sql_text("mix"), day),
         "_gaps": render(sql_text("gaps"), day),
-        "_events": render(sql_text("events").format(event_columns=_event_columns(cfg)), day),
+        "_events": _events_sql(cfg, day["cutoff_day"]),
         "_labels": _labels_sql(cut, cfg),
     }
     for table, query in steps.items():

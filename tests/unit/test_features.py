@@ -150,6 +150,18 @@ def test_behaviour_is_absent_safe(feats: pd.DataFrame) -> None:
     assert without_events[["days_since_last_event", "email_open_rate_90d"]].isna().all().all()
 
 
+def test_events_older_than_every_window_count_only_in_the_history_columns() -> None:
+    old = [("b", "2023-11-01", "support_ticket", 1.0), ("b", "2023-10-01", "page_view"),  # > 90 days before CUT
+           ("c", "2024-03-30", "email_sent")]  # only our own sends: counted, but no "last event"
+    f = build(TX, old)
+    b, c = f.loc["b"], f.loc["c"]
+    assert (b.page_view_90d, b.support_ticket_90d, b.support_tickets_total) == (0, 0, 1)
+    assert b.days_since_last_event == (date(2024, 3, 31) - date(2023, 11, 1)).days
+    assert b.support_ticket_rating_mean == 1.0
+    assert (c.email_sent_7d, c.email_sent_90d, c.support_tickets_total) == (1, 1, 0)
+    assert pd.isna(c.days_since_last_event)
+
+
 def test_profile_columns(feats: pd.DataFrame) -> None:
     assert feats.loc["a", "region"] == "north"
     assert feats.loc["a", "days_since_signup"] == 121
