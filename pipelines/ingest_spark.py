@@ -41,10 +41,9 @@ def _empty(spark: Any, schema: pa.Schema) -> Any:
 
 
 def _write(cat: Catalog, spark: Any, name: str, frame: Any) -> str:
-    """Write a DataFrame to a catalog dataset (timestamps as Parquet TIMESTAMP_MICROS, UTC); its content digest."""
+    """Write a DataFrame to a catalog dataset (timestamps as Parquet TIMESTAMP_MICROS, UTC); its location."""
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    location = cat.write(name, frame)
-    return content_digest(spark.read.parquet(location))
+    return cat.write(name, frame)
 
 
 def run(params: Mapping[str, Any], root: Path, report: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,7 +71,7 @@ def run(params: Mapping[str, Any], root: Path, report: dict[str, Any] | None = N
             kept = done.kept if done else _empty(spark, contract.SCHEMAS[name])
             rejected = done.rejected if done else _empty(spark, REJECTED_SCHEMA)
             stats = dict(done.stats) if done else empty_stats(name)
-            stats["fingerprint"] = _write(cat, spark, name, kept)
+            stats["fingerprint"] = content_digest(spark.read.parquet(_write(cat, spark, name, kept)))
             _write(cat, spark, f"rejected_{name}", rejected)
             stats["file"] = src.spec.file if src else None
             stats["input_sha256"] = file_sha256(src.path) if src and src.path is not None else None

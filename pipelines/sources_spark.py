@@ -112,12 +112,15 @@ def number_rows(tagged: Any) -> Any:
 
 
 def read_parquet(spark: Any, location: str) -> Any:
-    """A Parquet location with its own column types + ROW (row index in its file, 1-based; files in path order)."""
+    """A Parquet location with its own column types + ROW (row index in its file, 1-based; files in path order:
+    offsets from one count per file, skipped for a single file)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     frame = spark.read.parquet(location)
     columns = [F.col(f"`{c}`") for c in frame.columns]
+    if len(frame.inputFiles()) == 1:  # the usual case: no per-file count (a scan) and no join
+        return frame.select((F.col("_metadata.row_index") + 1).cast("bigint").alias(ROW), *columns)
     tagged = frame.select(*columns, F.col("_metadata.file_path").alias("__file"),
                           F.col("_metadata.row_index").alias("__index"))
     files = tagged.groupBy("__file").agg(F.count(F.lit(1)).alias("__n"))
