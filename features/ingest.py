@@ -466,11 +466,12 @@ def _too_many_rejected(spec: TableSpec, stats: Mapping[str, Any]) -> DataError |
                      "nothing written: fix the file or raise data.max_reject_share")
 
 
-def _mark_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[str]) -> None:
-    """Give reason duplicate_row to every usable row repeating an earlier one on `key` (the first is kept)."""
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[str], among: str = "true") -> None:
+    """Give reason duplicate_row to every usable row repeating an earlier one on `key` (the first is kept);
+    only rows where the SQL condition `among` holds are compared (it must hold for every repeat)."""
     cols = ", ".join(map(quote, key))
     some = " OR ".join(f"{quote(name)} IS NOT NULL" for name in key)
-    usable = f"{REASON} IS NULL AND ({some})"
+    usable = f"{REASON} IS NULL AND ({some}) AND {among}"
     con.execute(f"""
         UPDATE {stage} SET {REASON} = 'duplicate_row'
         WHERE {ROW} IN (
@@ -481,6 +482,42 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[s
                     SELECT h FROM (SELECT hash({cols}) AS h FROM {stage} WHERE {usable})
                     GROUP BY h HAVING count(*) > 1)
             ) WHERE n > 1)""")
+
+
+def _after_previous(keys: Sequence[str], previous: Sequence[str]) -> str:
+    """SQL true when (keys) sorts strictly before (previous), lexicographically (NULL on the first row)."""
+    head, prev = quote(keys[0]), quote(previous[0])
+    if len(keys) == 1:
+        return f"{head} < {prev}"
+    return f"({head} < {prev} OR ({head} = {prev} AND {_after_previous(keys[1:], previous[1:])}))"
+
+
+def _order_check(con: duckdb.DuckDBPyConnection, stage: str, keys: Sequence[str]) -> tuple[int, int]:
+    """Usable rows of `stage`, read in insertion order, that sort before the previous usable row on (keys, ROW);
+    and usable rows equal to the previous one on keys. One streaming pass (no sort)."""
+    cols = [*keys, ROW]
+    previous = [f"__previous_{i}" for i in range(len(cols))]
+    lags = ", ".join(f"lag({quote(c)}) OVER () AS {quote(p)}" for c, p in zip(cols, previous, strict=True))
+    tie = " AND ".join(f"{quote(c)} = {quote(p)}" for c, p in zip(keys, previous, strict=False))
+    return first_row(con, f"""
+        SELECT count(*) FILTER (WHERE {_after_previous(cols, previous)}), count(*) FILTER (WHERE {tie})
+        FROM (SELECT {', '.join(map(quote, cols))}, {lags} FROM {stage} WHERE {REASON} IS NULL)""")
+
+
+def _mark_tied_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[str],
+                          keys: Sequence[str]) -> None:
+    """_mark_duplicates when the usable rows are in order of `keys` (a part of `key`): repeats can only be
+    among rows tying with their neighbour on keys, so only those are compared."""
+    ties = f"__ingest_ties_{uuid.uuid4().hex[:12]}"
+    cols = ", ".join(map(quote, keys))
+    lags = ", ".join(f"lag({quote(c)}) OVER () AS {quote('__previous_' + c)}" for c in keys)
+    tie = " AND ".join(f"{quote(c)} = {quote('__previous_' + c)}" for c in keys)
+    con.execute(f"""CREATE TEMP TABLE {ties} AS SELECT DISTINCT hash({cols}) AS h
+        FROM (SELECT {cols}, {lags} FROM {stage} WHERE {REASON} IS NULL) WHERE {tie}""")
+    try:
+        _mark_duplicates(con, stage, key, among=f"hash({cols}) IN (SELECT h FROM {ties})")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {ties}")
 
 
 def _utc_text(micros: int | None) -> str | None:
@@ -597,18 +634,18 @@ class Engine(Protocol):
     def check_formats(self, spec: TableSpec) -> None:
         """DataError when data.date_format cannot be used."""
 
-    def build_stage(self, stage: str, select: str, key: Sequence[str], spec: TableSpec) -> None:
-        """Materialise `select` (naive timestamps read in spec.timezone) as `stage`, duplicates marked."""
+    def build_stage(self, stage: str, select: str, key: Sequence[str], spec: TableSpec) -> bool | None:
+        """Materialise `select` (naive timestamps read in spec.timezone) as `stage`, duplicates marked; True when
+        its usable rows are already in SORT_KEYS order (then the kept rows are read without a sort)."""
 
 
 class DuckEngine:
-    """`check` on a DuckDB connection. parallel=True when the source's ROW does not depend on scan order (e.g.
-    Parquet file_row_number): the stage is then inserted by all threads, in any order (ROW keeps the order)."""
+    """`check` on a DuckDB connection with preserve_insertion_order on (sources.connect): the stage keeps the
+    source's row order, so a source already sorted like the contract is written without a sort."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, parallel: bool = False) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         """Run on con."""
         self.con = con
-        self.parallel = parallel
 
     def view(self, relation: duckdb.DuckDBPyRelation, label: str) -> str:
         """Register a relation as a uniquely named temp view; its name."""
@@ -632,18 +669,25 @@ class DuckEngine:
         """DataError when data.date_format is not a valid strptime format."""
         _check_formats(self.con, spec)
 
-    def build_stage(self, stage: str, select: str, key: Sequence[str], spec: TableSpec) -> None:
-        """CREATE TEMP TABLE stage in the data's time zone, then mark duplicates in place."""
+    def build_stage(self, stage: str, select: str, key: Sequence[str], spec: TableSpec) -> bool:
+        """CREATE TEMP TABLE stage (source order, all threads) in the data's time zone, then mark duplicates in
+        place; True when the usable rows are already in SORT_KEYS order (checked in one streaming pass)."""
         previous = _set_timezone(self.con, spec.timezone, spec.file)
-        ordered = first_row(self.con, "SELECT current_setting('preserve_insertion_order')")[0]
-        try:
-            if self.parallel:  # a single-threaded insert otherwise: ~40% of a large ingest
-                self.con.execute("SET preserve_insertion_order = false")
+        disabled = first_row(self.con, "SELECT current_setting('disabled_optimizers')")[0]
+        try:  # an IN list rewritten into a join would insert the rows out of source order
+            self.con.execute(f"SET disabled_optimizers = {literal(','.join(filter(None, [disabled, 'in_clause'])))}")
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
         finally:
             self.con.execute(f"SET TimeZone = {literal(previous)}")
-            self.con.execute(f"SET preserve_insertion_order = {str(bool(ordered)).lower()}")
-        _mark_duplicates(self.con, stage, key)
+            self.con.execute(f"SET disabled_optimizers = {literal(disabled)}")
+        keys = SORT_KEYS[spec.table]
+        ordered = bool(first_row(self.con, "SELECT current_setting('preserve_insertion_order')")[0])
+        inverted, ties = _order_check(self.con, stage, keys) if ordered else (1, 1)
+        if inverted or not set(keys) <= set(key):
+            _mark_duplicates(self.con, stage, key)
+        elif ties:  # sorted: rows repeating on key (which holds the sort keys) are neighbours tying on them
+            _mark_tied_duplicates(self.con, stage, key, keys)
+        return inverted == 0
 
 
 def check(engine: Engine, source: Any, spec: TableSpec, as_of: str | date | None = None,
@@ -657,7 +701,7 @@ def check(engine: Engine, source: Any, spec: TableSpec, as_of: str | date | None
     key = spec.duplicate_key or duplicate_key(spec.table, None)
     engine.check_formats(spec)
     select, extras, flags = stage_select(spec, types, src, end)
-    engine.build_stage(stage, select, key, spec)
+    in_order = engine.build_stage(stage, select, key, spec)
     kept_cols = [*contract.SCHEMAS[spec.table].names, *extras]
     stats = _stats(engine, spec, stage, flags, bad)
     if stats["rejected_by_reason"].get("unparseable_ts"):
@@ -669,17 +713,14 @@ def check(engine: Engine, source: Any, spec: TableSpec, as_of: str | date | None
     too_many = _too_many_rejected(spec, stats)
     if too_many is not None:
         raise too_many
-    sort = ", ".join([*map(quote, SORT_KEYS[spec.table]), ROW])
-    kept = engine.relation(f"SELECT {', '.join(map(quote, kept_cols))} FROM {stage} "
-                           f"WHERE {REASON} IS NULL ORDER BY {sort}")
+    sort = "" if in_order else " ORDER BY " + ", ".join([*map(quote, SORT_KEYS[spec.table]), ROW])
+    kept = engine.relation(f"SELECT {', '.join(map(quote, kept_cols))} FROM {stage} WHERE {REASON} IS NULL{sort}")
     any_rejected = stats["rows_rejected"] > sum(stats["rejected_by_reason"][r] for r in MALFORMED_REASONS)
     rejected = engine.relation(_rejected_sql(spec, src, types, stage, bad, any_rejected))
     return Checked(table=spec.table, kept=kept, rejected=rejected, stats=stats)
 
 
 def check_table(con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyRelation, spec: TableSpec,
-                as_of: str | date | None = None, malformed: duckdb.DuckDBPyRelation | None = None,
-                parallel: bool = False) -> Checked:
-    """Parse, validate and de-duplicate one source table in DuckDB; DataError when no row is usable.
-    parallel: the source's ROW is a property of each row (Parquet file_row_number), not of the scan order."""
-    return check(DuckEngine(con, parallel), source, spec, as_of, malformed)
+                as_of: str | date | None = None, malformed: duckdb.DuckDBPyRelation | None = None) -> Checked:
+    """Parse, validate and de-duplicate one source table in DuckDB; DataError when no row is usable."""
+    return check(DuckEngine(con), source, spec, as_of, malformed)

@@ -70,8 +70,8 @@ def truth_table(frame: Any) -> pa.Table:
 def _check(con: duckdb.DuckDBPyConnection, src: sources.Source, bounds: Any, as_of: Any) -> Checked:
     """check_table on one source; a Parquet page DuckDB cannot decode is one DataError (nothing written yet)."""
     parquet = src.path is not None and src.path.name.lower().endswith(sources.PARQUET_SUFFIXES)
-    try:  # Parquet rows carry their file_row_number: the stage may be built in parallel, in any order
-        return check_table(con, src.relation, bounds.apply(src.spec), as_of, src.malformed, parallel=parquet)
+    try:
+        return check_table(con, src.relation, bounds.apply(src.spec), as_of, src.malformed)
     except duckdb.Error as err:
         if parquet:
             raise sources.unreadable_page(src.spec.file, err) from err
@@ -100,6 +100,7 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
                                   "as_of": None if as_of in (None, "") else str(as_of),
                                   "has_amounts": tx is not None and "amount" in tx.spec.columns}
         checked, report["privacy"] = privacy.protect(con, checked, loaded.tables, data)  # PII, consent
+        fingerprints: dict[str, Future[str]] = {}
         for name in paths.TABLES:
             target = paths.rebase(paths.INTERIM_FILES[name], root)
             rejected = paths.rebase(paths.REJECTED_FILES[name], root)
@@ -114,8 +115,10 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
             src = loaded.tables.get(name)
             stats["file"] = src.spec.file if src else None
             stats["input_sha256"] = hashes[name].result() if name in hashes else None
-            stats["fingerprint"] = file_sha256(target)
+            fingerprints[name] = pool.submit(file_sha256, target)  # hashed while the next table is written
             report[name] = stats
+        for name, digest in fingerprints.items():
+            report[name]["fingerprint"] = digest.result()
     truth = empty_truth() if loaded.truth is None else truth_table(loaded.truth)
     write_parquet(truth, paths.rebase(paths.TRUTH, root))
     report["truth_rows"] = truth.num_rows

@@ -15,7 +15,7 @@ import pytest
 
 from features import contract, synthetic
 from features.errors import DataError
-from features.ingest import REJECTED_SCHEMA, as_of_end, duplicate_key, map_columns
+from features.ingest import REASON, REJECTED_SCHEMA, ROW, DuckEngine, _order_check, as_of_end, duplicate_key, map_columns
 from pipelines import ingest, paths
 from tests.conftest import compose_params
 
@@ -400,6 +400,42 @@ def test_parquet_input_with_native_types(tmp_path: Path, files_params: dict) -> 
         ["3", utc("2024-01-01T05:00:00Z"), 2.0], ["7", utc("2024-01-02T17:00:00Z"), 1.5]]
     rejected = read(tmp_path, paths.REJECTED_FILES["transactions"])
     assert rejected[["customer_id", "reason", "source_row"]].values.tolist() == [["7", "unparseable_ts", 3]]
+
+
+def test_order_check_counts_inversions_and_ties_among_usable_rows() -> None:
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE st AS SELECT * FROM (VALUES (1, 'a', 1, NULL), (2, 'a', 1, NULL), "
+                f"(3, 'z', 0, 'x'), (4, 'a', 2, NULL), (5, 'b', 0, NULL)) AS t({ROW}, c, t, {REASON})")
+    # the rejected row 3 is skipped; (a,1) ties (a,1); nothing sorts before its predecessor
+    assert _order_check(con, "st", ["c", "t"]) == (0, 1)
+    con.execute(f"INSERT INTO st VALUES (6, 'a', 9, NULL), (7, 'b', 0, NULL)")  # a after b; then b,0 ties b,0
+    assert _order_check(con, "st", ["c", "t"]) == (1, 1)
+    con.execute(f"INSERT INTO st VALUES (0, 'b', 0, NULL)")  # equal keys but ROW 0 after ROW 7: out of order
+    assert _order_check(con, "st", ["c", "t"]) == (2, 2)
+
+
+def test_a_sorted_source_gives_the_same_tables_as_the_shuffled_one(tmp_path: Path, files_params: dict,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    in_order = []
+    build = DuckEngine.build_stage
+    monkeypatch.setattr(DuckEngine, "build_stage", lambda self, *a: in_order.append(build(self, *a)) or in_order[-1])
+    rows = [("a", "2024-01-01", 1.0, "o1"), ("a", "2024-01-01", 2.0, "o2"), ("a", "2024-01-01", 1.0, "o1"),
+            ("a", "2024-01-03", 1.0, "o3"), ("b", "bad", 1.0, "o4"), ("b", "2024-01-02", 4.0, "o5"),
+            ("b", "2024-01-02", 4.0, "o5"), ("c", "2024-01-01", 5.0, "o6")]
+    fingerprints = []
+    for name, order in (("sorted", range(len(rows))), ("shuffled", (7, 2, 5, 0, 4, 3, 6, 1))):
+        frame = pd.DataFrame([rows[i] for i in order], columns=["customer_id", "ts", "amount", "order_id"])
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+        root = tmp_path / name
+        done = ingest.run(params_for(files_params, transactions=str(tmp_path / f"{name}.parquet")), root)
+        assert {r: n for r, n in done["transactions"]["rejected_by_reason"].items() if n} == {
+            "duplicate_row": 2, "unparseable_ts": 1}
+        kept = read(root, paths.TRANSACTIONS)
+        assert kept[["customer_id", "amount"]].values.tolist() == [["a", 1.0], ["a", 2.0], ["a", 1.0], ["b", 4.0],
+                                                                   ["c", 5.0]]
+        fingerprints.append(done["transactions"]["fingerprint"])
+    assert fingerprints[0] == fingerprints[1]
+    assert in_order == [True, False]  # the sorted file is written without a sort, the shuffled one with
 
 
 # ---------------------------------------------------------------- outputs
