@@ -25,7 +25,9 @@ ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (1e-35f)
 KEY_LIMIT = 1 << 60  # largest group key before it is renumbered
 TABLE_KEYS = 1 << 22  # up to this many possible keys, group through a lookup table
 CACHED_CELLS = 1 << 14  # trees with at most this many (keys x features) values keep them across calls
+INTEGER_RANGE = 4096  # whole-number columns spanning fewer values are binned through a table
 BLOCK_ROWS = 32_768  # rows binned and keyed together (each tree's work stays in the CPU cache)
+QUIET = 2  # blocks without a new key after which a tree's cache is trusted (checked only through NaN in the sums)
 THREADED_ROWS = 20_000  # representative rows from which one pred_contrib call uses every core
 
 
@@ -117,9 +119,20 @@ class Bins:
         return cls(feature, th, len(th), zero, np.concatenate([nonzero, np.clip(upper, -ZERO, ZERO), [np.nan]]))
 
     def codes(self, x: np.ndarray) -> np.ndarray:
-        """The bin of each value of this feature's column."""
+        """The bin of each value of this feature's column (whole numbers in a short range: through a table)."""
         if self.thresholds is None:
             return category_codes(x, self.top)
+        with np.errstate(invalid="ignore"):
+            whole = x.astype(np.int64)  # NaN and huge values do not survive the round trip
+        if len(x) > INTEGER_RANGE and (whole == x).all():
+            low, high = int(whole.min()), int(whole.max())
+            if high - low < INTEGER_RANGE:
+                whole -= low
+                return self._search(np.arange(low, high + 1, dtype=np.float64))[whole]
+        return self._search(x)
+
+    def _search(self, x: np.ndarray) -> np.ndarray:
+        """The bins of numbers by binary search among the thresholds."""
         out = np.searchsorted(self.thresholds, x)
         nan = np.isnan(x)
         if nan.any():
@@ -140,6 +153,7 @@ class Plan:
     values: np.ndarray | None = field(default=None, repr=False)  # (features, keys) cached contributions
     known: np.ndarray | None = field(default=None, repr=False)
     bias: float | None = None
+    quiet: int = 0  # blocks in a row in which the cache met no new key
 
 
 def _plan(t: int, tree: Tree, slots: dict[int, int], bins: list[Bins]) -> Plan:
@@ -227,9 +241,10 @@ def _cached(booster: lgb.Booster, plan: Plan, key: np.ndarray, x: np.ndarray) ->
     """The plan's (features, keys) value table with every key present in `key` filled in."""
     width = x.shape[1] + 1
     if plan.values is None:
-        plan.values = np.zeros((len(plan.features), plan.keys))
+        plan.values = np.full((len(plan.features), plan.keys), np.nan)
         plan.known = np.zeros(plan.keys, dtype=bool)
     fresh = np.bincount(key, minlength=plan.keys).astype(bool) & ~plan.known
+    plan.quiet = 0 if fresh.any() else plan.quiet + 1
     if fresh.any():
         rows = np.flatnonzero(fresh[key])
         new, first = np.unique(key[rows], return_index=True)
@@ -256,14 +271,18 @@ def _grouped(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _block(booster: lgb.Booster, forest: Forest, x: np.ndarray, out: np.ndarray) -> None:
-    """Add every tree's contributions for a block of rows to out (width, rows), tree after tree."""
-    width = x.shape[1] + 1
-    codes = [b.codes(x[:, b.feature]) for b in forest.bins]
+def _add_trees(booster: lgb.Booster, forest: Forest, x: np.ndarray, codes: list[np.ndarray], out: np.ndarray,
+               trusting: bool) -> bool:
+    """Add every tree's contributions for a block of rows to out (width, rows), tree after tree; False when a
+    trusted cache (a tree that found no new key in QUIET blocks, not checked) met an unknown key (NaN)."""
+    width, trusted = x.shape[1] + 1, False
     for plan in forest.plans:
         key = _keys(plan, codes, len(x))
         if plan.keys and plan.keys * len(plan.features) <= CACHED_CELLS:
-            values = _cached(booster, plan, key, x)
+            if trusting and plan.quiet >= QUIET and plan.bias is not None:
+                values, trusted = plan.values, True  # unknown keys hold NaN
+            else:
+                values = _cached(booster, plan, key, x)
             out[-1] += plan.bias
             for j, col in enumerate(plan.features):
                 out[col] += values[j][key]
@@ -273,6 +292,18 @@ def _block(booster: lgb.Booster, forest: Forest, x: np.ndarray, out: np.ndarray)
         out[-1] += contrib[0, -1]
         for col in plan.features:
             out[col] += contrib[:, col][groups]
+    return not (trusted and np.isnan(out).any())
+
+
+def _block(booster: lgb.Booster, forest: Forest, x: np.ndarray, out: np.ndarray) -> None:
+    """Add every tree's contributions for a block of rows to out; the rows a trusted cache missed (NaN) again,
+    with every cache checked (a row's values do not depend on the other rows)."""
+    codes = [b.codes(x[:, b.feature]) for b in forest.bins]
+    if not _add_trees(booster, forest, x, codes, out, trusting=True):
+        missed = np.flatnonzero(np.isnan(out).any(axis=0))
+        again = np.zeros((out.shape[0], missed.size))
+        _add_trees(booster, forest, x[missed], [c[missed] for c in codes], again, trusting=False)
+        out[:, missed] = again
 
 
 def tree_contributions(booster: lgb.Booster, x: np.ndarray, trees: Forest | None = None) -> np.ndarray:

@@ -64,6 +64,9 @@ def test_bins_count_thresholds_below_then_zero_then_nan() -> None:
     x = np.array([-3.0, -1.0, -treeshap.ZERO, 0.0, 1e-36, treeshap.ZERO, 1e-30, np.nan, -1e-40])
     for split in near:
         assert (goes_right(bins.examples, split)[bins.codes(x)] == goes_right(x, split)).all()
+    counts = (np.arange(10_000) % 41 - 3).astype(float)  # whole numbers in a short range: binned through a table
+    assert (bins.codes(counts) == bins._search(counts)).all()
+    assert (bins.codes(counts + 0.5) == bins._search(counts + 0.5)).all()
     cats = Bins.of(1, [Split(1, np.nan, np.array([0, 2]), "None", False)])
     assert cats.codes(np.array([np.nan, -1.0, 0.0, 2.0, 7.0])).tolist() == [0, 0, 1, 3, 4]  # 7: beyond any set
 
@@ -82,6 +85,9 @@ def test_cache_blocks_and_renumbering_equal_pred_contrib(monkeypatch: pytest.Mon
         expected = booster.predict(score, pred_contrib=True)
         np.testing.assert_allclose(tree_contributions(booster, _matrix(score), forest), expected, rtol=0, atol=1e-10)
     assert all(plan.known is not None and plan.known.any() for plan in forest.plans)
+    monkeypatch.setattr(treeshap, "QUIET", 0)  # caches trusted before they hold anything: rows redone from NaN
+    np.testing.assert_allclose(tree_contributions(booster, _matrix(score), compile_trees(booster)), expected, rtol=0,
+                               atol=1e-10)
     monkeypatch.setattr(treeshap, "KEY_LIMIT", 4)  # every tree renumbers its keys and groups per call
     renumbered = compile_trees(booster)
     assert any(plan.keys == 0 for plan in renumbered.plans)
