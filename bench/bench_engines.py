@@ -2,6 +2,7 @@
 
     python bench/bench_engines.py --sizes 1000000,2000000            # both engines, the three steps
     python bench/bench_engines.py --sizes 1000000 --raw 1000000=/tmp/h3s15/score-1000000/data/raw/synthetic
+    python bench/bench_engines.py --sizes 20000,200000 --spark-steps features,score   # Spark ingest skipped
 
 For each size, the synthetic data is generated once (bench_score's generate step, seed 7) and shared by one bench
 root per engine (<base>/<engine>-<N>, laid out like the repo). Each step runs in its own child process through
@@ -17,6 +18,8 @@ DuckDB) is reported as not available and its number is dropped. When a Spark ste
 root takes that step's outputs from the DuckDB root so the next step can still be measured. The churn model
 (bench_score's churn step) and the CLV refit (bench_score's clv step, on the DuckDB root's features) are
 prerequisites of score, run once per size and copied into the Spark root: both engines score with the same models.
+--spark-steps limits the steps Spark runs (the others are borrowed from DuckDB the same way), e.g. to measure
+features and score at two sizes without Spark's ingest.
 """
 
 from __future__ import annotations
@@ -187,6 +190,8 @@ def bench_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
         out[step] = {}
         for engine in args.engines:
             missing = spark_path(step) if engine == "spark" else None
+            if engine == "spark" and step not in args.spark_steps:
+                missing = "not run (--spark-steps)"
             if missing is None:
                 try:
                     res = run_step(step, args, n, roots[engine], engine)
@@ -264,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", type=Path, default=Path("/tmp/bench-engines"), help="bench roots go here")
     ap.add_argument("--raw", action="append", default=[], metavar="N=DIR",
                     help="already generated data for size N (a data/raw/synthetic folder, seed 7); repeatable")
+    ap.add_argument("--spark-steps", default=None,
+                    help="the steps Spark runs (default: all of --steps); the others take DuckDB's outputs")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--churn-customers", type=int, default=200_000)
     ap.add_argument("--churn-root", type=Path, default=None,
@@ -274,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.engines = [e for e in args.engines.split(",") if e]
     args.steps = [s for s in args.steps.split(",") if s]
+    args.spark_steps = args.steps if args.spark_steps is None else [s for s in args.spark_steps.split(",") if s]
     if args.engines[0] != "duckdb" or not set(args.engines) <= set(ENGINES) or not set(args.steps) <= set(STEPS):
         ap.error(f"--engines: duckdb first, then spark; --steps: a subset of {','.join(STEPS)}")
     args.raw = {int(k): Path(v) for k, v in (item.split("=", 1) for item in args.raw)}
