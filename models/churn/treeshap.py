@@ -162,6 +162,8 @@ def _plan(t: int, tree: Tree, slots: dict[int, int], bins: list[Bins]) -> Plan:
     for f in tree.features:
         b = bins[slots[int(f)]]
         decided = np.column_stack([goes_right(b.examples, s) for s in tree.splits if s.feature == f])
+        if decided.shape[1] < 63:  # each bin's decisions as the bits of one number
+            decided = decided.astype(np.int64) @ (np.int64(1) << np.arange(decided.shape[1], dtype=np.int64))
         _, local = np.unique(decided, axis=0, return_inverse=True)
         size = int(local.max()) + 1
         lookups.append((slots[int(f)], local.reshape(-1).astype(np.int64), size))
