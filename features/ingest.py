@@ -507,15 +507,16 @@ def _order_check(con: duckdb.DuckDBPyConnection, stage: str, keys: Sequence[str]
 def _mark_tied_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Sequence[str],
                           keys: Sequence[str]) -> None:
     """_mark_duplicates when the usable rows are in order of `keys` (a part of `key`): repeats can only be
-    among rows tying with their neighbour on keys, so only those are compared."""
+    among runs of rows tying with their neighbour on keys, so only those rows (by ROW) are compared."""
     ties = f"__ingest_ties_{uuid.uuid4().hex[:12]}"
     cols = ", ".join(map(quote, keys))
     lags = ", ".join(f"lag({quote(c)}) OVER () AS {quote('__previous_' + c)}" for c in keys)
     tie = " AND ".join(f"{quote(c)} = {quote('__previous_' + c)}" for c in keys)
-    con.execute(f"""CREATE TEMP TABLE {ties} AS SELECT DISTINCT hash({cols}) AS h
-        FROM (SELECT {cols}, {lags} FROM {stage} WHERE {REASON} IS NULL) WHERE {tie}""")
+    con.execute(f"""CREATE TEMP TABLE {ties} AS SELECT DISTINCT unnest([{ROW}, __previous_row]) AS r
+        FROM (SELECT {cols}, {ROW}, {lags}, lag({ROW}) OVER () AS __previous_row
+              FROM {stage} WHERE {REASON} IS NULL) WHERE {tie}""")
     try:
-        _mark_duplicates(con, stage, key, among=f"hash({cols}) IN (SELECT h FROM {ties})")
+        _mark_duplicates(con, stage, key, among=f"{ROW} IN (SELECT r FROM {ties})")
     finally:
         con.execute(f"DROP TABLE IF EXISTS {ties}")
 
