@@ -15,7 +15,16 @@ import pytest
 
 from features import contract, synthetic
 from features.errors import DataError
-from features.ingest import REASON, REJECTED_SCHEMA, ROW, DuckEngine, _order_check, as_of_end, duplicate_key, map_columns
+from features.ingest import (
+    REASON,
+    REJECTED_SCHEMA,
+    ROW,
+    DuckEngine,
+    _order_check,
+    as_of_end,
+    duplicate_key,
+    map_columns,
+)
 from pipelines import ingest, paths
 from tests.conftest import compose_params
 
@@ -408,9 +417,9 @@ def test_order_check_counts_inversions_and_ties_among_usable_rows() -> None:
                 f"(3, 'z', 0, 'x'), (4, 'a', 2, NULL), (5, 'b', 0, NULL)) AS t({ROW}, c, t, {REASON})")
     # the rejected row 3 is skipped; (a,1) ties (a,1); nothing sorts before its predecessor
     assert _order_check(con, "st", ["c", "t"]) == (0, 1)
-    con.execute(f"INSERT INTO st VALUES (6, 'a', 9, NULL), (7, 'b', 0, NULL)")  # a after b; then b,0 ties b,0
+    con.execute("INSERT INTO st VALUES (6, 'a', 9, NULL), (7, 'b', 0, NULL)")  # a after b; then b,0 ties b,0
     assert _order_check(con, "st", ["c", "t"]) == (1, 1)
-    con.execute(f"INSERT INTO st VALUES (0, 'b', 0, NULL)")  # equal keys but ROW 0 after ROW 7: out of order
+    con.execute("INSERT INTO st VALUES (0, 'b', 0, NULL)")  # equal keys but ROW 0 after ROW 7: out of order
     assert _order_check(con, "st", ["c", "t"]) == (2, 2)
 
 
