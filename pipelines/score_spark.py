@@ -353,10 +353,8 @@ def score(params: dict[str, Any], root: Path, source: Path, models: ScoringModel
     summary = spark_summary(written_scores, layout, as_of)
     write_csv_parts(written_scores, layout, cat.location("scores_csv_parts"))
     parts_dir = cat.path("scores_parts")  # the local outputs are fed from local parts
-    clv_frame = pq.read_table(parts_dir, columns=["customer_id", layout.clv_column]).to_pandas()
-    outputs = paths.rebase(paths.OUTPUTS, root)
-    extra = insights.tables(params, context["work"], source, clv_frame, layout, as_of, outputs)  # DuckDB, driver
-    del clv_frame
+    outputs = paths.rebase(paths.OUTPUTS, root)  # DuckDB on the driver reads CLV from the parts, not from pandas
+    extra = insights.tables(params, context["work"], source, parts_dir, layout, as_of, outputs)
     written, chunks = stream_local(outputs, parts_dir, context, summary, extra, insights.table_columns(), rows_in)
     return {"as_of": as_of, "rows_in": rows_in, "rows_out": rows_in, "chunks": chunks, "sinks": written,
             "summary": summary, "spark": {"spark_outputs": {n: cat.location(n) for n in ("scores_parts",
