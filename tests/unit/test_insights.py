@@ -133,3 +133,18 @@ def test_spark_folders_of_parts_give_the_same_tables(tmp_path: Path) -> None:
     for name in ("funnel", "segment_migration"):
         assert not want[name].empty
         pd.testing.assert_frame_equal(got[name].reset_index(drop=True), want[name].reset_index(drop=True))
+
+
+def test_migration_reads_clv_from_a_folder_of_parts_like_from_a_frame(tmp_path: Path) -> None:
+    """engine=spark hands the scores' Parquet parts (read by DuckDB) instead of a pandas frame: same table."""
+    source = write_inputs(tmp_path)
+    clv = pd.DataFrame({"customer_id": ["A", "B", "C", "E", "G"], LAYOUT.clv_column: [10.0, 1.0, 2.0, 8.0, 0.5]})
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    clv.iloc[:2].to_parquet(parts / "part-00000.parquet")
+    clv.iloc[2:].to_parquet(parts / "part-00001.parquet")
+    key, warehouse = insights.batch_key(LAYOUT, AS_OF), tmp_path / "outputs" / "warehouse.duckdb"
+    from_frame = insights.migration_frame(Catalog(tmp_path), warehouse, source, clv, LAYOUT, key)
+    from_parts = insights.migration_frame(Catalog(tmp_path), warehouse, source, parts, LAYOUT, key)
+    assert len(from_frame) == 4
+    pd.testing.assert_frame_equal(from_parts, from_frame)
