@@ -60,8 +60,9 @@ def header_line(columns: list[Column]) -> bytes:
 
 
 def formatter() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection for rendering chunks (bounded memory)."""
-    return duckdb.connect(config={"memory_limit": "512MB", "preserve_insertion_order": True})
+    """An in-memory DuckDB connection for rendering chunks in their row order (bounded memory, one thread: DuckDB
+    2.0's parallel COPY TO csv writes 2,048-row vectors out of order despite preserve_insertion_order)."""
+    return duckdb.connect(config={"memory_limit": "512MB", "preserve_insertion_order": True, "threads": 1})
 
 
 def render_csv(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: list[Column], target: Path,
