@@ -19,7 +19,7 @@ from features.segments import segment_table
 from features.timeline import Cutoff
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
-STEP_TABLES = ("_rfm", "_orders", "_mix", "_gaps", "_events", "_labels")
+STEP_TABLES = ("_rfm", "_orders", "_scores", "_mix", "_gaps", "_events", "_labels")
 # A purchase is a row with amount >= 0, or with no amount (a file without amounts: every row a purchase);
 # negative amounts are returns. Spend columns are NULL for a customer whose rows carry no amount.
 PURCHASE = "(amount >= 0 OR amount IS NULL)"
@@ -222,11 +222,12 @@ def _labels_sql(cut: Cutoff, cfg: FeatureConfig) -> str:
 
 
 def _materialise_steps(runner: Runner, cut: Cutoff, cfg: FeatureConfig) -> None:
-    """Run each per-cutoff step query into a temp table."""
+    """Run each per-cutoff step query into a temp table, in order (a step may read the ones before it)."""
     day = {"cutoff_day": _day_number(cut.cutoff)}
     steps = {
         "_rfm": rfm_sql(runner, cut.cutoff, cfg),
         "_orders": render(sql_text("orders").format(trend_columns=_trend_columns(cfg)), day),
+        "_scores": render(sql_text("scores")),  # reads _orders and _rfm, so after them
         "_mix": render(sql_text("mix"), day),
         "_gaps": render(sql_text("gaps"), day),
         "_events": _events_sql(cfg, day["cutoff_day"]),

@@ -1,6 +1,6 @@
 -- One row per customer in the population at $cutoff (a purchase on or before it): RFM, order history,
 -- gaps, mix, behaviour, profile, RFM scores and segment, and labels when $label_end is set.
--- Reads the per-cutoff step tables _rfm, _orders, _gaps, _mix, _events, _labels, _segments.
+-- Reads the per-cutoff step tables _rfm, _orders, _scores, _gaps, _mix, _events, _labels, _segments.
 -- Params: $cutoff DATE, $label_end DATE (NULL at the scoring cutoff), $rfm_high INTEGER.
 -- Without amounts (revenue_net_total NULL) rfm_m is NULL, rfm_score ends in '-', and the segment reads
 -- M as F (every order one unit of value): R and F alone decide it.
@@ -35,20 +35,8 @@ WITH base AS (
     LEFT JOIN _events AS e USING (customer_id)
     LEFT JOIN _profile AS c USING (customer_id)
 ),
-scores AS (
-    -- ranked on the narrow step tables, so the window sorts carry three columns, not every feature;
-    -- most recent last purchase ranks highest on R
-    SELECT
-        o.customer_id,
-        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY o.last_purchase_date)) AS INTEGER)) AS rfm_r,
-        LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (ORDER BY r.frequency)) AS INTEGER)) AS rfm_f,
-        CASE WHEN o.revenue_net_total IS NOT NULL THEN LEAST(5, 1 + CAST(floor(5 * percent_rank() OVER (
-            PARTITION BY o.revenue_net_total IS NULL ORDER BY o.revenue_net_total)) AS INTEGER)) END AS rfm_m
-    FROM _orders AS o
-    JOIN _rfm AS r USING (customer_id)
-),
 scored AS (
-    SELECT * FROM base JOIN scores USING (customer_id)
+    SELECT * FROM base JOIN _scores USING (customer_id)
 )
 SELECT
     s.* EXCLUDE ({event_count_columns_csv}),
