@@ -66,7 +66,9 @@ def remove_temp_files_under(folders: Iterable[Path]) -> list[Path]:
 
 
 # Hidden work folders (prefix + pid) of a stage, relative to the repository root (None: the system temp dir).
-WORK_FOLDERS = {"ingest": [(None, "ingest-duckdb-")], "features": [("data/features", ".features-")]}
+FEATURES_SPILL = "features-duckdb-"  # DuckDB spill folders of the feature connections: <prefix><pid>-<hex>
+WORK_FOLDERS = {"ingest": [(None, "ingest-duckdb-")],
+                "features": [("data/features", ".features-"), (None, FEATURES_SPILL)]}
 
 
 def remove_catalog_leftovers(target: Path) -> list[Path]:

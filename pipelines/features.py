@@ -33,9 +33,12 @@ def sql_path(path: Path) -> str:
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection in UTC that spills beyond memory_limit (engine.memory_limit; None: DuckDB's default)."""
+    """A DuckDB connection in UTC that spills beyond memory_limit (engine.memory_limit; None: DuckDB's default) into
+    a private folder under the temp dir (DuckDB creates it and removes it on close; a killed run's is swept)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    spill = Path(tempfile.gettempdir()) / f"{owner_tag(cleanup.FEATURES_SPILL)}{os.urandom(6).hex()}"
+    con.execute(f"SET temp_directory = {sql_path(spill)}")  # not DuckDB's default .tmp/ in the working directory
     limit = memory_limit or os.environ.get("CHURN_CLV_DUCKDB_MEMORY")
     if limit:
         con.execute(f"SET memory_limit = {literal(str(limit))}")

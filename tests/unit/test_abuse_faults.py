@@ -194,6 +194,9 @@ def test_the_next_run_of_a_stage_removes_what_a_sigkill_left(tmp_path: Path) -> 
     spill = Path(tempfile.gettempdir()) / "ingest-duckdb-999999999-x"
     spill.mkdir(exist_ok=True)
     stale["ingest"].append(spill)
+    feature_spill = Path(tempfile.gettempdir()) / f"{cleanup.FEATURES_SPILL}999999999-x"
+    feature_spill.mkdir(exist_ok=True)
+    stale["features"].append(feature_spill)
     # an output, a live run's folder, another stage's temp file
     keep = [plant("data/interim/transactions.parquet"),
             plant(f"data/features/.features-{os.getpid()}-live/", folder=True), plant("reports/.score.json.s.tmp")]
@@ -261,3 +264,23 @@ def test_an_open_reader_on_the_warehouse_stops_score_first_naming_it(tmp_path: P
             check_not_locked(warehouse)
     finally:
         holder.communicate("")
+
+
+def test_the_feature_connection_spills_into_its_own_temp_folder_and_removes_it(tmp_path: Path, monkeypatch) -> None:
+    """Not DuckDB's default .tmp/ in the working directory (the repository under dvc repro)."""
+    import os
+    import tempfile
+
+    from pipelines import cleanup
+    from pipelines.features import connect
+
+    monkeypatch.chdir(tmp_path)
+    con = connect("64MB")
+    con.execute("SET threads = 1")
+    spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    assert spill.parent == Path(tempfile.gettempdir())
+    assert spill.name.startswith(f"{cleanup.FEATURES_SPILL}{os.getpid()}-")
+    con.execute("SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS s FROM range(3000000) t(i) ORDER BY random())")
+    assert spill.is_dir()  # it spilled there
+    con.close()
+    assert not spill.exists() and not (tmp_path / ".tmp").exists()
