@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"features: error: {exc}", file=sys.stderr)
         return 2
+    except duckdb.OutOfMemoryException as exc:
+        print(f"features: error: DuckDB ran out of memory ({str(exc).splitlines()[0]}): raise engine.memory_limit "
+              "(conf/engine/duckdb.yaml) or free memory on this machine", file=sys.stderr)
+        return 2
     for row in report["cutoffs"]:
         print(f"  {row['role']:5s} {row['cutoff']}  customers={row['customers']:>9,}  churn_rate={row['churn_rate']}")
     return 0

@@ -71,7 +71,7 @@ def connect(memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnecti
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET preserve_insertion_order = true")
             con.execute(f"SET temp_directory = {literal(spill)}")
-            limit = memory_limit or os.environ.get("CHURN_CLV_DUCKDB_MEMORY", "4GB")
+            limit = memory_limit or os.environ.get("CHURN_CLV_DUCKDB_MEMORY", "6GB")
             con.execute(f"SET memory_limit = {literal(limit)}")
             yield con
         finally:

@@ -284,3 +284,15 @@ def test_the_feature_connection_spills_into_its_own_temp_folder_and_removes_it(t
     assert spill.is_dir()  # it spilled there
     con.close()
     assert not spill.exists() and not (tmp_path / ".tmp").exists()
+
+
+def test_features_out_of_memory_is_one_line_naming_the_setting(monkeypatch, capsys) -> None:
+    """DuckDB's OutOfMemoryException (big data, low engine.memory_limit) ends the stage with one line, no traceback."""
+    def run(params):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB\nPossible")
+
+    monkeypatch.setattr(features_stage, "run", run)
+    monkeypatch.setattr(features_stage, "load_params", lambda argv: {})
+    assert features_stage.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "engine.memory_limit" in err and "could not allocate" in err
