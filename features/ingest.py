@@ -25,6 +25,7 @@ from features.errors import DataError
 
 ROW = "__ingest_row"
 REASON = "__ingest_reason"
+SOURCE = "__source_"  # prefix of the source value of a contract column (stage_select(originals=True))
 REJECT_COLUMNS = ("reason", "source_file", "source_row", "raw_line")
 REJECTED_SCHEMA = pa.schema([("reason", pa.string()), ("source_file", pa.string()),
                              ("source_row", pa.int64()), ("raw_line", pa.string())])
@@ -105,6 +106,8 @@ class Checked:
     kept: Any  # DuckDB relation or Spark DataFrame
     rejected: Any
     stats: dict[str, Any] = field(default_factory=dict)
+    path: str = "staged"  # "streamed": read from the source in contract order, no stage table
+    unchanged: bool = False  # every row kept with every contract value exactly as in the source
 
 
 def quote(name: str) -> str:
@@ -375,10 +378,11 @@ def _check_formats(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
                             f"got {fmt!r} ({str(err).splitlines()[0]})") from err
 
 
-def stage_select(spec: TableSpec, types: Mapping[str, str], source: str,
-                 end: datetime | None) -> tuple[str, list[str], list[str]]:
+def stage_select(spec: TableSpec, types: Mapping[str, str], source: str, end: datetime | None,
+                 originals: bool = False) -> tuple[str, list[str], list[str]]:
     """SELECT of the parsed rows with their reason (duplicates not yet marked); also the extra and
-    checked-optional columns. DuckDB dialect; engine=spark runs it transpiled (features/ingest_spark.py)."""
+    checked-optional columns. With `originals`, each mapped source column also as `__source_<name>`.
+    DuckDB dialect; engine=spark runs it transpiled (features/ingest_spark.py)."""
     schema = contract.SCHEMAS[spec.table]
     required = contract.required(spec.table, spec.columns)
     parsed, clean, flags = [ROW], [ROW], []
@@ -389,6 +393,9 @@ def stage_select(spec: TableSpec, types: Mapping[str, str], source: str,
             clean.append(target)
             continue
         column, type_name = quote(spec.columns[name]), types[spec.columns[name]]
+        if originals:
+            parsed.append(f"{column} AS {quote(SOURCE + name)}")
+            clean.append(quote(SOURCE + name))
         if name in TS_COLUMNS:
             parsed.append(f"{_ts_expr(column, type_name, spec.date_format)} AS {target}")
             within = None if name in required else _bounds_test(target, spec)
@@ -529,19 +536,30 @@ def _utc_text(micros: int | None) -> str | None:
             ).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _stats(engine: Engine, spec: TableSpec, stage: str, flags: Sequence[str],
-           malformed: str | None) -> dict[str, Any]:
-    """Rows read, kept and rejected per reason, optional values set to null, customers and time range."""
+def _stats_sql(spec: TableSpec, flags: Sequence[str]) -> tuple[str, list[str]]:
+    """Aggregates over a stage: rows, kept, customers, min/max time, nulled per flag, rows per reason (in the
+    order of the reasons returned)."""
     ts = TIME_COLUMN[spec.table]
     kept = f"FILTER (WHERE {REASON} IS NULL)"
     nulled = "".join(f", count(*) FILTER (WHERE {REASON} IS NULL AND {quote('__nulled_' + n)})"
                      for n in flags)
     reasons = [r for r in REASONS[spec.table] if r not in MALFORMED_REASONS]
     per_reason = "".join(f", count(*) FILTER (WHERE {REASON} = {literal(r)})" for r in reasons)
-    row = engine.rows(f"""
-        SELECT count(*), count(*) {kept}, count(DISTINCT customer_id) {kept},
-               epoch_us(min({ts}) {kept}), epoch_us(max({ts}) {kept}){nulled}{per_reason}
-        FROM {stage}""")[0]
+    return (f"count(*), count(*) {kept}, count(DISTINCT customer_id) {kept}, "
+            f"epoch_us(min({ts}) {kept}), epoch_us(max({ts}) {kept}){nulled}{per_reason}"), reasons
+
+
+def _stats(engine: Engine, spec: TableSpec, stage: str, flags: Sequence[str],
+           malformed: str | None) -> dict[str, Any]:
+    """Rows read, kept and rejected per reason, optional values set to null, customers and time range."""
+    aggregates, _ = _stats_sql(spec, flags)
+    return _stats_of(engine, spec, engine.rows(f"SELECT {aggregates} FROM {stage}")[0], flags, malformed)
+
+
+def _stats_of(engine: Engine, spec: TableSpec, row: Sequence[Any], flags: Sequence[str],
+              malformed: str | None) -> dict[str, Any]:
+    """The stats dict from one row of _stats_sql's aggregates, malformed rows added."""
+    reasons = [r for r in REASONS[spec.table] if r not in MALFORMED_REASONS]
     by_reason = dict.fromkeys(REASONS[spec.table], 0)
     by_reason.update(zip(reasons, row[5 + len(flags):], strict=True))
     if row[0] - row[1] != sum(by_reason[r] for r in reasons):  # every unusable row has one known reason
@@ -617,6 +635,14 @@ def _rejected_sql(spec: TableSpec, source: str, types: Mapping[str, str], stage:
     return "SELECT * FROM (" + " UNION ALL ".join(parts) + ") ORDER BY source_row"
 
 
+@dataclass
+class Streamed:
+    """What the streaming pass over a source in contract order found."""
+
+    row: tuple  # _stats_sql's aggregates, duplicates counted
+    unchanged: bool  # every row kept, every value in `sources` equal to its parsed value
+
+
 class Engine(Protocol):
     """What `check` needs from an engine: temp views, queries in DuckDB dialect, and the stage table."""
 
@@ -638,6 +664,11 @@ class Engine(Protocol):
     def build_stage(self, stage: str, select: str, key: Sequence[str], spec: TableSpec) -> bool | None:
         """Materialise `select` (naive timestamps read in spec.timezone) as `stage`, duplicates marked; True when
         its usable rows are already in SORT_KEYS order (then the kept rows are read without a sort)."""
+
+    def stream(self, stage: str, select: str, key: Sequence[str], spec: TableSpec, flags: Sequence[str],
+               sources: Sequence[str]) -> Streamed | None:
+        """When the source is already in contract order: `stage` as a lazy view of `select`, duplicates marked,
+        and the row of _stats_sql's aggregates, found without materialising the rows; else None."""
 
 
 class DuckEngine:
@@ -690,6 +721,105 @@ class DuckEngine:
             _mark_tied_duplicates(self.con, stage, key, keys)
         return inverted == 0
 
+    def stream(self, stage: str, select: str, key: Sequence[str], spec: TableSpec, flags: Sequence[str],
+               sources: Sequence[str]) -> Streamed | None:
+        """One streaming pass computes the counts, the order check and the rows tying with their neighbour on
+        the sort keys; None (nothing kept) unless the source's rows with sort keys are in (sort keys, ROW)
+        order and contiguous. Needs preserve_insertion_order on and the in_clause optimizer off (sources.connect:
+        an IN list rewritten into a join reorders rows) and naive timestamps read in the session time zone,
+        since `stage` is parsed again when the kept rows are written."""
+        keys = SORT_KEYS[spec.table]
+        settings = first_row(self.con, "SELECT current_setting('preserve_insertion_order'), "
+                             "current_setting('disabled_optimizers'), current_setting('TimeZone')")
+        if not (settings[0] and "in_clause" in settings[1].split(",") and settings[2] == spec.timezone
+                and set(keys) <= set(key)):
+            return None
+        row, ties = _stream_pass(self.con, spec, select, key, flags, sources)
+        if row is None:
+            return None
+        dups = f"__ingest_dups_{uuid.uuid4().hex[:12]}"
+        marked = select
+        if ties:
+            n_dup, dup_nulled = _tied_repeats(self.con, select, key, ties, dups, flags)
+            if n_dup:
+                marked = (f"SELECT * REPLACE (CASE WHEN {ROW} IN (SELECT r FROM {dups}) THEN 'duplicate_row' "
+                          f"ELSE {REASON} END AS {REASON}) FROM ({select}) AS unmarked")
+                row = _with_repeats(spec, row, flags, n_dup, dup_nulled)
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {stage} AS {marked}")
+        return Streamed(row=row[:-1], unchanged=bool(sources) and row[-1] == 0 and row[1] == row[0]
+                        and not any(row[5:5 + len(flags)]))
+
+
+def _stream_pass(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, key: Sequence[str],
+                 flags: Sequence[str], sources: Sequence[str]) -> tuple[tuple | None, list[int]]:
+    """The streaming pass of DuckEngine.stream: (_stats_sql's aggregates + rows whose contract values differ
+    from `sources`, the ROWs of rows tying with their neighbour on the sort keys), or (None, []) when out of
+    order."""
+    keys = SORT_KEYS[spec.table]
+    cols = [*keys, ROW]
+    previous = [f"__previous_{i}" for i in range(len(cols))]
+    lags = ", ".join(f"lag({quote(c)}) OVER () AS {quote(p)}" for c, p in zip(cols, previous, strict=True))
+    null_key = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
+    tie = " AND ".join(f"{quote(c)} = {quote(p)}" for c, p in zip(keys, previous, strict=False))
+    changed = " OR ".join(f"{quote(name)} IS DISTINCT FROM {quote(SOURCE + name)}" for name in sources) or "false"
+    aggregates, _ = _stats_sql(spec, flags)
+    pass_table = f"__ingest_pass_{uuid.uuid4().hex[:12]}"
+    con.execute(f"""CREATE TEMP TABLE {pass_table} AS
+        SELECT {aggregates},
+               count(*) FILTER (WHERE {_after_previous(cols, previous)}) AS __inverted,
+               count(*) FILTER (WHERE __previous_null AND NOT __null) AS __to_keys,
+               count(*) FILTER (WHERE NOT __previous_null AND __null) AS __to_null,
+               list({ROW}) FILTER (WHERE {tie}) AS __tied, list({quote(previous[-1])}) FILTER (WHERE {tie}) AS __before,
+               count(*) FILTER (WHERE {changed}) AS __changed
+        FROM (SELECT *, {lags}, ({null_key}) AS __null, lag({null_key}) OVER () AS __previous_null
+              FROM ({select}) AS parsed) AS scanned""")
+    try:
+        row = first_row(con, f"SELECT * EXCLUDE (__inverted, __to_keys, __to_null, __tied, __before) "
+                             f"FROM {pass_table}")
+        inverted, to_keys, to_null = first_row(con, f"SELECT __inverted, __to_keys, __to_null FROM {pass_table}")
+        if inverted or (to_keys and to_null):  # out of order, or rows without sort keys amid the others
+            return None, []
+        ties = [r for (r,) in con.execute(f"SELECT DISTINCT unnest(list_concat(coalesce(__tied, []), "
+                                          f"coalesce(__before, []))) FROM {pass_table}").fetchall()]
+        return row, ties
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {pass_table}")
+
+
+def _tied_repeats(con: duckdb.DuckDBPyConnection, select: str, key: Sequence[str], ties: Sequence[int],
+                  dups: str, flags: Sequence[str]) -> tuple[int, list[int]]:
+    """Temp table `dups` (column r) of the usable tie rows repeating an earlier one on `key` (the first is kept);
+    their number and, per flag, how many of them had an optional value nulled."""
+    tied = f"__ingest_tied_{uuid.uuid4().hex[:12]}"
+    rows = f"__ingest_tierows_{uuid.uuid4().hex[:12]}"
+    con.execute(f"CREATE TEMP TABLE {tied} AS SELECT unnest(?::BIGINT[]) AS r", [list(ties)])
+    cols = ", ".join(map(quote, key))
+    some = " OR ".join(f"{quote(name)} IS NOT NULL" for name in key)
+    nulled = "".join(f", {quote('__nulled_' + n)}" for n in flags)
+    try:
+        con.execute(f"""CREATE TEMP TABLE {rows} AS SELECT {ROW}, {cols}{nulled} FROM ({select}) AS parsed
+            WHERE {ROW} BETWEEN {min(ties)} AND {max(ties)} AND {ROW} IN (SELECT r FROM {tied})
+                  AND {REASON} IS NULL AND ({some})""")
+        con.execute(f"""CREATE TEMP TABLE {dups} AS SELECT {ROW} AS r{nulled} FROM (
+            SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {ROW}) AS __n FROM {rows}) WHERE __n > 1""")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {tied}; DROP TABLE IF EXISTS {rows}")
+    counts = ", ".join(["count(*)", *(f"count(*) FILTER (WHERE {quote('__nulled_' + n)})" for n in flags)])
+    row = first_row(con, f"SELECT {counts} FROM {dups}")
+    return row[0], list(row[1:])
+
+
+def _with_repeats(spec: TableSpec, row: tuple, flags: Sequence[str], n_dup: int, dup_nulled: Sequence[int]) -> tuple:
+    """_stats_sql's aggregates (+ trailing columns) with `n_dup` kept rows turned into duplicate_row (their
+    customers and times repeat kept rows', so only the counts move)."""
+    values = list(row)
+    values[1] -= n_dup
+    for i, count in enumerate(dup_nulled):
+        values[5 + i] -= count
+    reasons = [r for r in REASONS[spec.table] if r not in MALFORMED_REASONS]
+    values[5 + len(flags) + reasons.index("duplicate_row")] += n_dup
+    return tuple(values)
+
 
 def check(engine: Engine, source: Any, spec: TableSpec, as_of: str | date | None = None,
           malformed: Any = None) -> Checked:
@@ -702,9 +832,16 @@ def check(engine: Engine, source: Any, spec: TableSpec, as_of: str | date | None
     key = spec.duplicate_key or duplicate_key(spec.table, None)
     engine.check_formats(spec)
     select, extras, flags = stage_select(spec, types, src, end)
-    in_order = engine.build_stage(stage, select, key, spec)
+    sources = _unchanged_candidates(spec, types) if malformed is None else []
+    streamed = engine.stream(stage, stage_select(spec, types, src, end, originals=True)[0] if sources else select,
+                             key, spec, flags, sources)
+    if streamed is None:
+        in_order = engine.build_stage(stage, select, key, spec)
+        stats = _stats(engine, spec, stage, flags, bad)
+    else:
+        in_order = True
+        stats = _stats_of(engine, spec, streamed.row, flags, bad)
     kept_cols = [*contract.SCHEMAS[spec.table].names, *extras]
-    stats = _stats(engine, spec, stage, flags, bad)
     if stats["rejected_by_reason"].get("unparseable_ts"):
         swapped = _date_formats_fitting(engine, spec, src, types)
         if swapped is not None:
@@ -718,7 +855,21 @@ def check(engine: Engine, source: Any, spec: TableSpec, as_of: str | date | None
     kept = engine.relation(f"SELECT {', '.join(map(quote, kept_cols))} FROM {stage} WHERE {REASON} IS NULL{sort}")
     any_rejected = stats["rows_rejected"] > sum(stats["rejected_by_reason"][r] for r in MALFORMED_REASONS)
     rejected = engine.relation(_rejected_sql(spec, src, types, stage, bad, any_rejected))
-    return Checked(table=spec.table, kept=kept, rejected=rejected, stats=stats)
+    return Checked(table=spec.table, kept=kept, rejected=rejected, stats=stats,
+                   path="staged" if streamed is None else "streamed",
+                   unchanged=streamed is not None and streamed.unchanged)
+
+
+def _unchanged_candidates(spec: TableSpec, types: Mapping[str, str]) -> list[str]:
+    """The contract columns, when the source has exactly them (names, order, DuckDB types) and nothing else:
+    then a pass can tell whether every value is kept as it is; else []."""
+    schema = contract.SCHEMAS[spec.table]
+    found = [(col, _base_type(t)) for col, t in types.items() if col != ROW]
+    wanted = [(name, {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(duck_type(schema.field(name).type),
+                                                                    duck_type(schema.field(name).type)))
+              for name in schema.names]
+    same = found == wanted and all(spec.columns.get(name) == name for name in schema.names)
+    return list(schema.names) if same and not spec.keep_extra else []
 
 
 def check_table(con: duckdb.DuckDBPyConnection, source: duckdb.DuckDBPyRelation, spec: TableSpec,

@@ -201,6 +201,11 @@ class SparkEngine:
         self.cached.append(frame)
         frame.createOrReplaceTempView(stage)
 
+    def stream(self, stage: str, select: str, key: Sequence[str], spec: TableSpec, flags: Sequence[str],
+               sources: Sequence[str]) -> None:
+        """No streaming path on Spark: the stage is always built (build_stage)."""
+        return None
+
     def release(self) -> None:
         """Unpersist the cached stage tables."""
         for frame in self.cached:

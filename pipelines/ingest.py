@@ -10,6 +10,7 @@ stage with one line `ingest: error: <file>: column '<column>': expected ...` on 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features import contract, privacy
 from features.errors import DataError
@@ -49,6 +51,21 @@ def write_relation(relation: duckdb.DuckDBPyRelation, target: Path,
         for c, t in zip(relation.columns, relation.types, strict=True)))
     with atomic_path(target) as tmp:
         relation.write_parquet(str(tmp), compression=COMPRESSION, row_group_size=BATCH_ROWS)
+
+
+def copyable(done: Checked, src: sources.Source, protected: Checked) -> bool:
+    """True when the interim table can be a byte copy of the source: one Parquet file whose schema is the
+    contract's (names, order, types, nullability), every row kept unchanged in order, privacy leaving it alone."""
+    if not (done.unchanged and protected.kept is done.kept and src.malformed is None and src.path is not None
+            and src.path.name.lower().endswith(sources.PARQUET_SUFFIXES)):
+        return False
+    return pq.read_schema(src.path).equals(contract.SCHEMAS[done.table], check_metadata=False)
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy a file's bytes to target atomically."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def empty_truth() -> pa.Table:
@@ -99,15 +116,20 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
         report: dict[str, Any] = {"source": loaded.source,
                                   "as_of": None if as_of in (None, "") else str(as_of),
                                   "has_amounts": tx is not None and "amount" in tx.spec.columns}
-        checked, report["privacy"] = privacy.protect(con, checked, loaded.tables, data)  # PII, consent
+        protected, report["privacy"] = privacy.protect(con, checked, loaded.tables, data)  # PII, consent
         fingerprints: dict[str, Future[str]] = {}
         for name in paths.TABLES:
             target = paths.rebase(paths.INTERIM_FILES[name], root)
             rejected = paths.rebase(paths.REJECTED_FILES[name], root)
             if name in checked:
-                write_relation(checked[name].kept, target, contract.SCHEMAS[name])
-                write_relation(checked[name].rejected, rejected, REJECTED_SCHEMA)
-                stats = dict(checked[name].stats)
+                stats = dict(protected[name].stats)
+                stats["path"] = checked[name].path  # staged | streamed | copied
+                if copyable(checked[name], loaded.tables[name], protected[name]):
+                    copy_file(loaded.tables[name].path, target)
+                    stats["path"] = "copied"
+                else:
+                    write_relation(protected[name].kept, target, contract.SCHEMAS[name])
+                write_relation(protected[name].rejected, rejected, REJECTED_SCHEMA)
             else:
                 write_parquet(contract.empty_table(name), target)
                 write_parquet(REJECTED_SCHEMA.empty_table(), rejected)
@@ -115,7 +137,10 @@ def run(params: Mapping[str, Any], root: Path = paths.ROOT) -> dict[str, Any]:
             src = loaded.tables.get(name)
             stats["file"] = src.spec.file if src else None
             stats["input_sha256"] = hashes[name].result() if name in hashes else None
-            fingerprints[name] = pool.submit(file_sha256, target)  # hashed while the next table is written
+            if stats.get("path") == "copied":  # the same bytes as the input
+                fingerprints[name] = hashes[name]
+            else:
+                fingerprints[name] = pool.submit(file_sha256, target)  # hashed while the next table is written
             report[name] = stats
         for name, digest in fingerprints.items():
             report[name]["fingerprint"] = digest.result()

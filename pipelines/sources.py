@@ -64,12 +64,15 @@ class Loaded:
 
 @contextmanager
 def connect(memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection in UTC, order-preserving, spilling to a private temp directory."""
+    """An in-memory DuckDB connection in UTC, order-preserving (in_clause optimizer off), spilling to a private
+    temp directory."""
     with tempfile.TemporaryDirectory(prefix=owner_tag("ingest-duckdb-")) as spill:  # pid: swept if killed
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET preserve_insertion_order = true")
+            # an IN list rewritten into a join puts rows out of source order (features.ingest streams sources)
+            con.execute("SET disabled_optimizers = 'in_clause'")
             con.execute(f"SET temp_directory = {literal(spill)}")
             limit = memory_limit or os.environ.get("CHURN_CLV_DUCKDB_MEMORY", "6GB")
             con.execute(f"SET memory_limit = {literal(limit)}")
