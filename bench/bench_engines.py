@@ -1,17 +1,25 @@
-"""Benchmark: DuckDB vs Spark local[2] on N synthetic customers, ingest -> features -> score, per step.
+"""Benchmark: DuckDB vs Spark (local[2] or local-cluster) on N synthetic customers, ingest -> features -> score.
 
     python bench/bench_engines.py --sizes 1000000,2000000            # both engines, the three steps
     python bench/bench_engines.py --sizes 1000000 --raw 1000000=/tmp/h3s15/score-1000000/data/raw/synthetic
     python bench/bench_engines.py --sizes 20000,200000 --spark-steps features,score   # Spark ingest skipped
+    python bench/bench_engines.py --sizes 20000,200000 --spark-steps features,score \
+        --spark-master 'local-cluster[2,1,1024]'         # executors in their own JVMs: driver measured apart
 
 For each size, the synthetic data is generated once (bench_score's generate step, seed 7) and shared by one bench
 root per engine (<base>/<engine>-<N>, laid out like the repo). Each step runs in its own child process through
 bench_score's step runner (bench/bench_score.py --step ...), DuckDB then Spark for the same step, so both see
-about the same machine load. engine=spark runs with `engine=spark engine.spark.master=local[2]`.
+about the same machine load. engine=spark runs with `engine=spark engine.spark.master=<--spark-master>`.
 
 Memory: a thread polls the whole process tree under this script every 0.25 s; "driver" is the step's Python
-process plus its JVM (Spark's local mode runs the executors inside that JVM), "tree" adds the Python workers of
-mapInPandas / UDFs. CPU is the sum of user + system time of every process seen in the tree.
+process plus its JVM, "tree" adds the Python workers of mapInPandas / UDFs. CPU is the sum of user + system time
+of every process seen in the tree. With --spark-master local[N] (the default, local[2]) the executors run inside
+the driver's JVM, so "driver" includes them. With --spark-master 'local-cluster[W,C,MB]' (W executor JVMs of C
+cores and MB MiB, started by the driver as separate processes, as Spark's own tests do) the executor JVMs and
+their Python workers are counted apart ("executors"), and the driver-memory check uses the driver alone. That
+mode needs SPARK_HOME with bin/ and jars/ (the PyPI pyspark package has both): this script points SPARK_HOME at
+a folder of links to the package under --base, so the worker's work/ folder is not written into the venv, and
+puts the checkout on PYTHONPATH (the executors' Python workers start in that work/ folder).
 
 A Spark step counts only when a JVM was seen in its tree: a stage without a Spark path yet (it would quietly run
 DuckDB) is reported as not available and its number is dropped. When a Spark step is not available, the Spark
@@ -39,8 +47,8 @@ import bench_score  # noqa: E402  (the step runner: child processes, results, la
 ENGINES = ("duckdb", "spark")
 STEPS = ("ingest", "features", "score")
 STAGE_OUTPUTS = {"ingest": ("data/interim",), "features": ("data/features",)}
-SPARK_OVERRIDES = ["engine=spark", "engine.spark.master='local[2]'"]  # Hydra needs the brackets quoted
-TREE_KEYS = ("wall_s", "driver_peak_gib", "python_peak_gib", "tree_peak_gib", "tree_cpu_s", "jvm", "load_avg")
+TREE_KEYS = ("wall_s", "driver_peak_gib", "python_peak_gib", "executors_peak_gib", "tree_peak_gib", "driver_cpu_s",
+             "tree_cpu_s", "jvm", "load_avg")
 GB = 2**30
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -76,13 +84,39 @@ def tree(root: int) -> dict[int, tuple[int, str, float, int]]:
     return found
 
 
+def roles(procs: dict[int, tuple[int, str, float, int]], me: int) -> dict[int, str]:
+    """Each process's role: "step" (this script's child), "jvm" (a JVM the step started: the driver's),
+    "executor" (a JVM started by a JVM, and everything under it), "worker" (any other descendant, e.g. the
+    Python workers of local mode's JVM)."""
+    out: dict[int, str] = {}
+
+    def role(pid: int) -> str:
+        if pid not in out:
+            parent, name = procs[pid][0], procs[pid][1]
+            up = role(parent) if parent in procs else None
+            if parent == me:
+                out[pid] = "step"
+            elif up == "executor" or (name == "java" and up == "jvm"):
+                out[pid] = "executor"
+            elif name == "java" and up == "step":
+                out[pid] = "jvm"
+            else:
+                out[pid] = "worker"
+        return out[pid]
+
+    for pid in procs:
+        role(pid)
+    return out
+
+
 class TreePoll:
-    """Peak RSS (driver = step process + JVM; whole tree) and summed CPU of this process's descendants."""
+    """Peak RSS (driver = step process + its JVM; executors = executor JVMs + their workers; whole tree) and
+    CPU of this process's descendants."""
 
     def __init__(self, interval: float = 0.25) -> None:
         self.interval, self.stop = interval, threading.Event()
-        self.peak_driver = self.peak_tree = self.peak_python = 0
-        self.cpu: dict[int, float] = {}
+        self.peak_driver = self.peak_tree = self.peak_python = self.peak_executors = 0
+        self.cpu: dict[int, tuple[str, float]] = {}
         self.jvm_seen = False
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -98,29 +132,45 @@ class TreePoll:
         me = os.getpid()
         while not self.stop.is_set():
             procs = tree(me)
-            step = [pid for pid, st in procs.items() if st[0] == me]  # the bench_score child
-            driver = sum(st[3] for pid, st in procs.items() if pid in step or st[1] == "java")
-            python = sum(procs[pid][3] for pid in step)
+            role = roles(procs, me)
+            rss = {r: sum(procs[pid][3] for pid in procs if role[pid] == r) for r in ("step", "jvm", "executor")}
             self.jvm_seen = self.jvm_seen or any(st[1] == "java" for st in procs.values())
-            self.peak_driver = max(self.peak_driver, driver)
-            self.peak_python = max(self.peak_python, python)
+            self.peak_driver = max(self.peak_driver, rss["step"] + rss["jvm"])
+            self.peak_python = max(self.peak_python, rss["step"])
+            self.peak_executors = max(self.peak_executors, rss["executor"])
             self.peak_tree = max(self.peak_tree, sum(st[3] for st in procs.values()))
             for pid, st in procs.items():
-                self.cpu[pid] = st[2]
+                self.cpu[pid] = (role[pid], st[2])
             self.stop.wait(self.interval)
 
     def result(self) -> dict[str, Any]:
-        """Peaks in GiB and CPU seconds."""
+        """Peaks in GiB and CPU seconds (executors_peak_gib None when no executor ran outside the driver)."""
+        separate = any(r == "executor" for r, _ in self.cpu.values())
         return {"driver_peak_gib": round(self.peak_driver / GB, 2), "tree_peak_gib": round(self.peak_tree / GB, 2),
-                "python_peak_gib": round(self.peak_python / GB, 2), "tree_cpu_s": round(sum(self.cpu.values()), 1),
-                "jvm": self.jvm_seen}
+                "python_peak_gib": round(self.peak_python / GB, 2),
+                "executors_peak_gib": round(self.peak_executors / GB, 2) if separate else None,
+                "driver_cpu_s": round(sum(c for r, c in self.cpu.values() if r in ("step", "jvm")), 1),
+                "tree_cpu_s": round(sum(c for _, c in self.cpu.values()), 1), "jvm": self.jvm_seen}
+
+
+def spark_home(base: Path) -> Path:
+    """A SPARK_HOME of links to the pyspark package's entries (bin/, jars/, ...) with its own work/ folder."""
+    import pyspark
+
+    package, home = Path(pyspark.__file__).parent, base / "spark-home"
+    home.mkdir(parents=True, exist_ok=True)
+    for entry in package.iterdir():
+        if entry.name != "work" and not (home / entry.name).exists():
+            (home / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    return home
 
 
 # ------------------------------------------------------------------------------------------------- runner
 
 def step_args(args: argparse.Namespace, n: int, root: Path, engine: str) -> argparse.Namespace:
     """The namespace bench_score.spawn expects, for one size, root and engine."""
-    extra = list(args.override) + (SPARK_OVERRIDES if engine == "spark" else [])
+    spark = ["engine=spark", f"engine.spark.master='{args.spark_master}'"]  # Hydra needs brackets quoted
+    extra = list(args.override) + (spark if engine == "spark" else [])
     return argparse.Namespace(customers=n, seed=args.seed, root=root, churn_root=args.churn_root,
                               churn_customers=args.churn_customers, intervals_sample=0, override=extra)
 
@@ -221,28 +271,32 @@ def table(n: int, res: dict[str, Any]) -> str:
     """Markdown: per step, wall and memory of each engine and the Spark/DuckDB ratio."""
     lines = [f"**{n:,} customers**", "",
              "| step | DuckDB wall s | Spark wall s | Spark / DuckDB | DuckDB peak RSS GiB | Spark driver peak GiB "
-             "(Python + JVM) | Spark Python GiB | CPU s DuckDB / Spark | load avg (start) DuckDB / Spark |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(Python + JVM) | Spark Python GiB | Spark executors GiB | CPU s DuckDB / Spark (driver) | "
+             "load avg (start) DuckDB / Spark |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for step in STEPS:
         if step not in res:
             continue
         d, s = res[step].get("duckdb", {}), res[step].get("spark", {})
         if "not_available" in s or not s:
-            spark = (f"n/a ({s['not_available']})" if s else "not run", "", "", "", "")
+            spark = (f"n/a ({s['not_available']})" if s else "not run", "", "", "", "", "")
         else:
             ratio = f"{s['wall_s'] / d['wall_s']:.2f}x" if "wall_s" in d else ""
+            apart = s.get("executors_peak_gib")
+            executors = "in the driver's JVM" if apart is None else f"{apart:.2f}"
             spark = (f"{s['wall_s']:.1f}", ratio, f"{s['driver_peak_gib']:.2f}", f"{s['python_peak_gib']:.2f}",
-                     f"{s['tree_cpu_s']:.0f}")
+                     executors, f"{s['tree_cpu_s']:.0f} ({s.get('driver_cpu_s', '-')})")
         duck = (f"{d['wall_s']:.1f}", f"{d['driver_peak_gib']:.2f}", f"{d['tree_cpu_s']:.0f}") if "wall_s" in d \
             else ("", "", "")
         load = f"{d.get('load_avg', ['-'])[0]} / {s.get('load_avg', ['-'])[0]}"
         lines.append(f"| {step} | {duck[0]} | {spark[0]} | {spark[1]} | {duck[1]} | {spark[2]} | {spark[3]} | "
-                     f"{duck[2]} / {spark[4]} | {load} |")
+                     f"{spark[4]} | {duck[2]} / {spark[5]} | {load} |")
     return "\n".join(lines)
 
 
 def growth(results: dict[str, Any], margin: float) -> list[str]:
-    """Spark's driver peak for features and score at the smallest vs largest size measured: flat within margin?"""
+    """Spark's driver peak for features and score at the smallest vs largest size measured: flat within margin?
+    The driver is the step's Python process + its JVM; with local[N] that JVM also holds the executors."""
     lines = []
     for step in ("features", "score"):
         sizes = sorted((int(n), r[step]["spark"]) for n, r in results.items()
@@ -253,9 +307,12 @@ def growth(results: dict[str, Any], margin: float) -> list[str]:
         (n0, a), (n1, b) = sizes[0], sizes[-1]
         change = b["driver_peak_gib"] / a["driver_peak_gib"] - 1
         py = b["python_peak_gib"] / a["python_peak_gib"] - 1
+        apart = a.get("executors_peak_gib") is not None and b.get("executors_peak_gib") is not None
+        where = (f"executors apart: {a['executors_peak_gib']:.2f} -> {b['executors_peak_gib']:.2f} GiB" if apart
+                 else "executors inside the driver's JVM (local mode): the JVM's share is not the driver's alone")
         verdict = "flat" if change <= margin else "GROWS"
         lines.append(f"{step}: Spark driver peak {a['driver_peak_gib']:.2f} GiB at {n0:,} -> "
-                     f"{b['driver_peak_gib']:.2f} GiB at {n1:,} ({change:+.0%}; Python process {py:+.0%}): "
+                     f"{b['driver_peak_gib']:.2f} GiB at {n1:,} ({change:+.0%}; Python process {py:+.0%}; {where}): "
                      f"{verdict} (margin {margin:.0%})")
     return lines
 
@@ -276,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--churn-root", type=Path, default=None,
                     help="bench_score's churn training root (default /work/bench-data/score-churn-<M>)")
     ap.add_argument("--override", action="append", default=[], help="extra Hydra override for both engines")
+    ap.add_argument("--spark-master", default="local[2]",
+                    help="engine.spark.master for Spark's steps: local[N], or local-cluster[W,C,MB] for W executor "
+                         "JVMs (C cores, MB MiB each) apart from the driver")
     ap.add_argument("--margin", type=float, default=0.15, help="allowed growth of Spark's driver peak")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
@@ -286,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--engines: duckdb first, then spark; --steps: a subset of {','.join(STEPS)}")
     args.raw = {int(k): Path(v) for k, v in (item.split("=", 1) for item in args.raw)}
     args.churn_root = args.churn_root or Path(f"/work/bench-data/score-churn-{args.churn_customers}")
+    if args.spark_master.startswith("local-cluster"):  # the executors' JVMs: a work/ folder outside the venv,
+        os.environ["SPARK_HOME"] = str(spark_home(args.base.resolve()))  # and the checkout for their Python
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(bench_score.ROOT), os.environ.get("PYTHONPATH")]))
     args.results = {}
     for n in (int(s) for s in args.sizes.split(",")):
         args.results[str(n)] = bench_size(args, n)

@@ -1,0 +1,131 @@
+"""Where the score step's Python driver holds memory: RSS per phase of pipelines.score.run, sampled 5x a second.
+
+    python bench/profile_spark_score.py ROOT [--tracemalloc] [-- HYDRA_OVERRIDES...]
+    python bench/profile_spark_score.py /tmp/h5/engines/spark-200000 -- engine=spark "engine.spark.master='local[2]'"
+
+ROOT is a bench root laid out by bench/bench_score.py (data/raw/synthetic, data/interim, data/features/score.parquet,
+artifacts/churn, artifacts/clv). Runs pipelines.score.run(params, ROOT) in this process with each phase of
+pipelines/score_spark.py (and insights.tables, action_plan.run) wrapped: a thread samples this process's RSS
+(/proc/self/statm) every 0.2 s and charges it to the innermost running phase. Prints, per phase, the RSS when it
+started, its peak, the RSS when it ended and its wall time; with --tracemalloc also the Python heap's peak per
+phase (tracemalloc: Python objects only, not DuckDB's or Arrow's native buffers) and the top allocation sites.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_score  # noqa: E402  (bench layout, composed params)
+
+MIB = 2**20
+PAGE = os.sysconf("SC_PAGE_SIZE")
+WRAPPED = {"pipelines.score_spark": ("read_features", "check_input", "in_input_order", "spark_decile_edges",
+                                     "prior_model", "score_parts", "check_rows", "spark_summary", "write_csv_parts",
+                                     "stream_local"),
+           "pipelines.insights": ("tables",), "pipelines.action_plan": ("run",), "pipelines.score": ("load_models",)}
+
+
+def rss() -> int:
+    """This process's resident set size in bytes."""
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
+class Phases:
+    """A stack of running phases; a sampler thread charges the RSS it sees to the innermost one."""
+
+    def __init__(self, trace: bool) -> None:
+        self.stack: list[str] = ["setup"]
+        self.rows: dict[str, dict[str, float]] = {}
+        self.trace, self.stop = trace, threading.Event()
+        self.open("setup")
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def open(self, name: str) -> None:
+        """Record a phase's start (a phase run twice keeps its first start and its overall peak)."""
+        now = rss()
+        row = self.rows.setdefault(name, {"start_mib": now / MIB, "peak_mib": now / MIB, "wall_s": 0.0, "calls": 0})
+        row["t0"] = time.perf_counter()
+        if self.trace:
+            tracemalloc.reset_peak()
+            row["heap0_mib"] = tracemalloc.get_traced_memory()[0] / MIB
+
+    def close(self, name: str) -> None:
+        """Record a phase's end."""
+        row = self.rows[name]
+        row.update(end_mib=rss() / MIB, wall_s=row["wall_s"] + time.perf_counter() - row.pop("t0"),
+                   calls=row["calls"] + 1)
+        row["peak_mib"] = max(row["peak_mib"], row["end_mib"])
+        if self.trace:
+            row["heap_peak_mib"] = max(row.get("heap_peak_mib", 0.0), tracemalloc.get_traced_memory()[1] / MIB)
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.2):
+            row = self.rows[self.stack[-1]]
+            row["peak_mib"] = max(row["peak_mib"], rss() / MIB)
+
+    def wrap(self, name: str, fn: Any) -> Any:
+        """fn run as phase `name`."""
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            self.stack.append(name)
+            self.open(name)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.close(name)
+                self.stack.pop()
+        return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the score stage on ROOT with the phases wrapped; print the table."""
+    import importlib
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--tracemalloc", action="store_true", help="also the Python heap per phase (slower)")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides after --, e.g. engine=spark")
+    args = ap.parse_args(argv)
+    if args.tracemalloc:
+        tracemalloc.start(12)
+    phases = Phases(args.tracemalloc)
+    for module, names in WRAPPED.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            setattr(mod, name, phases.wrap(f"{module.rsplit('.', 1)[1]}.{name}", getattr(mod, name)))
+    from pipelines import score
+
+    started = time.perf_counter()
+    report = score.run(bench_score._params(args.root, args.overrides), args.root)
+    phases.close("setup")
+    phases.stop.set()
+    peak = bench_score.resource.getrusage(bench_score.resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"score: {report['rows_in']:,} customers in {time.perf_counter() - started:.1f} s; "
+          f"process peak (ru_maxrss) {peak:.0f} MiB")
+    print("| phase | calls | wall s | RSS at start MiB | peak MiB | at end MiB |"
+          + (" Python heap peak MiB (start) |" if args.tracemalloc else ""))
+    print("|---|---|---|---|---|---|" + ("---|" if args.tracemalloc else ""))
+    for name, row in phases.rows.items():
+        heap = f" {row['heap_peak_mib']:.0f} ({row['heap0_mib']:.0f}) |" if "heap_peak_mib" in row else ""
+        print(f"| {name} | {row['calls']} | {row['wall_s']:.1f} | {row['start_mib']:.0f} | {row['peak_mib']:.0f} | "
+              f"{row.get('end_mib', 0):.0f} |{heap}")
+    if args.tracemalloc:
+        print("\ntop Python allocation sites still alive at the end:")
+        for stat in tracemalloc.take_snapshot().statistics("traceback")[:8]:
+            print(f"  {stat.size / MIB:.1f} MiB in {stat.count} blocks: {stat.traceback.format()[-1].strip()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
