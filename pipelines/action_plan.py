@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -54,12 +55,27 @@ def plan_columns(currency: str = "currency units of the input `amount`") -> list
 
 
 def slugs(values: pd.Series, names: dict[str, str], what: str) -> pd.Series:
-    """Stable keys from a column holding keys or labels (any locale); ValueError naming an unknown value."""
+    """Stable keys from a column holding keys or labels (any locale); ValueError naming an unknown value.
+
+    Each distinct value is looked up once (pd.factorize: first-appearance order, so the first unknown value named
+    is the first in the column)."""
     known = set(names.values())
-    out = values.map(lambda v: v if v in known else names.get(v))
-    if out.isna().any():
-        raise ValueError(f"{what}: unknown value {values[out.isna()].iloc[0]!r}")
-    return out
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    keys = [v if v in known else names.get(v) for v in uniques]
+    unknown = [u for u, k in zip(uniques, keys, strict=True) if k is None]
+    if unknown:
+        raise ValueError(f"{what}: unknown value {unknown[0]!r}")
+    return pd.Series(np.asarray(keys, dtype=object)[codes], index=values.index, dtype=values.dtype)
+
+
+def attach(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    """frame with extra's columns joined on customer_id; by position when both list the same ids in the same order
+    (the score stage writes its rows in feature-file order), else a one-to-one left merge."""
+    ids, other = frame["customer_id"], extra["customer_id"]
+    if len(ids) == len(other) and bool(np.asarray(ids.array == other.array, dtype=bool).all()):
+        columns = [c for c in extra.columns if c != "customer_id"]
+        return frame.assign(**{c: extra[c].set_axis(frame.index) for c in columns})
+    return frame.merge(extra, on="customer_id", how="left", validate="one_to_one")
 
 
 def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig,
@@ -79,7 +95,7 @@ def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig,
     if present:
         extra = features.to_table(columns=["customer_id", *present]).to_pandas()
         extra = pseudonymise(extra.assign(customer_id=extra["customer_id"].astype(str)))
-        frame = frame.merge(extra, on="customer_id", how="left", validate="one_to_one")
+        frame = attach(frame, extra)
     return frame
 
 

@@ -252,7 +252,10 @@ def _must_act(decisions: pd.DataFrame, cfg: ScoringConfig, values: np.ndarray, c
     start[queue[:done]], forced[queue[:done]] = first[:done], True
     counts = np.bincount(first[:done], minlength=costs.size).astype(float)
     room = budget - float(costs[first[:done]].sum())
+    savers = np.flatnonzero(np.isfinite(saving).any(axis=0)).tolist()  # the only actions this loop can give
     for i in queue[done:]:
+        if not any(costs[a] <= room + EPS and counts[a] < capacity[a] for a in savers):
+            break  # none fits any more: room and counts only shrink, so nobody later in the queue is served either
         ranked = [a for a in np.argsort(-saving[i], kind="stable") if np.isfinite(saving[i, a])]
         for a in ranked:  # the best saving action that still fits, else the next best
             if costs[a] <= room + EPS and counts[a] < capacity[a]:

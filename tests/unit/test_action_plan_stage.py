@@ -147,3 +147,26 @@ def test_score_features_written_by_spark_as_a_folder_of_parts(tmp_path: Path, ba
     (single / "_SUCCESS").write_bytes(b"")
     plan = action_plan.build(with_(base, budget=12.0), tmp_path)[0]
     assert plan["customer_id"].tolist() == ["a", "b"]
+
+
+def test_slugs_look_each_label_up_once_and_name_the_first_unknown_value() -> None:
+    names = {"High risk": "high", "高": "high", "Low": "low"}
+    values = pd.Series(["高", "low", "High risk", "high", "Low"], dtype="str")
+    out = action_plan.slugs(values, names, "band")
+    assert out.tolist() == ["high", "low", "high", "high", "low"] and out.dtype == values.dtype
+    with pytest.raises(ValueError, match="band: unknown value 'severe'"):
+        action_plan.slugs(pd.Series(["low", "severe", "odd"], dtype="str"), names, "band")
+    with pytest.raises(ValueError, match="band: unknown value nan"):
+        action_plan.slugs(pd.Series(["low", None], dtype="str"), names, "band")
+
+
+def test_feature_columns_are_attached_by_position_or_else_by_customer_id() -> None:
+    frame = pd.DataFrame({"customer_id": pd.Series(["a", "b", "c"], dtype="str"), "clv": [1.0, 2.0, 3.0]})
+    extra = pd.DataFrame({"customer_id": pd.Series(["a", "b", "c"], dtype="str"),
+                          "orders_total": pd.array([9, None, 2], dtype="Int64")})
+    same = action_plan.attach(frame, extra)
+    pd.testing.assert_frame_equal(same, frame.merge(extra, on="customer_id", how="left"))
+    shuffled = action_plan.attach(frame, extra.iloc[[2, 0, 1]].reset_index(drop=True))
+    assert shuffled["orders_total"].tolist() == [9, pd.NA, 2]
+    missing = action_plan.attach(frame, extra.iloc[[0, 2]])
+    assert missing["orders_total"].isna().tolist() == [False, True, False]
