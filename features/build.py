@@ -14,12 +14,13 @@ import sqlglot
 from sqlglot import exp
 
 from features import contract
-from features.engine import Runner, render, runner_for
+from features.engine import Runner, literal, render, runner_for
 from features.segments import segment_table
 from features.timeline import Cutoff
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 STEP_TABLES = ("_rfm", "_orders", "_scores", "_mix", "_gaps", "_events", "_labels")
+CUSTOMER_TABLES = frozenset({*STEP_TABLES, "_profile"})  # the final query's inputs keyed by customer_id
 # A purchase is a row with amount >= 0, or with no amount (a file without amounts: every row a purchase);
 # negative amounts are returns. Spend columns are NULL for a customer whose rows carry no amount.
 PURCHASE = "(amount >= 0 OR amount IS NULL)"
@@ -237,19 +238,45 @@ def _materialise_steps(runner: Runner, cut: Cutoff, cfg: FeatureConfig) -> None:
         runner.materialise(table, query)
 
 
+def prepare_steps(engine: Any, cut: Cutoff, cfg: FeatureConfig) -> Runner:
+    """The step tables of cut (and the `_segments` / `_profile` views) that final_sql reads, on engine's runner."""
+    runner = ensure_inputs(engine)
+    runner.register("_segments", pa.Table.from_pandas(segment_table(cfg.segment_locale), preserve_index=False))
+    runner.view("_profile", "SELECT customer_id, signup_ts, region, gender, age_band, acquisition_channel "
+                            "FROM customers")
+    _materialise_steps(runner, cut, cfg)
+    return runner
+
+
+def final_sql(cut: Cutoff, cfg: FeatureConfig) -> str:
+    """The final query of cut (DuckDB dialect): the step tables joined into one row per customer."""
+    params = {"cutoff": cut.cutoff, "label_end": cut.label_end, "rfm_high": int(cfg.rfm_high_score)}
+    return render(_final_sql(cfg), params)
+
+
+def customer_range(query: str, low: str | None, high: str | None) -> str:
+    """query (DuckDB dialect) with every per-customer table it reads cut to low <= customer_id < high (None: open)."""
+    bounds = [f"customer_id >= {literal(low)}"] if low is not None else []
+    bounds += [f"customer_id < {literal(high)}"] if high is not None else []
+    if not bounds:
+        return query
+
+    def cut_table(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name in CUSTOMER_TABLES:
+            return sqlglot.parse_one(f"(SELECT * FROM {node.name} WHERE {' AND '.join(bounds)}) AS "
+                                     f"{node.alias or node.name}", read="duckdb")
+        return node
+
+    return sqlglot.parse_one(query, read="duckdb").transform(cut_table).sql(dialect="duckdb")
+
+
 def build_features(engine: Any, cut: Cutoff, cfg: FeatureConfig) -> Any:
     """One row per customer with a purchase on or before cut.cutoff: features, segment, labels.
 
     engine: a DuckDB connection, a SparkSession or a features.engine runner, reading tables `transactions`
     (and optional `events`, `customers`); returns a lazy DuckDB relation or Spark DataFrame.
     """
-    runner = ensure_inputs(engine)
-    runner.register("_segments", pa.Table.from_pandas(segment_table(cfg.segment_locale), preserve_index=False))
-    runner.view("_profile", "SELECT customer_id, signup_ts, region, gender, age_band, acquisition_channel "
-                            "FROM customers")
-    _materialise_steps(runner, cut, cfg)
-    params = {"cutoff": cut.cutoff, "label_end": cut.label_end, "rfm_high": int(cfg.rfm_high_score)}
-    return runner.sql(render(_final_sql(cfg), params))
+    return prepare_steps(engine, cut, cfg).sql(final_sql(cut, cfg))
 
 
 def drop_steps(engine: Any) -> None:

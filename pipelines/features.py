@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from features.build import FeatureConfig, build_features, drop_steps
+from features.build import FeatureConfig, build_features, customer_range, drop_steps, final_sql, prepare_steps
 from features.engine import DuckRunner, Runner, SparkRunner, runner_for
 from features.ingest import literal
 from features.timeline import Cutoff, cutoffs, within_history
@@ -21,10 +23,13 @@ from pipelines import cleanup, paths
 from pipelines.catalog import ROLES, Catalog
 from pipelines.cleanup import owner_tag
 from pipelines.config import load_params
+from pipelines.io import atomic_path
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
 
 INPUTS = ("transactions", "events", "customers")
+RANGE_CUSTOMERS = 2_500_000  # customers per range of the sorted single-cutoff write (bounds its memory)
+ROW_GROUP = 122_880  # rows per Parquet row group, DuckDB's own size (readers stream the file by row group)
 
 
 def sql_path(path: Path) -> str:
@@ -82,7 +87,8 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
     target = cat.path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     if len(cuts) == 1:  # one cutoff (score role): written sorted straight to the target, no stacking pass
-        cat.write(name, build_features(con, cuts[0], cfg).order("customer_id"))
+        prepare_steps(con, cuts[0], cfg)
+        write_sorted(con, final_sql(cuts[0], cfg), target)
         drop_steps(con)
         return [cutoff_stats(con, target, cuts[0])]
     stats = []
@@ -97,6 +103,46 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
         files = "[" + ", ".join(map(literal, parts)) + "]"
         cat.write(name, con.sql(f"SELECT * FROM read_parquet({files}) ORDER BY cutoff, customer_id"))  # deterministic
     return stats
+
+
+def range_bounds(con: duckdb.DuckDBPyConnection, per_range: int) -> list[str | None]:
+    """Customer-id bounds cutting the population (_orders) into ranges of about per_range customers (None: open)."""
+    customers = con.execute("SELECT COUNT(*) FROM _orders").fetchall()[0][0]
+    ranges = -(-customers // per_range)
+    if ranges <= 1:
+        return [None, None]
+    sample = "(SELECT customer_id FROM _orders USING SAMPLE reservoir(100000 ROWS) REPEATABLE (7))"
+    levels = ", ".join(repr(i / ranges) for i in range(1, ranges))
+    cuts = con.execute(f"SELECT quantile_disc(customer_id, [{levels}]) FROM {sample}").fetchall()[0][0]
+    return [None, *sorted(set(cuts)), None]
+
+
+def _file_schema(con: duckdb.DuckDBPyConnection, query: str, tmp: Path) -> pa.Schema:
+    """The Parquet schema DuckDB writes for query (its NOT NULL columns from the plan), from the first customer."""
+    first = con.execute("SELECT MIN(customer_id) FROM _orders").fetchall()[0][0] or ""
+    probe = tmp.with_name(tmp.name + ".schema")
+    try:
+        con.execute(f"COPY ({customer_range(query, first, first + chr(1))}) TO {sql_path(probe)} (FORMAT parquet)")
+        return pq.read_schema(probe)
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def write_sorted(con: duckdb.DuckDBPyConnection, query: str, target: Path,
+                 per_range: int = RANGE_CUSTOMERS) -> None:
+    """query's rows ordered by customer_id to one Parquet file, one customer-id range at a time.
+
+    Each range joins and sorts only its customers (the joins' hash tables and the sort of a 91-column table
+    over every customer do not fit a modest engine.memory_limit at 10M); pyarrow appends the ranges in order.
+    """
+    with atomic_path(target) as tmp:
+        schema = _file_schema(con, query, tmp)
+        bounds = range_bounds(con, per_range)
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for low, high in zip(bounds, bounds[1:], strict=False):
+                ordered = con.sql(f"{customer_range(query, low, high)} ORDER BY customer_id")
+                for batch in ordered.to_arrow_reader(ROW_GROUP):
+                    writer.write_batch(batch.cast(schema), row_group_size=ROW_GROUP)
 
 
 def write_role_spark(runner: SparkRunner, cuts: list[Cutoff], cfg: FeatureConfig, cat: Catalog,

@@ -1,0 +1,75 @@
+"""The score role's sorted write in customer-id ranges: same file as one sorted DuckDB write, ranges cut right."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from features.build import FeatureConfig, customer_range, drop_steps, final_sql, prepare_steps
+from features.timeline import Cutoff
+from pipelines.features import range_bounds, sql_path, write_sorted
+from tests.conftest import event_frame, tx_frame
+
+CUT = Cutoff("score", date(2024, 3, 31), None)
+# Eleven customers in the population (z99 buys after the cutoff); events for a few (NULLs before COALESCE).
+TX = [(f"k{i:02d}", f"2024-0{1 + i % 3}-{10 + i}", float(5 * i), "web" if i % 2 else "app", "books")
+      for i in range(1, 12)] + [("k03", "2024-03-30", 7.5), ("k07", "2024-02-02", -2.0), ("z99", "2024-04-02", 1.0)]
+EVENTS = [("k02", "2024-03-29", "page_view"), ("k05", "2024-03-01", "add_to_cart"),
+          ("k05", "2024-03-02", "support_ticket", 3.0), ("k11", "2024-01-05", "email_sent")]
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """A connection with the tiny transactions and events."""
+    con = duckdb.connect()
+    con.register("transactions", tx_frame(TX))
+    con.register("events", event_frame(EVENTS))
+    return con
+
+
+def test_customer_range_cuts_every_customer_table_and_leaves_the_rest() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE _orders AS SELECT * FROM (VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4)) "
+                "t(customer_id, x)")
+    con.execute("CREATE TABLE _profile AS SELECT * FROM (VALUES ('b', 'n'), ('d', 's')) t(customer_id, region)")
+    con.execute("CREATE TABLE _segments AS SELECT * FROM (VALUES ('zz', 'gold')) t(customer_id, slug)")  # not cut
+    query = ("SELECT o.customer_id, o.x, p.region, s.slug FROM _orders AS o LEFT JOIN _profile AS p USING "
+             "(customer_id) CROSS JOIN _segments AS s")
+    assert customer_range(query, None, None) == query
+    rows = sorted(con.execute(customer_range(query, "b", "d")).fetchall())
+    assert rows == [("b", 2, "n", "gold"), ("c", 3, None, "gold")]
+    rows = sorted(con.execute(customer_range(query, "c", None)).fetchall())
+    assert rows == [("c", 3, None, "gold"), ("d", 4, "s", "gold")]
+    assert sorted(r[0] for r in con.execute(customer_range(query, None, "b'c")).fetchall()) == ["a", "b"]  # quoted
+
+
+def test_range_bounds_split_the_population_in_order() -> None:
+    con = _connection()
+    prepare_steps(con, CUT, FeatureConfig())
+    assert range_bounds(con, 11) == [None, None]  # one range: no cut
+    bounds = range_bounds(con, 4)
+    inner = bounds[1:-1]
+    assert bounds[0] is None and bounds[-1] is None and inner == sorted(set(inner)) and len(inner) == 2
+    population = [r[0] for r in con.execute("SELECT customer_id FROM _orders ORDER BY 1").fetchall()]
+    assert population == [f"k{i:02d}" for i in range(1, 12)]  # z99 buys after the cutoff
+    assert all(b in population for b in inner)
+
+
+def test_ranged_write_equals_one_sorted_duckdb_write(tmp_path: Path) -> None:
+    con = _connection()
+    cfg = FeatureConfig()
+    prepare_steps(con, CUT, cfg)
+    query = final_sql(CUT, cfg)
+    one = tmp_path / "one.parquet"
+    con.execute(f"COPY ({query} ORDER BY customer_id) TO {sql_path(one)} (FORMAT parquet)")
+    for per_range in (3, 100):
+        ranged = tmp_path / f"ranged-{per_range}.parquet"
+        write_sorted(con, query, ranged, per_range=per_range)
+        expected, got = pq.read_table(one), pq.read_table(ranged)
+        assert got.schema.equals(expected.schema)  # names, types and NOT NULL columns as DuckDB writes them
+        assert got.equals(expected), per_range
+        assert got.num_rows == 11 and got["customer_id"].to_pylist() == sorted(got["customer_id"].to_pylist())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.parquet", "ranged-100.parquet", "ranged-3.parquet"]
+    drop_steps(con)
