@@ -25,6 +25,7 @@ from features.errors import DataError
 
 ROW = "__ingest_row"
 REASON = "__ingest_reason"
+TIE_LIST = 1000  # up to this many rows tying on the sort keys are fetched again by an IN list of row numbers
 SOURCE = "__source_"  # prefix of the source value of a contract column (stage_select(originals=True))
 REJECT_COLUMNS = ("reason", "source_file", "source_row", "raw_line")
 REJECTED_SCHEMA = pa.schema([("reason", pa.string()), ("source_file", pa.string()),
@@ -536,16 +537,17 @@ def _utc_text(micros: int | None) -> str | None:
             ).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _stats_sql(spec: TableSpec, flags: Sequence[str]) -> tuple[str, list[str]]:
-    """Aggregates over a stage: rows, kept, customers, min/max time, nulled per flag, rows per reason (in the
-    order of the reasons returned)."""
+def _stats_sql(spec: TableSpec, flags: Sequence[str],
+               customers: str = f"count(DISTINCT customer_id) FILTER (WHERE {REASON} IS NULL)") -> tuple[str, list[str]]:
+    """Aggregates over a stage: rows, kept, customers (the SQL `customers`), min/max time, nulled per flag,
+    rows per reason (in the order of the reasons returned)."""
     ts = TIME_COLUMN[spec.table]
     kept = f"FILTER (WHERE {REASON} IS NULL)"
     nulled = "".join(f", count(*) FILTER (WHERE {REASON} IS NULL AND {quote('__nulled_' + n)})"
                      for n in flags)
     reasons = [r for r in REASONS[spec.table] if r not in MALFORMED_REASONS]
     per_reason = "".join(f", count(*) FILTER (WHERE {REASON} = {literal(r)})" for r in reasons)
-    return (f"count(*), count(*) {kept}, count(DISTINCT customer_id) {kept}, "
+    return (f"count(*), count(*) {kept}, {customers}, "
             f"epoch_us(min({ts}) {kept}), epoch_us(max({ts}) {kept}){nulled}{per_reason}"), reasons
 
 
@@ -725,14 +727,14 @@ class DuckEngine:
                sources: Sequence[str]) -> Streamed | None:
         """One streaming pass computes the counts, the order check and the rows tying with their neighbour on
         the sort keys; None (nothing kept) unless the source's rows with sort keys are in (sort keys, ROW)
-        order and contiguous. Needs preserve_insertion_order on and the in_clause optimizer off (sources.connect:
+        order and contiguous, and, when the duplicate key lacks a sort key, no usable row repeats another. Needs preserve_insertion_order on and the in_clause optimizer off (sources.connect:
         an IN list rewritten into a join reorders rows) and naive timestamps read in the session time zone,
         since `stage` is parsed again when the kept rows are written."""
         keys = SORT_KEYS[spec.table]
         settings = first_row(self.con, "SELECT current_setting('preserve_insertion_order'), "
                              "current_setting('disabled_optimizers'), current_setting('TimeZone')")
         if not (settings[0] and "in_clause" in settings[1].split(",") and settings[2] == spec.timezone
-                and set(keys) <= set(key)):
+                and keys[0] == "customer_id"):
             return None
         row, ties = _stream_pass(self.con, spec, select, key, flags, sources)
         if row is None:
@@ -754,7 +756,7 @@ def _stream_pass(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, k
                  flags: Sequence[str], sources: Sequence[str]) -> tuple[tuple | None, list[int]]:
     """The streaming pass of DuckEngine.stream: (_stats_sql's aggregates + rows whose contract values differ
     from `sources`, the ROWs of rows tying with their neighbour on the sort keys), or (None, []) when out of
-    order."""
+    order or, with a duplicate key lacking a sort key, when some usable rows repeat."""
     keys = SORT_KEYS[spec.table]
     cols = [*keys, ROW]
     previous = [f"__previous_{i}" for i in range(len(cols))]
@@ -762,23 +764,41 @@ def _stream_pass(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, k
     null_key = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
     tie = " AND ".join(f"{quote(c)} = {quote(p)}" for c, p in zip(keys, previous, strict=False))
     changed = " OR ".join(f"{quote(name)} IS DISTINCT FROM {quote(SOURCE + name)}" for name in sources) or "false"
-    aggregates, _ = _stats_sql(spec, flags)
+    # usable rows in customer order: a customer is new where it differs from the largest usable one before
+    # (count(DISTINCT) next to other aggregates would make DuckDB materialise every row)
+    aggregates, _ = _stats_sql(spec, flags, f"count(*) FILTER (WHERE {REASON} IS NULL AND "
+                                            "customer_id IS DISTINCT FROM __seen_before)")
+    repeats = "0"  # repeats are neighbours tying on the sort keys when the duplicate key holds them
+    tied, before = f"list({ROW}) FILTER (WHERE {tie})", f"list({quote(previous[-1])}) FILTER (WHERE {tie})"
+    if not set(keys) <= set(key):  # else: any usable row may repeat any other; a hash per row tells if none does
+        some = " OR ".join(f"{quote(name)} IS NOT NULL" for name in key)
+        usable = f"{REASON} IS NULL AND ({some})"
+        tied = before = "CAST(NULL AS BIGINT[])"
+        repeats = (f"count(*) FILTER (WHERE {usable}) - "
+                   f"count(DISTINCT hash({', '.join(map(quote, key))})) FILTER (WHERE {usable})")
     pass_table = f"__ingest_pass_{uuid.uuid4().hex[:12]}"
     con.execute(f"""CREATE TEMP TABLE {pass_table} AS
         SELECT {aggregates},
                count(*) FILTER (WHERE {_after_previous(cols, previous)}) AS __inverted,
                count(*) FILTER (WHERE __previous_null AND NOT __null) AS __to_keys,
-               count(*) FILTER (WHERE NOT __previous_null AND __null) AS __to_null,
-               list({ROW}) FILTER (WHERE {tie}) AS __tied, list({quote(previous[-1])}) FILTER (WHERE {tie}) AS __before,
+               count(*) FILTER (WHERE NOT __previous_null AND __null) AS __to_null, {repeats} AS __repeats,
+               {tied} AS __tied, {before} AS __before,
                count(*) FILTER (WHERE {changed}) AS __changed
-        FROM (SELECT *, {lags}, ({null_key}) AS __null, lag({null_key}) OVER () AS __previous_null
-              FROM ({select}) AS parsed) AS scanned""")
+        FROM (SELECT *, lag(__seen) OVER () AS __seen_before FROM (
+              SELECT *, {lags}, ({null_key}) AS __null, lag({null_key}) OVER () AS __previous_null,
+                     max(CASE WHEN {REASON} IS NULL THEN customer_id END) OVER (ROWS UNBOUNDED PRECEDING) AS __seen
+              FROM ({select}) AS parsed) AS lagged) AS scanned""")
     try:
-        row = first_row(con, f"SELECT * EXCLUDE (__inverted, __to_keys, __to_null, __tied, __before) "
+        row = first_row(con, f"SELECT * EXCLUDE (__inverted, __to_keys, __to_null, __repeats, __tied, __before) "
                              f"FROM {pass_table}")
-        inverted, to_keys, to_null = first_row(con, f"SELECT __inverted, __to_keys, __to_null FROM {pass_table}")
+        inverted, to_keys, to_null, repeats = first_row(
+            con, f"SELECT __inverted, __to_keys, __to_null, __repeats FROM {pass_table}")
         if inverted or (to_keys and to_null):  # out of order, or rows without sort keys amid the others
             return None, []
+        if repeats:  # (or a hash collision) repeats anywhere: the general path finds them
+            return None, []
+        if not set(keys) <= set(key):
+            return row, []
         ties = [r for (r,) in con.execute(f"SELECT DISTINCT unnest(list_concat(coalesce(__tied, []), "
                                           f"coalesce(__before, []))) FROM {pass_table}").fetchall()]
         return row, ties
@@ -796,10 +816,12 @@ def _tied_repeats(con: duckdb.DuckDBPyConnection, select: str, key: Sequence[str
     cols = ", ".join(map(quote, key))
     some = " OR ".join(f"{quote(name)} IS NOT NULL" for name in key)
     nulled = "".join(f", {quote('__nulled_' + n)}" for n in flags)
+    # a short IN list is tested on ROW before any value is parsed (a semi-join parses every row first)
+    among = (f"{ROW} IN ({', '.join(str(int(r)) for r in ties)})" if len(ties) <= TIE_LIST
+             else f"{ROW} IN (SELECT r FROM {tied})")
     try:
         con.execute(f"""CREATE TEMP TABLE {rows} AS SELECT {ROW}, {cols}{nulled} FROM ({select}) AS parsed
-            WHERE {ROW} BETWEEN {min(ties)} AND {max(ties)} AND {ROW} IN (SELECT r FROM {tied})
-                  AND {REASON} IS NULL AND ({some})""")
+            WHERE {among} AND {REASON} IS NULL AND ({some})""")
         con.execute(f"""CREATE TEMP TABLE {dups} AS SELECT {ROW} AS r{nulled} FROM (
             SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {ROW}) AS __n FROM {rows}) WHERE __n > 1""")
     finally:

@@ -1,0 +1,124 @@
+"""The streaming ingest path (sources already in contract order) and the byte copy of a clean Parquet source."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features import contract
+from features.ingest import TableSpec, check_table, map_columns
+from pipelines import ingest, paths, sources
+from tests.conftest import compose_params
+
+# Sorted by (customer_id, ts). Row 1's quantity is unreadable (nulled), row 2 repeats row 1 (ties with it on
+# the sort keys), row 3 ties on the sort keys only, rows 4 and 6 have an amount that is not a number (customer c
+# has no usable row), row 7 has no customer.
+SORTED_TX = ("customer_id,ts,amount,order_id,quantity\n"
+             "a,2024-01-01,1,o1,x\n"
+             "a,2024-01-01,1,o1,x\n"
+             "a,2024-01-01,2,o2,1\n"
+             "a,2024-01-02,abc,o3,1\n"
+             "b,2024-01-01,3,o4,1\n"
+             "c,2024-01-01,zz,o6,1\n"
+             ",2024-01-03,1,o5,1\n")
+
+
+@pytest.fixture(scope="module")
+def files_params() -> dict:
+    """conf/ composed with data=files, no rejection limit."""
+    return compose_params(["data=files", "data.max_reject_share=null"])
+
+
+def _checked(con: duckdb.DuckDBPyConnection, path: Path, key: tuple[str, ...] = ()) -> tuple[str, list, list, dict]:
+    """check_table on a transactions CSV: path taken, kept rows, rejected (reason, row), stats."""
+    relation, malformed = sources.read_csv(con, path, path.name, "transactions", None, "utf-8")
+    spec = TableSpec(table="transactions", file=path.name, timezone="UTC", duplicate_key=key,
+                     columns=map_columns("transactions", [c for c in relation.columns if c != "__ingest_row"],
+                                         None, path.name))
+    done = check_table(con, relation, spec, None, malformed)
+    kept = done.kept.project("customer_id, epoch(ts), amount, order_id, quantity").fetchall()
+    rejected = [(r[-4], r[-2]) for r in done.rejected.fetchall()]
+    return done.path, kept, rejected, done.stats
+
+
+def test_streaming_and_staged_paths_agree_on_a_sorted_source(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(SORTED_TX, encoding="utf-8")
+    with sources.connect("1GB") as con:  # preserve_insertion_order on, in_clause off: streamed
+        streamed = _checked(con, path)
+    con = duckdb.connect()  # in_clause optimizer on: the general (staged) path
+    try:
+        staged = _checked(con, path)
+    finally:
+        con.close()
+    assert (streamed[0], staged[0]) == ("streamed", "staged")
+    assert streamed[1:] == staged[1:]
+    _, kept, rejected, stats = streamed
+    assert [(r[0], r[2], r[4]) for r in kept] == [("a", 1.0, None), ("a", 2.0, 1.0), ("b", 3.0, 1.0)]
+    assert rejected == [("duplicate_row", 2), ("non_numeric_amount", 4), ("non_numeric_amount", 6),
+                        ("null_customer_id", 7)]
+    assert (stats["rows_read"], stats["rows_kept"], stats["customers"]) == (7, 3, 2)
+    assert {r: n for r, n in stats["rejected_by_reason"].items() if n} == {
+        "duplicate_row": 1, "non_numeric_amount": 2, "null_customer_id": 1}
+    assert stats["nulled_by_column"] == {"quantity": 1}  # the repeat's unreadable quantity is not counted
+    assert (stats["min_ts"], stats["max_ts"]) == ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
+
+
+def test_a_row_without_sort_keys_amid_sorted_rows_takes_the_staged_path(tmp_path: Path) -> None:
+    # b then (no customer) then a: b > a is only seen across the unusable row, so the stream cannot vouch
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,ts,amount\nb,2024-01-01,1\n,2024-01-01,1\na,2024-01-02,1\n", encoding="utf-8")
+    with sources.connect("1GB") as con:
+        taken, kept, rejected, _ = _checked(con, path)
+    assert taken == "staged" and [r[0] for r in kept] == ["a", "b"] and rejected == [("null_customer_id", 2)]
+
+
+def test_a_duplicate_key_without_the_sort_keys_streams_only_without_repeats(tmp_path: Path) -> None:
+    # duplicate key order_id: a repeat may be anywhere, so the stream only vouches for a source with none
+    path = tmp_path / "tx.csv"
+    with sources.connect("1GB") as con:
+        path.write_text("customer_id,ts,amount,order_id\na,2024-01-01,1,o1\nb,2024-01-01,2,o2\n", encoding="utf-8")
+        assert _checked(con, path, ("order_id",))[0] == "streamed"
+        path.write_text("customer_id,ts,amount,order_id\na,2024-01-01,1,o1\nb,2024-01-01,2,o1\n", encoding="utf-8")
+        taken, kept, rejected, stats = _checked(con, path, ("order_id",))
+    assert (taken, [r[0] for r in kept], rejected) == ("staged", ["a"], [("duplicate_row", 2)])
+    assert stats["customers"] == 1
+
+
+def _events(customers: list[str], types: list[str], seconds: list[int]) -> pa.Table:
+    """An events table in the contract schema."""
+    n = len(customers)
+    return pa.table({"customer_id": customers,
+                     "ts": pa.array([1_704_067_200_000_000 + s * 1_000_000 for s in seconds],
+                                    pa.timestamp("us", tz="UTC")),
+                     "event_type": types, "channel": ["web"] * n, "session_id": [f"s{i}" for i in range(n)],
+                     "value": [1.0] * n}, schema=contract.SCHEMAS["events"])
+
+
+@pytest.mark.parametrize(("case", "table", "copied"), [
+    ("clean", _events(["c1", "c1", "c2"], ["page_view"] * 3, [0, 1, 0]), True),
+    ("untrimmed", _events(["c1", "c1", "c2 "], ["page_view"] * 3, [0, 1, 0]), False),
+    ("upper case", _events(["c1", "c1", "c2"], ["page_view", "PAGE_VIEW", "page_view"], [0, 1, 0]), False),
+    ("out of order", _events(["c1", "c1", "c2"], ["page_view"] * 3, [1, 0, 0]), False),
+])
+def test_only_a_clean_contract_parquet_source_is_copied(tmp_path: Path, files_params: dict, case: str,
+                                                        table: pa.Table, copied: bool) -> None:
+    pq.write_table(table, tmp_path / "ev.parquet")
+    (tmp_path / "tx.csv").write_text("customer_id,ts,amount\nc1,2024-01-01,1\n", encoding="utf-8")
+    params = copy.deepcopy(files_params)
+    params["data"].update(transactions="tx.csv", events="ev.parquet")
+    done = ingest.run(params, tmp_path)
+    target = paths.rebase(paths.EVENTS, tmp_path)
+    assert done["events"]["path"] == ("copied" if copied else "streamed" if case != "out of order" else "staged")
+    assert (target.read_bytes() == (tmp_path / "ev.parquet").read_bytes()) is copied
+    kept = pd.read_parquet(target)
+    assert kept["customer_id"].tolist() == ["c1", "c1", "c2"] and set(kept["event_type"]) == {"page_view"}
+    assert (kept["ts"] - pd.Timestamp("2024-01-01", tz="UTC")).dt.total_seconds().tolist() == [0, 1, 0]
+    if copied:
+        assert done["events"]["fingerprint"] == done["events"]["input_sha256"]
