@@ -164,12 +164,18 @@ def table_columns() -> dict[str, list[Column]]:
             CAMPAIGN_EFFECTS: [*key_columns(), *effect_columns()]}
 
 
+def funnel_table(params: dict[str, Any], work: Path, source: Path, layout: ScoreLayout, as_of: date) -> pd.DataFrame:
+    """The funnel frame of tables() alone (DuckDB work: the score stage runs it on a thread beside the CLV scores)."""
+    return funnel_frame(params, Catalog(work), source, batch_key(layout, as_of))
+
+
 def tables(params: dict[str, Any], work: Path, source: Path, clv: pd.DataFrame | Path, layout: ScoreLayout, as_of: date,
-           outputs: Path) -> dict[str, pd.DataFrame]:
-    """{table: frame} for ScoreSinks.finish(extra=...); `work` is the root holding data/interim (repo or standalone)."""
+           outputs: Path, funnel: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """{table: frame} for ScoreSinks.finish(extra=...); `work` is the root holding data/interim (repo or standalone);
+    funnel: funnel_table() when already computed."""
     cat, key = Catalog(work), batch_key(layout, as_of)
     pseudonymised = bool((params.get("scoring") or {}).get("pseudonymise_ids", False))
-    return {FUNNEL: funnel_frame(params, cat, source, key),
+    return {FUNNEL: funnel_frame(params, cat, source, key) if funnel is None else funnel,
             MIGRATION: migration_frame(cat, Path(outputs) / WAREHOUSE, source, clv, layout, key,
                                        params if pseudonymised else None),
             CAMPAIGN_EFFECTS: campaigns.warehouse_table(work, key, key_columns())[1]}  # reports/campaigns.json

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -165,15 +166,15 @@ def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: 
                  context: dict[str, Any], sinks: Any, progress: Progress,
                  params: dict[str, Any] | None = None) -> list[pd.DataFrame]:
     """Stream the feature table in chunks: churn with reasons, assemble (in scoring.workers processes), write in
-    order; returns the summary parts."""
+    order on a writer thread (chunk k is written while chunk k+1 is scored); returns the summary parts."""
     from pipelines import score_pool
 
     cfg, layout = context["cfg"], context["layout"]
     edges, parts = decile_edges(clv[layout.clv_column].to_numpy()), []
     jobs = chunk_jobs(source, wanted_columns(models, cfg, context["columns"]), clv, prior, cfg.chunk_rows)
     workers = score_pool.worker_count(params or {}, -(-len(clv) // cfg.chunk_rows))
-    for table, part in score_pool.scored(jobs, models, edges, context, params or {}, workers):
-        sinks.write_checked(table)
+    scored = score_pool.scored(jobs, models, edges, context, params or {}, workers)
+    for table, part in score_pool.write_behind(scored, sinks.write_checked):
         parts.append(part)
         progress.update(table.num_rows)
     return parts
@@ -205,21 +206,26 @@ def score_local(params: dict[str, Any], root: Path, source: Path, models: Scorin
     context["stamp"] = (as_of, *context["stamp"][1:])
     progress = Progress("score", len(rfm), "customers")
     settings = clv_settings(params, cfg, layout)
-    clv = clv_scores(models.clv, models.draws, rfm, layout, settings)
-    progress.step(f"CLV and intervals for {len(rfm):,} customers ({min(cfg.interval_draws, models.draws.n_draws)} "
-                  "draws)")
-    prior = prior_column(models, rfm, layout.horizon_days, unit, settings.seed)
+    with ThreadPoolExecutor(1, thread_name_prefix="score-funnel") as side:  # DuckDB releases the GIL
+        funnel = side.submit(insights.funnel_table, params, context["work"], source, layout, as_of)
+        clv = clv_scores(models.clv, models.draws, rfm, layout, settings)
+        progress.step(f"CLV and intervals for {len(rfm):,} customers ({min(cfg.interval_draws, models.draws.n_draws)}"
+                      " draws)")
+        prior = prior_column(models, rfm, layout.horizon_days, unit, settings.seed)
+        rows_in = len(rfm)
+        del rfm  # not needed while the chunks stream
+        funnel_rows = funnel.result()
     outputs = paths.rebase(paths.OUTPUTS, root)
-    extra = insights.tables(params, context["work"], source, clv, layout, as_of, outputs)  # funnel, migration
+    extra = insights.tables(params, context["work"], source, clv, layout, as_of, outputs, funnel_rows)  # + migration
     with ScoreSinks(outputs, layout, as_of, cfg.sink, extra_tables=insights.table_columns()) as sinks:
         parts = score_chunks(source, models, clv, prior, context, sinks, progress, params)
         summary = finish_summary(parts, layout)
         written = sinks.finish(summary, extra=extra)
     progress.close()
     rows_out = int(summary["customers"].sum()) if len(summary) else 0
-    if rows_out != len(rfm):
-        raise RuntimeError(f"row count in {len(rfm):,} != row count out {rows_out:,}")
-    return {"as_of": as_of, "rows_in": len(rfm), "rows_out": rows_out, "chunks": progress.chunks,
+    if rows_out != rows_in:
+        raise RuntimeError(f"row count in {rows_in:,} != row count out {rows_out:,}")
+    return {"as_of": as_of, "rows_in": rows_in, "rows_out": rows_out, "chunks": progress.chunks,
             "sinks": written, "summary": summary}
 
 

@@ -1,0 +1,46 @@
+"""pipelines.score_pool.write_behind: chunks written in order on a thread while the next one is made."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+
+from pipelines.score_pool import write_behind
+
+
+def chunks(n: int, made: list[int]):
+    """n one-row tables, noting when each is made."""
+    for i in range(n):
+        made.append(i)
+        yield pa.table({"i": [i]}), f"part{i}"
+
+
+def test_writes_run_in_chunk_order_on_another_thread_while_the_next_chunk_is_made() -> None:
+    made, written, threads = [], [], set()
+
+    def write(table: pa.Table) -> None:
+        time.sleep(0.05)
+        threads.add(threading.get_ident())
+        written.append((table["i"][0].as_py(), len(made)))
+
+    out = [part for _, part in write_behind(chunks(3, made), write)]
+    assert out == ["part0", "part1", "part2"]
+    assert [i for i, _ in written] == [0, 1, 2]
+    assert written[0][1] == 2  # chunk 1 was made while chunk 0 was being written
+    assert threads and threading.get_ident() not in threads
+
+
+def test_a_failed_write_is_raised_before_the_next_write_starts() -> None:
+    written = []
+
+    def write(table: pa.Table) -> None:
+        if table["i"][0].as_py() == 1:
+            raise OSError("disk full")
+        written.append(table["i"][0].as_py())
+
+    with pytest.raises(OSError, match="disk full"):
+        list(write_behind(chunks(4, []), write))
+    assert written == [0]
