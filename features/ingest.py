@@ -764,10 +764,11 @@ def _stream_pass(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, k
     null_key = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
     tie = " AND ".join(f"{quote(c)} = {quote(p)}" for c, p in zip(keys, previous, strict=False))
     changed = " OR ".join(f"{quote(name)} IS DISTINCT FROM {quote(SOURCE + name)}" for name in sources) or "false"
-    # usable rows in customer order: a customer is new where it differs from the largest usable one before
-    # (count(DISTINCT) next to other aggregates would make DuckDB materialise every row)
-    aggregates, _ = _stats_sql(spec, flags, f"count(*) FILTER (WHERE {REASON} IS NULL AND "
-                                            "customer_id IS DISTINCT FROM __seen_before)")
+    # rows with sort keys in customer order: a usable row starts a customer where the previous row has another
+    # one (or no sort keys); exact when every row with sort keys is usable, else counted again (_customers).
+    # count(DISTINCT) next to other aggregates would make DuckDB materialise every row.
+    aggregates, _ = _stats_sql(spec, flags, f"count(*) FILTER (WHERE {REASON} IS NULL AND (__previous_null "
+                                            f"IS NOT FALSE OR customer_id IS DISTINCT FROM {quote(previous[0])}))")
     repeats = "0"  # repeats are neighbours tying on the sort keys when the duplicate key holds them
     tied, before = f"list({ROW}) FILTER (WHERE {tie})", f"list({quote(previous[-1])}) FILTER (WHERE {tie})"
     if not set(keys) <= set(key):  # else: any usable row may repeat any other; a hash per row tells if none does
@@ -776,6 +777,10 @@ def _stream_pass(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, k
         tied = before = "CAST(NULL AS BIGINT[])"
         repeats = (f"count(*) FILTER (WHERE {usable}) - "
                    f"count(DISTINCT hash({', '.join(map(quote, key))})) FILTER (WHERE {usable})")
+    # only the columns the counts need go through the (single-threaded) windows
+    used = [*cols, "customer_id", TIME_COLUMN[spec.table], REASON, *(f"__nulled_{n}" for n in flags),
+            *(key if not set(keys) <= set(key) else ())]
+    needed = ", ".join(map(quote, dict.fromkeys(used)))
     pass_table = f"__ingest_pass_{uuid.uuid4().hex[:12]}"
     con.execute(f"""CREATE TEMP TABLE {pass_table} AS
         SELECT {aggregates},
@@ -783,20 +788,22 @@ def _stream_pass(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, k
                count(*) FILTER (WHERE __previous_null AND NOT __null) AS __to_keys,
                count(*) FILTER (WHERE NOT __previous_null AND __null) AS __to_null, {repeats} AS __repeats,
                {tied} AS __tied, {before} AS __before,
-               count(*) FILTER (WHERE {changed}) AS __changed
-        FROM (SELECT *, lag(__seen) OVER () AS __seen_before FROM (
-              SELECT *, {lags}, ({null_key}) AS __null, lag({null_key}) OVER () AS __previous_null,
-                     max(CASE WHEN {REASON} IS NULL THEN customer_id END) OVER (ROWS UNBOUNDED PRECEDING) AS __seen
-              FROM ({select}) AS parsed) AS lagged) AS scanned""")
+               count(*) FILTER (WHERE __changed) AS __changed,
+               count(*) FILTER (WHERE NOT __null AND {REASON} IS NOT NULL) AS __unusable_with_keys
+        FROM (SELECT *, {lags}, ({null_key}) AS __null, lag({null_key}) OVER () AS __previous_null
+              FROM (SELECT {needed}, ({changed}) AS __changed FROM ({select}) AS parsed) AS narrow) AS scanned""")
     try:
-        row = first_row(con, f"SELECT * EXCLUDE (__inverted, __to_keys, __to_null, __repeats, __tied, __before) "
-                             f"FROM {pass_table}")
-        inverted, to_keys, to_null, repeats = first_row(
-            con, f"SELECT __inverted, __to_keys, __to_null, __repeats FROM {pass_table}")
+        row = first_row(con, f"SELECT * EXCLUDE (__inverted, __to_keys, __to_null, __repeats, __tied, __before, "
+                             f"__unusable_with_keys) FROM {pass_table}")
+        inverted, to_keys, to_null, repeats, unusable = first_row(
+            con, f"SELECT __inverted, __to_keys, __to_null, __repeats, __unusable_with_keys FROM {pass_table}")
         if inverted or (to_keys and to_null):  # out of order, or rows without sort keys amid the others
             return None, []
         if repeats:  # (or a hash collision) repeats anywhere: the general path finds them
             return None, []
+        if unusable:  # a customer's usable rows may be split by unusable ones: count them exactly
+            row = (*row[:2], first_row(con, f"SELECT count(DISTINCT customer_id) FROM ({select}) AS parsed "
+                                            f"WHERE {REASON} IS NULL")[0], *row[3:])
         if not set(keys) <= set(key):
             return row, []
         ties = [r for (r,) in con.execute(f"SELECT DISTINCT unnest(list_concat(coalesce(__tied, []), "

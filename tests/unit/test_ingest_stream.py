@@ -70,6 +70,25 @@ def test_streaming_and_staged_paths_agree_on_a_sorted_source(tmp_path: Path) -> 
     assert (stats["min_ts"], stats["max_ts"]) == ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
 
 
+@pytest.mark.parametrize("text", [
+    "customer_id,ts,amount\na,bad,1\na,2024-01-01,1\na,2024-01-02,1\nb,2024-01-01,1\n",  # no time first
+    "customer_id,ts,amount\na,2024-01-01,1\nb,2024-01-01,1\nb,2024-01-01,1\n,2024-01-01,1\n",  # no customer last
+    "customer_id,ts,amount\na,2024-01-01,1\na,2024-01-02,x\na,2024-01-03,1\nb,2024-01-01,x\n",  # split customer
+])
+def test_customers_and_counts_of_the_stream_match_the_staged_path(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(text, encoding="utf-8")
+    with sources.connect("1GB") as con:
+        streamed = _checked(con, path)
+    con = duckdb.connect()
+    try:
+        staged = _checked(con, path)
+    finally:
+        con.close()
+    assert (streamed[0], staged[0]) == ("streamed", "staged") and streamed[1:] == staged[1:]
+    assert streamed[3]["customers"] == (1 if "b,2024-01-01,x" in text else 2)
+
+
 def test_a_row_without_sort_keys_amid_sorted_rows_takes_the_staged_path(tmp_path: Path) -> None:
     # b then (no customer) then a: b > a is only seen across the unusable row, so the stream cannot vouch
     path = tmp_path / "tx.csv"
