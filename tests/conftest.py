@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# One OpenMP/BLAS thread per test process. Two xdist workers share two cores, and LightGBM's OpenMP threads spin
+# waiting for a peer that the other worker holds off the core. Set in the xdist controller before it starts the
+# workers, so they and the stages they start (dvc repro, dvc exp run) have it before numpy or lightgbm load (with
+# -n 0 it reaches lightgbm, imported later). A 15,000 x 90 booster, 300 rounds, on a busy box: 2.6 CPU s with one
+# thread, 29-32 CPU s with two, same predictions (deterministic=True). A value set in the environment is kept.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 warnings.filterwarnings("ignore", module="lifetimes")
 
