@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from features.build import FeatureConfig, customer_range, drop_steps, final_sql, prepare_steps
+from features.build import STEP_TABLES, FeatureConfig, customer_range, drop_steps, final_sql, prepare_steps
 from features.timeline import Cutoff
 from pipelines.features import range_bounds, sql_path, write_sorted
 from tests.conftest import event_frame, tx_frame
@@ -66,7 +66,7 @@ def test_ranged_write_equals_one_sorted_duckdb_write(tmp_path: Path) -> None:
     con.execute(f"COPY ({query} ORDER BY customer_id) TO {sql_path(one)} (FORMAT parquet)")
     for per_range in (3, 100):
         ranged = tmp_path / f"ranged-{per_range}.parquet"
-        write_sorted(con, query, ranged, per_range=per_range)
+        write_sorted(con, query, ranged, per_range=per_range, cluster=STEP_TABLES)  # 3: step tables re-sorted
         expected, got = pq.read_table(one), pq.read_table(ranged)
         assert got.schema.equals(expected.schema)  # names, types and NOT NULL columns as DuckDB writes them
         assert got.equals(expected), per_range
