@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--tracemalloc", action="store_true", help="also the Python heap per phase (slower)")
-    ap.add_argument("overrides", nargs="*", help="Hydra overrides after --, e.g. engine=spark")
-    args = ap.parse_args(argv)
+    args, rest = ap.parse_known_args(argv)  # everything else (after --): Hydra overrides, e.g. engine=spark
+    args.overrides = [o for o in rest if o != "--"]
     if args.tracemalloc:
         tracemalloc.start(12)
     phases = Phases(args.tracemalloc)
