@@ -1,0 +1,156 @@
+"""The streaming ingest path: check a source already in contract order without materialising its rows.
+
+One pass over the parsed rows (features.ingest.stage_select) counts them per reason, checks their order with
+`lag() OVER ()` and lists the rows tying with their neighbour on the sort keys (the only places a repeat can be when
+the duplicate key holds the sort keys). The stage is then a lazy view, parsed again when the kept rows are written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import duckdb
+
+from features.ingest import (
+    MALFORMED_REASONS,
+    REASON,
+    REASONS,
+    ROW,
+    SORT_KEYS,
+    SOURCE,
+    TIE_LIST,
+    TIME_COLUMN,
+    Streamed,
+    TableSpec,
+    _after_previous,
+    _stats_sql,
+    first_row,
+    quote,
+)
+
+
+def stream(con: duckdb.DuckDBPyConnection, stage: str, select: str, key: Sequence[str], spec: TableSpec,
+           flags: Sequence[str], sources: Sequence[str]) -> Streamed | None:
+    """The counts of a source in contract order (sort keys, ROW) from one streaming pass, `stage` a lazy view of
+    `select` with repeats marked; None when out of order, when rows without sort keys lie amid the others, when a
+    duplicate key lacking the sort keys finds repeats, or when the connection does not keep the source order
+    (preserve_insertion_order on and in_clause off, as sources.connect sets) or reads naive times in another zone."""
+    keys = SORT_KEYS[spec.table]
+    settings = first_row(con, "SELECT current_setting('preserve_insertion_order'), "
+                         "current_setting('disabled_optimizers'), current_setting('TimeZone')")
+    if not (settings[0] and "in_clause" in settings[1].split(",") and settings[2] == spec.timezone
+            and keys[0] == "customer_id"):
+        return None
+    row, ties = stream_pass(con, spec, select, key, flags, sources)
+    if row is None:
+        return None
+    dups = f"__ingest_dups_{uuid.uuid4().hex[:12]}"
+    marked = select
+    if ties:
+        n_dup, dup_nulled = tied_repeats(con, select, key, ties, dups, flags)
+        if n_dup:
+            marked = (f"SELECT * REPLACE (CASE WHEN {ROW} IN (SELECT r FROM {dups}) THEN 'duplicate_row' "
+                      f"ELSE {REASON} END AS {REASON}) FROM ({select}) AS unmarked")
+            row = with_repeats(spec, row, flags, n_dup, dup_nulled)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {stage} AS {marked}")
+    return Streamed(row=row[:-1], unchanged=bool(sources) and row[-1] == 0 and row[1] == row[0]
+                    and not any(row[5:5 + len(flags)]))
+
+
+def stream_pass(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, key: Sequence[str],
+                 flags: Sequence[str], sources: Sequence[str]) -> tuple[tuple | None, list[int]]:
+    """The streaming pass of stream: (_stats_sql's aggregates + rows whose contract values differ
+    from `sources`, the ROWs of rows tying with their neighbour on the sort keys), or (None, []) when out of
+    order or, with a duplicate key lacking a sort key, when some usable rows repeat."""
+    keys = SORT_KEYS[spec.table]
+    cols = [*keys, ROW]
+    previous = [f"__previous_{i}" for i in range(len(cols))]
+    lags = ", ".join(f"lag({quote(c)}) OVER () AS {quote(p)}" for c, p in zip(cols, previous, strict=True))
+    null_key = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
+    tie = " AND ".join(f"{quote(c)} = {quote(p)}" for c, p in zip(keys, previous, strict=False))
+    changed = " OR ".join(f"{quote(name)} IS DISTINCT FROM {quote(SOURCE + name)}" for name in sources) or "false"
+    # rows with sort keys in customer order: a usable row starts a customer where the previous row has another
+    # one (or no sort keys); exact when every row with sort keys is usable, else counted again (_customers).
+    # count(DISTINCT) next to other aggregates would make DuckDB materialise every row.
+    aggregates, _ = _stats_sql(spec, flags, f"count(*) FILTER (WHERE {REASON} IS NULL AND (__previous_null "
+                                            f"IS NOT FALSE OR customer_id IS DISTINCT FROM {quote(previous[0])}))")
+    repeats = "0"  # repeats are neighbours tying on the sort keys when the duplicate key holds them
+    tied, before = f"list({ROW}) FILTER (WHERE {tie})", f"list({quote(previous[-1])}) FILTER (WHERE {tie})"
+    if not set(keys) <= set(key):  # else: any usable row may repeat any other; a hash per row tells if none does
+        some = " OR ".join(f"{quote(name)} IS NOT NULL" for name in key)
+        usable = f"{REASON} IS NULL AND ({some})"
+        tied = before = "CAST(NULL AS BIGINT[])"
+        repeats = (f"count(*) FILTER (WHERE {usable}) - "
+                   f"count(DISTINCT hash({', '.join(map(quote, key))})) FILTER (WHERE {usable})")
+    # only the columns the counts need go through the (single-threaded) windows
+    used = [*cols, "customer_id", TIME_COLUMN[spec.table], REASON, *(f"__nulled_{n}" for n in flags),
+            *(key if not set(keys) <= set(key) else ())]
+    needed = ", ".join(map(quote, dict.fromkeys(used)))
+    pass_table = f"__ingest_pass_{uuid.uuid4().hex[:12]}"
+    con.execute(f"""CREATE TEMP TABLE {pass_table} AS
+        SELECT {aggregates},
+               count(*) FILTER (WHERE {_after_previous(cols, previous)}) AS __inverted,
+               count(*) FILTER (WHERE __previous_null AND NOT __null) AS __to_keys,
+               count(*) FILTER (WHERE NOT __previous_null AND __null) AS __to_null, {repeats} AS __repeats,
+               {tied} AS __tied, {before} AS __before,
+               count(*) FILTER (WHERE __changed) AS __changed,
+               count(*) FILTER (WHERE NOT __null AND {REASON} IS NOT NULL) AS __unusable_with_keys
+        FROM (SELECT *, {lags}, ({null_key}) AS __null, lag({null_key}) OVER () AS __previous_null
+              FROM (SELECT {needed}, ({changed}) AS __changed FROM ({select}) AS parsed) AS narrow) AS scanned""")
+    try:
+        row = first_row(con, f"SELECT * EXCLUDE (__inverted, __to_keys, __to_null, __repeats, __tied, __before, "
+                             f"__unusable_with_keys) FROM {pass_table}")
+        inverted, to_keys, to_null, repeats, unusable = first_row(
+            con, f"SELECT __inverted, __to_keys, __to_null, __repeats, __unusable_with_keys FROM {pass_table}")
+        if inverted or (to_keys and to_null):  # out of order, or rows without sort keys amid the others
+            return None, []
+        if repeats:  # (or a hash collision) repeats anywhere: the general path finds them
+            return None, []
+        if unusable:  # a customer's usable rows may be split by unusable ones: count them exactly
+            row = (*row[:2], first_row(con, f"SELECT count(DISTINCT customer_id) FROM ({select}) AS parsed "
+                                            f"WHERE {REASON} IS NULL")[0], *row[3:])
+        if not set(keys) <= set(key):
+            return row, []
+        ties = [r for (r,) in con.execute(f"SELECT DISTINCT unnest(list_concat(coalesce(__tied, []), "
+                                          f"coalesce(__before, []))) FROM {pass_table}").fetchall()]
+        return row, ties
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {pass_table}")
+
+
+def tied_repeats(con: duckdb.DuckDBPyConnection, select: str, key: Sequence[str], ties: Sequence[int],
+                  dups: str, flags: Sequence[str]) -> tuple[int, list[int]]:
+    """Temp table `dups` (column r) of the usable tie rows repeating an earlier one on `key` (the first is kept);
+    their number and, per flag, how many of them had an optional value nulled."""
+    tied = f"__ingest_tied_{uuid.uuid4().hex[:12]}"
+    rows = f"__ingest_tierows_{uuid.uuid4().hex[:12]}"
+    con.execute(f"CREATE TEMP TABLE {tied} AS SELECT unnest(?::BIGINT[]) AS r", [list(ties)])
+    cols = ", ".join(map(quote, key))
+    some = " OR ".join(f"{quote(name)} IS NOT NULL" for name in key)
+    nulled = "".join(f", {quote('__nulled_' + n)}" for n in flags)
+    # a short IN list is tested on ROW before any value is parsed (a semi-join parses every row first)
+    among = (f"{ROW} IN ({', '.join(str(int(r)) for r in ties)})" if len(ties) <= TIE_LIST
+             else f"{ROW} IN (SELECT r FROM {tied})")
+    try:
+        con.execute(f"""CREATE TEMP TABLE {rows} AS SELECT {ROW}, {cols}{nulled} FROM ({select}) AS parsed
+            WHERE {among} AND {REASON} IS NULL AND ({some})""")
+        con.execute(f"""CREATE TEMP TABLE {dups} AS SELECT {ROW} AS r{nulled} FROM (
+            SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {ROW}) AS __n FROM {rows}) WHERE __n > 1""")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {tied}; DROP TABLE IF EXISTS {rows}")
+    counts = ", ".join(["count(*)", *(f"count(*) FILTER (WHERE {quote('__nulled_' + n)})" for n in flags)])
+    row = first_row(con, f"SELECT {counts} FROM {dups}")
+    return row[0], list(row[1:])
+
+
+def with_repeats(spec: TableSpec, row: tuple, flags: Sequence[str], n_dup: int, dup_nulled: Sequence[int]) -> tuple:
+    """_stats_sql's aggregates (+ trailing columns) with `n_dup` kept rows turned into duplicate_row (their
+    customers and times repeat kept rows', so only the counts move)."""
+    values = list(row)
+    values[1] -= n_dup
+    for i, count in enumerate(dup_nulled):
+        values[5 + i] -= count
+    reasons = [r for r in REASONS[spec.table] if r not in MALFORMED_REASONS]
+    values[5 + len(flags) + reasons.index("duplicate_row")] += n_dup
+    return tuple(values)
