@@ -141,3 +141,19 @@ def test_only_a_clean_contract_parquet_source_is_copied(tmp_path: Path, files_pa
     assert (kept["ts"] - pd.Timestamp("2024-01-01", tz="UTC")).dt.total_seconds().tolist() == [0, 1, 0]
     if copied:
         assert done["events"]["fingerprint"] == done["events"]["input_sha256"]
+
+
+def test_a_clean_source_privacy_filters_is_written_not_copied(tmp_path: Path, files_params: dict) -> None:
+    n = 3
+    pq.write_table(pa.table({"customer_id": ["c1", "c2", "c2"],
+                             "ts": pa.array([1_704_067_200_000_000 + s * 1_000_000 for s in range(n)],
+                                            pa.timestamp("us", tz="UTC")),
+                             "amount": [1.0, 2.0, 3.0], "order_id": ["o1", "o2", "o3"], "quantity": [1.0] * n,
+                             "channel": ["web"] * n, "category": ["x"] * n}, schema=contract.SCHEMAS["transactions"]),
+                   tmp_path / "tx.parquet")
+    (tmp_path / "cust.csv").write_text("customer_id,consent\nc1,yes\nc2,no\n", encoding="utf-8")
+    params = copy.deepcopy(files_params)
+    params["data"].update(transactions="tx.parquet", customers="cust.csv", consent_column="consent")
+    done = ingest.run(params, tmp_path)
+    assert done["transactions"]["path"] == "streamed"  # c2 did not consent: its rows are left out
+    assert pd.read_parquet(paths.rebase(paths.TRANSACTIONS, tmp_path))["customer_id"].tolist() == ["c1"]
