@@ -355,6 +355,7 @@ class ScoringSchema(Strict):
     default_action: DefaultActionSchema
     chunk_rows: PosInt
     workers: Annotated[int, Field(ge=0, description="an integer >= 0 (0 = one per core)")] = 1  # H3
+    workers_min_rows: Annotated[int, Field(ge=0, description="an integer >= 0")] = 0  # s17 H2: fewer rows: no workers
     interval_draws: Annotated[int, Field(ge=2, description="an integer >= 2")]
     interval_grid_days: Annotated[float, Field(gt=0, description="a number > 0")] = None  # not in conf/: 7 days
     sink: str | None

@@ -172,7 +172,7 @@ def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: 
     cfg, layout = context["cfg"], context["layout"]
     edges, parts = decile_edges(clv[layout.clv_column].to_numpy()), []
     jobs = chunk_jobs(source, wanted_columns(models, cfg, context["columns"]), clv, prior, cfg.chunk_rows)
-    workers = score_pool.worker_count(params or {}, -(-len(clv) // cfg.chunk_rows))
+    workers = score_pool.worker_count(params or {}, -(-len(clv) // cfg.chunk_rows), len(clv))
     scored = score_pool.scored(jobs, models, edges, context, params or {}, workers)
     for table, part in score_pool.write_behind(scored, sinks.write_checked):
         parts.append(part)

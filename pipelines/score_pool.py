@@ -31,9 +31,13 @@ from pipelines.sinks.writer import checked_table
 _STATE: dict[str, Any] = {}
 
 
-def worker_count(params: dict[str, Any], chunks: int) -> int:
-    """scoring.workers (default 1; 0 = one per core), never more than the chunks to score."""
-    wanted = int((params.get("scoring") or {}).get("workers", 1)) or (os.cpu_count() or 1)
+def worker_count(params: dict[str, Any], chunks: int, rows: int | None = None) -> int:
+    """scoring.workers (default 1; 0 = one per core), never more than the chunks to score; 1 for a batch of fewer
+    than scoring.workers_min_rows customers (spawning and compiling the trees costs each worker ~5 CPU s)."""
+    block = params.get("scoring") or {}
+    if rows is not None and rows < int(block.get("workers_min_rows") or 0):
+        return 1
+    wanted = int(block.get("workers", 1)) or (os.cpu_count() or 1)
     return max(1, min(wanted, chunks))
 
 

@@ -44,3 +44,13 @@ def test_a_failed_write_is_raised_before_the_next_write_starts() -> None:
     with pytest.raises(OSError, match="disk full"):
         list(write_behind(chunks(4, []), write))
     assert written == [0]
+
+
+def test_worker_count_keeps_small_batches_in_the_stage_process() -> None:
+    from pipelines.score_pool import worker_count
+
+    params = {"scoring": {"workers": 2, "workers_min_rows": 1000}}
+    assert worker_count(params, 4, 999) == 1
+    assert worker_count(params, 4, 1000) == 2
+    assert worker_count(params, 1, 5000) == 1  # never more workers than chunks
+    assert worker_count({"scoring": {"workers": 2}}, 6, 10) == 2  # no threshold set
