@@ -1,8 +1,9 @@
 """engine=duckdb: chunks of customers scored in worker processes (scoring.workers), handed back in input order.
 
-Opt-in (default 1 = no workers): each spawned worker pays ~5 s CPU of imports and its own tree compile and
-TreeSHAP caches. Measured at 1M customers (2 chunks of 500k, bench/README.md): CPU 109.5 -> 141.9 s and peak
-RSS of the process tree 2.97 -> 6.36 GiB, so 2 workers need smaller chunks to stay in memory.
+Default: 2 workers with 250k-row chunks for batches of at least scoring.workers_min_rows (2M) customers; smaller
+batches stay in the stage's process, because each spawned worker pays ~5 s CPU of imports and its own tree compile
+and TreeSHAP caches (1M, 4 chunks of 250k: CPU 102.8 -> 127.8 s, process tree 4.13 GiB). At 10M the process tree
+held 4.7 GiB (stage 2.4, each worker 1.1; bench/README.md "Score at 10M scale (session 17)").
 
 The churn reason codes (TreeSHAP per tree pattern) and the row assembly are single-threaded Python/numpy work;
 with one worker process per core the chunks are scored side by side while this process writes the sinks. Each
