@@ -255,8 +255,10 @@ def final_sql(cut: Cutoff, cfg: FeatureConfig) -> str:
 
 
 def customer_range(query: str, low: str | None, high: str | None) -> str:
-    """query (DuckDB dialect) with every per-customer table it reads cut to low <= customer_id < high (None: open)."""
-    bounds = [f"customer_id >= {literal(low)}"] if low is not None else []
+    """query (DuckDB dialect) with every per-customer table it reads cut to low <= customer_id < high (None: open;
+    a NULL customer_id belongs to the last range, as ORDER BY puts it last)."""
+    null_last = " OR customer_id IS NULL" if high is None else ""
+    bounds = [f"(customer_id >= {literal(low)}{null_last})"] if low is not None else []
     bounds += [f"customer_id < {literal(high)}"] if high is not None else []
     if not bounds:
         return query
