@@ -1,9 +1,10 @@
 """engine=duckdb: chunks of customers scored in worker processes (scoring.workers), handed back in input order.
 
-Default: 2 workers with 250k-row chunks for batches of at least scoring.workers_min_rows (2M) customers; smaller
-batches stay in the stage's process, because each spawned worker pays ~5 s CPU of imports and its own tree compile
-and TreeSHAP caches (1M, 4 chunks of 250k: CPU 102.8 -> 127.8 s, process tree 4.13 GiB). At 10M the process tree
-held 4.7 GiB (stage 2.4, each worker 1.1; bench/README.md "Score at 10M scale (session 17)").
+Opt-in (default 1 = no workers); with workers > 1, batches under scoring.workers_min_rows (2M) customers still
+stay in the stage's process, because each spawned worker pays ~5 s CPU of imports and its own tree compile and
+TreeSHAP caches (1M, 4 chunks of 250k: CPU 102.8 -> 127.8 s, process tree 4.13 GiB). At 10M, 2 workers x 250k
+rows: 967 CPU s and a 5.85 GiB process-tree peak (stage 3.50, workers 1.06 + 1.26), over the 5.5 GiB budget
+(bench/README.md "Score at 10M scale (session 17)").
 
 The churn reason codes (TreeSHAP per tree pattern) and the row assembly are single-threaded Python/numpy work;
 with one worker process per core the chunks are scored side by side while this process writes the sinks. Each
