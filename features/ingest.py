@@ -500,13 +500,20 @@ def _after_previous(keys: Sequence[str], previous: Sequence[str]) -> str:
     return f"({head} < {prev} OR ({head} = {prev} AND {_after_previous(keys[1:], previous[1:])}))"
 
 
-def _order_check(con: duckdb.DuckDBPyConnection, stage: str, keys: Sequence[str]) -> tuple[int, int]:
-    """Usable rows of `stage`, read in insertion order, that sort before the previous usable row on (keys, ROW);
-    and usable rows equal to the previous one on keys. One streaming pass (no sort)."""
+def _lagged(keys: Sequence[str]) -> tuple[list[str], list[str], str, str]:
+    """(keys + ROW, the names of their values on the previous row, the `lag() OVER ()` select list giving them, SQL
+    true when a row ties with the previous one on keys): the streaming neighbour tests' common parts."""
     cols = [*keys, ROW]
     previous = [f"__previous_{i}" for i in range(len(cols))]
     lags = ", ".join(f"lag({quote(c)}) OVER () AS {quote(p)}" for c, p in zip(cols, previous, strict=True))
     tie = " AND ".join(f"{quote(c)} = {quote(p)}" for c, p in zip(keys, previous, strict=False))
+    return cols, previous, lags, tie
+
+
+def _order_check(con: duckdb.DuckDBPyConnection, stage: str, keys: Sequence[str]) -> tuple[int, int]:
+    """Usable rows of `stage`, read in insertion order, that sort before the previous usable row on (keys, ROW);
+    and usable rows equal to the previous one on keys. One streaming pass (no sort)."""
+    cols, previous, lags, tie = _lagged(keys)
     return first_row(con, f"""
         SELECT count(*) FILTER (WHERE {_after_previous(cols, previous)}), count(*) FILTER (WHERE {tie})
         FROM (SELECT {', '.join(map(quote, cols))}, {lags} FROM {stage} WHERE {REASON} IS NULL)""")
@@ -517,12 +524,9 @@ def _mark_tied_duplicates(con: duckdb.DuckDBPyConnection, stage: str, key: Seque
     """_mark_duplicates when the usable rows are in order of `keys` (a part of `key`): repeats can only be
     among runs of rows tying with their neighbour on keys, so only those rows (by ROW) are compared."""
     ties = f"__ingest_ties_{uuid.uuid4().hex[:12]}"
-    cols = ", ".join(map(quote, keys))
-    lags = ", ".join(f"lag({quote(c)}) OVER () AS {quote('__previous_' + c)}" for c in keys)
-    tie = " AND ".join(f"{quote(c)} = {quote('__previous_' + c)}" for c in keys)
-    con.execute(f"""CREATE TEMP TABLE {ties} AS SELECT DISTINCT unnest([{ROW}, __previous_row]) AS r
-        FROM (SELECT {cols}, {ROW}, {lags}, lag({ROW}) OVER () AS __previous_row
-              FROM {stage} WHERE {REASON} IS NULL) WHERE {tie}""")
+    cols, previous, lags, tie = _lagged(keys)
+    con.execute(f"""CREATE TEMP TABLE {ties} AS SELECT DISTINCT unnest([{ROW}, {quote(previous[-1])}]) AS r
+        FROM (SELECT {', '.join(map(quote, cols))}, {lags} FROM {stage} WHERE {REASON} IS NULL) WHERE {tie}""")
     try:
         _mark_duplicates(con, stage, key, among=f"{ROW} IN (SELECT r FROM {ties})")
     finally:

@@ -24,6 +24,7 @@ from features.ingest import (
     Streamed,
     TableSpec,
     _after_previous,
+    _lagged,
     _stats_sql,
     first_row,
     quote,
@@ -64,11 +65,8 @@ def stream_pass(con: duckdb.DuckDBPyConnection, spec: TableSpec, select: str, ke
     from `sources`, the ROWs of rows tying with their neighbour on the sort keys), or (None, []) when out of
     order or, with a duplicate key lacking a sort key, when some usable rows repeat."""
     keys = SORT_KEYS[spec.table]
-    cols = [*keys, ROW]
-    previous = [f"__previous_{i}" for i in range(len(cols))]
-    lags = ", ".join(f"lag({quote(c)}) OVER () AS {quote(p)}" for c, p in zip(cols, previous, strict=True))
+    cols, previous, lags, tie = _lagged(keys)
     null_key = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
-    tie = " AND ".join(f"{quote(c)} = {quote(p)}" for c, p in zip(keys, previous, strict=False))
     changed = " OR ".join(f"{quote(name)} IS DISTINCT FROM {quote(SOURCE + name)}" for name in sources) or "false"
     # rows with sort keys in customer order: a usable row starts a customer where the previous row has another
     # one (or no sort keys); exact when every row with sort keys is usable, else counted again (_customers).
