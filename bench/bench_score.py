@@ -171,6 +171,7 @@ def step_clv(root: Path, n: int, seed: int, extra: list[str]) -> dict[str, Any]:
     from models.clv.uncertainty import draws_to_dict, laplace_draws
     from pipelines import paths
     from pipelines.io import write_json
+    from pipelines.runinfo import split_volatile
     from pipelines.train_churn import time_unit_days
     from pipelines.train_clv import ARTIFACT_FILES, ClvConfig
 
@@ -187,7 +188,7 @@ def step_clv(root: Path, n: int, seed: int, extra: list[str]) -> dict[str, Any]:
 
     folder = paths.rebase(ARTIFACT_FILES["production"], root).parent
     staging = modelset.stage(folder)  # with provenance.json, as train_clv commits its set (score verifies it)
-    write_json(model.to_dict(), staging / ARTIFACT_FILES["production"].name)
+    write_json(split_volatile(model.to_dict())[0], staging / ARTIFACT_FILES["production"].name)  # as train_clv
     write_json(draws_to_dict(draws), staging / ARTIFACT_FILES["production_draws"].name)
     modelset.commit(staging, folder, None)
     return {"fit_s": round(fit_s, 2), "model": model.model, "purchases": model.purchases.params,
