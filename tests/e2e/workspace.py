@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,8 +25,17 @@ def run(cmd: list[str] | str, cwd: Path, timeout: float = 900) -> subprocess.Com
     for key in [k for k in env if k.startswith("MLFLOW_")]:  # mlflow.set_*_uri in earlier tests export these
         env.pop(key)
     shell = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
-    done = subprocess.run(shell, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     shown = cmd if isinstance(cmd, str) else " ".join(cmd)
+    with subprocess.Popen(shell, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:  # own process group: a timeout stops the stages too
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise AssertionError(f"{shown} timed out after {timeout:.0f} s (process group killed):\n"
+                                 f"{out[-4000:]}\n{err[-4000:]}") from None
+    done = subprocess.CompletedProcess(shell, proc.returncode, out, err)
     assert done.returncode == 0, f"{shown} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return done
 
