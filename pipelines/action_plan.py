@@ -1,8 +1,9 @@
 """Action plan step of the score stage: scored customers -> outputs/action_plan.csv, warehouse table action_plan,
 reports/action_plan.json.
 
-The plan needs every customer at once (one budget), while scoring streams chunks: it runs after the batch is
-written, from outputs/customer_scores.parquet and the rule columns of the score features. Standalone:
+The plan weighs every customer against one budget, while scoring streams chunks: it runs after the batch is
+written, from outputs/customer_scores.parquet and the rule columns of the score features, read in chunks of which
+only the rows the plan can use are kept (bounded by the budget: models/scoring/plan.py). Standalone:
 `python -m pipelines.action_plan [hydra overrides]` (after `python -m pipelines.score`).
 """
 
@@ -10,25 +11,27 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from features import privacy
 from features.segments import SEGMENTS
 from models.scoring.config import ScoringConfig
-from models.scoring.plan import plan_actions, plan_table, summarise
+from models.scoring.plan import plan_actions, plan_table, reduce_chunks, summarise
 from models.scoring.schema import Column, ScoreLayout
 from pipelines.catalog import Catalog, dataset
 from pipelines.config import load_params
 from pipelines.runinfo import write_report
 
 TABLE = "action_plan"
+READ_ROWS = 65_536  # customers per chunk read for the plan (its memory; the plan itself is bounded by the budget)
 SCORE_COLUMNS = ["customer_id", "churn_probability", "clv", "clv_decile", "churn_risk_band", "rfm_segment"]
 
 
@@ -78,47 +81,83 @@ def attach(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(extra, on="customer_id", how="left", validate="one_to_one")
 
 
-def decisions(scores_path: Path, features_path: Path, cfg: ScoringConfig,
-              pseudonymise: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f) -> pd.DataFrame:
-    """Per customer: churn probability, CLV, decile, band and segment keys, and the rule columns of the features
-    (their customer_id pseudonymised like the scores' when scoring.pseudonymise_ids is on)."""
+class _Rows:
+    """Batches re-cut to any number of rows, in order (the feature rows beside each chunk of scores)."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> None:
+        self.batches, self.schema, self.pending, self.size = batches, schema, [], 0
+
+    def take(self, n: int) -> pa.Table:
+        """The next n rows (fewer at the end)."""
+        while self.size < n and (batch := next(self.batches, None)) is not None:
+            self.pending.append(batch)
+            self.size += batch.num_rows
+        table = pa.Table.from_batches(self.pending, schema=self.schema)
+        rest = table.slice(n)
+        self.pending, self.size = rest.to_batches(), rest.num_rows
+        return table.slice(0, n)
+
+
+def decision_chunks(scores_path: Path, features_path: Path, cfg: ScoringConfig,
+                    pseudonymise: Callable[[pd.DataFrame], pd.DataFrame] = lambda f: f,
+                    rows: int = READ_ROWS) -> Iterator[pd.DataFrame]:
+    """Per chunk of customers with a CLV: churn probability, CLV, decile, band and segment keys, and the rule
+    columns of the features (their customer_id pseudonymised like the scores' when scoring.pseudonymise_ids is on),
+    joined by position while the ids line up chunk by chunk, else by customer_id on the whole feature table."""
     if not scores_path.exists():
         raise FileNotFoundError(f"{scores_path}: missing; run the score stage first (dvc repro score)")
-    frame = pq.read_table(scores_path, columns=SCORE_COLUMNS).to_pandas()
     band_names = {lab: b.name for b in cfg.risk_bands for lab in (b.name, *b.labels.values())}
-    frame["churn_risk_band"] = slugs(frame["churn_risk_band"], band_names, f"{scores_path} churn_risk_band")
     segment_names = {lab: names[0] for names in SEGMENTS.values() for lab in names}
-    frame["rfm_segment"] = slugs(frame["rfm_segment"], segment_names, f"{scores_path} rfm_segment")
-    wanted = sorted((cfg.rule_columns() | {"tenure_days"}) - set(frame.columns))
+    wanted = sorted((cfg.rule_columns() | {"tenure_days"}) - set(SCORE_COLUMNS))
     features = ds.dataset(features_path, format="parquet")  # one file, or engine=spark's folder of parts
     present = [c for c in wanted if c in features.schema.names]
-    if present:
-        extra = features.to_table(columns=["customer_id", *present]).to_pandas()
-        extra = pseudonymise(extra.assign(customer_id=extra["customer_id"].astype(str)))
-        frame = attach(frame, extra)
-    return frame
+    columns = ["customer_id", *present]
+    schema = pa.schema([features.schema.field(c) for c in columns])
+    beside = _Rows(iter(features.to_batches(columns=columns, batch_size=rows)), schema)
+    whole = None
+    for batch in pq.ParquetFile(scores_path).iter_batches(batch_size=rows, columns=SCORE_COLUMNS):
+        frame = batch.to_pandas()
+        frame["churn_risk_band"] = slugs(frame["churn_risk_band"], band_names, f"{scores_path} churn_risk_band")
+        frame["rfm_segment"] = slugs(frame["rfm_segment"], segment_names, f"{scores_path} rfm_segment")
+        if present:
+            if whole is None:
+                extra = beside.take(len(frame)).to_pandas()
+                extra = pseudonymise(extra.assign(customer_id=extra["customer_id"].astype(str)))
+                same = len(extra) == len(frame) and bool(
+                    np.asarray(frame["customer_id"].array == extra["customer_id"].array, dtype=bool).all())
+                if same:
+                    frame = attach(frame, extra)
+                else:  # rows not in the same order: the whole feature table, joined on customer_id
+                    whole = features.to_table(columns=columns).to_pandas()
+                    whole = pseudonymise(whole.assign(customer_id=whole["customer_id"].astype(str)))
+            if whole is not None:
+                frame = frame.merge(whole, on="customer_id", how="left", validate="one_to_one")
+        yield frame[frame["clv"].notna()].reset_index(drop=True)
 
 
 def build(params: dict[str, Any], root: Path | None, save_rates: Mapping[str, float] | None = None,
           features: Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The plan rows (plan_columns order) and the summary for reports/action_plan.json."""
+    """The plan rows (plan_columns order) and the summary for reports/action_plan.json. The batch is read in chunks
+    and only the rows the plan can use are kept (models/scoring/plan.py reduce_chunks): bounded by the budget."""
     cfg = ScoringConfig.from_params(params.get("scoring") or {})
     locale = params["features"].get("segment_locale", "en")
     cat = Catalog.from_params(params, root)
-    frame = decisions(cat.path("scores"), features or cat.path("features_score"), cfg, privacy.pseudonymiser(params))
-    as_of = pd.to_datetime(pq.read_table(cat.path("scores"), columns=["as_of"]).column(0)[0].as_py()).date() \
-        if len(frame) else None
+    chunks = decision_chunks(cat.path("scores"), features or cat.path("features_score"), cfg,
+                             privacy.pseudonymiser(params))
+    frame, totals = reduce_chunks(chunks, cfg, save_rates)
+    scores = pq.ParquetFile(cat.path("scores"))
+    as_of = pd.to_datetime(scores.read_row_group(0, columns=["as_of"]).column(0)[0].as_py()).date() \
+        if scores.metadata.num_rows else None
     layout = ScoreLayout(int(params["windows"]["horizon_days"]), int((params.get("clv") or {}).get("horizon_months",
                                                                                                     12)))
     columns = [c.name for c in plan_columns()]
-    if not frame["clv"].notna().any():  # no amounts: no CLV, no value at risk, nothing to weigh cost against
+    if not totals["customers"]:  # no amounts: no CLV, no value at risk, nothing to weigh cost against
         return pd.DataFrame({c: [] for c in columns}), {"as_of": str(as_of), "available": False,
                                                          "note": "the data has no amounts: no CLV, no action plan"}
-    frame = frame[frame["clv"].notna()].reset_index(drop=True)
     plan = plan_actions(frame, cfg, save_rates)
     table = plan_table(frame, plan, cfg, locale, save_rates)
     summary = {"as_of": str(as_of), "available": True, "save_rates_measured": sorted(save_rates or {}),
-               **summarise(frame, table, plan, cfg)}
+               **summarise(frame, table, plan, cfg, totals=totals)}
     rows = table.assign(as_of=as_of, **layout.setting_values())[columns]
     return rows, summary
 

@@ -19,6 +19,7 @@ to a hidden temporary folder and renamed into place.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,6 +43,8 @@ from pipelines.sinks.writer import checked_table
 ORDER = ("_file", "_row")  # input file and row position: the order of the local outputs
 QUANTILE_ERROR = 1e-3  # relative rank error of the approximate quantiles that bracket each edge's order statistic
 BRACKET_ROWS = 20_000  # at most about this many values per bracketed rank are collected
+ROW_GROUP_BYTES = 8 * 2**20  # row groups of scores_parts (Spark: 128 MB by default): what the driver reads at once
+PART_NAME = re.compile(r"part-(\d+)(?:-.*?-c(\d+))?[.-]")
 
 
 def spark_type(kind: str) -> Any:
@@ -268,8 +271,24 @@ def spark_summary(scores: Any, layout: ScoreLayout, as_of: Any) -> pd.DataFrame:
 
 
 def parts_in_order(folder: Path) -> list[Path]:
-    """Spark's Parquet part files of a folder in partition order (their names carry the partition number)."""
-    return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.suffix == ".parquet")
+    """Spark's Parquet part files of a folder in partition order: part-<partition>-<job>-c<file>.<codec>.parquet,
+    by (partition, file) as numbers (not by name, nor by size as Spark's own reader packs them)."""
+    def key(path: Path) -> tuple[int, int, str]:
+        found = PART_NAME.match(path.name)
+        return (int(found[1]), int(found[2] or 0), path.name) if found else (-1, -1, path.name)
+
+    parts = [p for p in folder.iterdir() if p.name.startswith("part-") and p.suffix == ".parquet"]
+    unnamed = [p.name for p in parts if not PART_NAME.match(p.name)]
+    if unnamed:
+        raise ValueError(f"{folder}: part file {unnamed[0]!r} does not carry a partition number")
+    return sorted(parts, key=key)
+
+
+def row_groups(part: Path, rows: int) -> Any:
+    """The record batches of one Parquet part, one row group at a time, each at most `rows` rows."""
+    source = pq.ParquetFile(part)
+    for group in range(source.num_row_groups):
+        yield from source.read_row_group(group).to_batches(max_chunksize=rows)
 
 
 def stream_local(outputs: Path, parquet_dir: Path, context: dict[str, Any], summary: pd.DataFrame,
@@ -282,7 +301,7 @@ def stream_local(outputs: Path, parquet_dir: Path, context: dict[str, Any], summ
     progress = Progress("score (local outputs)", rows, "customers")
     with ScoreSinks(outputs, layout, as_of, cfg.sink, extra_tables=extra_tables) as sinks:
         for part in parts_in_order(parquet_dir):
-            for batch in pq.ParquetFile(part).iter_batches(batch_size=cfg.chunk_rows):
+            for batch in row_groups(part, cfg.chunk_rows):
                 sinks.write_files_table(pa.Table.from_batches([batch]), scored_at)
                 progress.update(batch.num_rows)
         written = sinks.finish(summary, extra=extra)
@@ -327,11 +346,39 @@ def score_parts(spark: Any, source: str, models: ScoringModels, context: dict[st
     return as_of, rows_in
 
 
+def bounded_row_groups(spark: Any, write: Any) -> Any:
+    """Run write() with Parquet row groups of at most ROW_GROUP_BYTES (the session's setting restored after)."""
+    key = "parquet.block.size"  # session settings reach the Hadoop configuration of Spark's file writers
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, str(ROW_GROUP_BYTES))
+    try:
+        return write()
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
+def in_part_order(scores: Any) -> Any:
+    """The written customer_scores parts read back in part order (Spark's reader packs files by size: when that
+    breaks the order, sorted by part file and row)."""
+    from pyspark.sql import functions as F
+
+    frame = scores.select("*", F.col("_metadata.file_name").alias(ORDER[0]),
+                          F.col("_metadata.row_index").alias(ORDER[1]))
+    if not in_input_order(frame):
+        frame = frame.orderBy(*ORDER)
+    return frame.drop(*ORDER)
+
+
 def write_csv_parts(scores: Any, layout: ScoreLayout, location: str) -> None:
-    """CRM-format CSV parts (each with the header) rendered on the executors, written by Spark's text writer."""
+    """CRM-format CSV parts (each with the header) rendered on the executors, written by Spark's text writer, rows
+    in the order of the Parquet parts."""
     from pyspark.sql import types as T
 
-    lines = scores.mapInArrow(csv_renderer(layout), T.StructType([T.StructField("value", T.StringType())]))
+    lines = in_part_order(scores).mapInArrow(csv_renderer(layout),
+                                                       T.StructType([T.StructField("value", T.StringType())]))
     if is_uri(location):
         lines.write.mode("overwrite").text(location)
     else:
@@ -348,7 +395,7 @@ def score(params: dict[str, Any], root: Path, source: Path, models: ScoringModel
     spark, layout = cat.spark(), context["layout"]
     settings = clv_settings(params, context["cfg"], layout)
     as_of, rows_in = score_parts(spark, str(source), models, context, settings,
-                                 lambda scored: cat.write("scores_parts", scored))
+                                 lambda scored: bounded_row_groups(spark, lambda: cat.write("scores_parts", scored)))
     written_scores = check_rows(spark, cat.location("scores_parts"), rows_in)
     summary = spark_summary(written_scores, layout, as_of)
     write_csv_parts(written_scores, layout, cat.location("scores_csv_parts"))

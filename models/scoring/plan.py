@@ -25,11 +25,21 @@ bound and gap against brute force on small cases.
 Customers meeting `must_act` are served first (largest value at risk first): each gets its best eligible action with
 a save rate > 0, whatever its value, while the budget and capacities allow; the rest is optimised as above on what
 remains (the bound is then the forced customers' value plus the bound of the remaining problem).
+
+Bounded input. With a budget, at most N = floor(budget / cheapest positive cost) customers (plus the capacities of
+free actions) can be planned, so the plan only looks at the candidates (`candidates`): per action the N customers
+with the highest value, and per saving action the N must-act customers with the highest value at risk. The forced
+customers are exactly those of the whole batch (a must-act customer served with action a has fewer than N eligible
+customers for a ahead of it, else one of them was skipped because a did not fit, or N + 1 were served). An optimum
+lies within the candidates (a planned customer outside them can hand its action to one of the N better, unplanned
+ones), so the bound certifies the plan against the whole batch too. Keeping the candidates of each chunk and of the
+candidates kept so far gives the same candidates as the whole batch: the plan's input is bounded by N, not by the
+customers. Without a budget (or with a free action of unlimited capacity) N is unbounded and every row is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,9 +216,92 @@ def dual_bound(values: np.ndarray, costs: np.ndarray, budget: float, capacity: n
     return dual(mu, lam)
 
 
+def saving_actions(cfg: ScoringConfig, save_rates: Mapping[str, float] | None = None) -> np.ndarray:
+    """Per action: can it ever be planned (a save rate > 0, configured or measured)?"""
+    rates = {r.name: r.save_rate for r in cfg.actions} | {k: float(v) for k, v in (save_rates or {}).items()}
+    return np.array([r.save_rate > 0 or rates.get(r.name, 0.0) > 0 for r in cfg.actions], dtype=bool)
+
+
+def plan_limit(cfg: ScoringConfig, save_rates: Mapping[str, float] | None = None, budget: float | None = None
+               ) -> float:
+    """The most customers any plan can serve: budget / the cheapest positive cost of an action that can be planned,
+    plus the capacities of such actions that cost nothing; inf without a budget or with a free unlimited action."""
+    budget = cfg.budget if budget is None else budget
+    can = saving_actions(cfg, save_rates)
+    costs = np.array([r.cost for r in cfg.actions], dtype=float)[can]
+    caps = np.array([np.inf if r.capacity is None else r.capacity for r in cfg.actions], dtype=float)[can]
+    if budget is None or not can.any():
+        return np.inf if budget is None and can.any() else 0.0
+    paid = costs > 0
+    limit = float(caps[~paid].sum())
+    if paid.any():
+        limit += np.floor(max(float(budget), 0.0) / float(costs[paid].min()) + EPS)
+    return limit
+
+
+def _top(key: np.ndarray, keep: np.ndarray, limit: float) -> np.ndarray:
+    """Rows among `keep` with the `limit` largest keys (ties: the earlier row first), as a mask."""
+    rows = np.flatnonzero(keep)
+    if rows.size > limit:
+        rows = rows[np.argsort(-key[rows], kind="stable")[: int(limit)]]
+    out = np.zeros(key.size, dtype=bool)
+    out[rows] = True
+    return out
+
+
+def candidates(values: np.ndarray, at_risk: np.ndarray, must: np.ndarray, saving: np.ndarray,
+               limit: float) -> np.ndarray:
+    """The rows the plan looks at (module docstring): per action the `limit` highest positive values, per saving
+    action the `limit` must-act rows eligible for it with the highest value at risk (NaN last)."""
+    n = values.shape[0]
+    if n <= limit:
+        return np.ones(n, dtype=bool)
+    keep = np.zeros(n, dtype=bool)
+    risk = np.where(np.isnan(at_risk), -np.inf, at_risk)
+    for a in range(values.shape[1]):
+        keep |= _top(values[:, a], values[:, a] > 0, limit)
+        if saving[a] and must.any():
+            keep |= _top(risk, must & np.isfinite(values[:, a]), limit)
+    return keep
+
+
+def decision_values(decisions: pd.DataFrame, cfg: ScoringConfig, save_rates: Mapping[str, float] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values with -inf where not eligible, value at risk, must-act mask) of decision rows."""
+    values, eligible = expected_values(decisions, cfg.actions, save_rates)
+    values = np.where(eligible & np.isfinite(values), values, -np.inf)
+    at_risk = decisions["churn_probability"].to_numpy(dtype=float) * decisions[value_column(decisions)].to_numpy(
+        dtype=float, na_value=np.nan)
+    must = rule_mask(decisions, ActionRule("must_act", cfg.must_act, {})) if cfg.must_act and len(decisions) \
+        else np.zeros(len(decisions), dtype=bool)
+    return values, at_risk, must
+
+
+def plan_rows(decisions: pd.DataFrame, cfg: ScoringConfig, save_rates: Mapping[str, float] | None = None,
+              budget: float | None = None) -> np.ndarray:
+    """Mask of the candidate rows of a batch or chunk (module docstring: the plan's input is bounded)."""
+    values, at_risk, must = decision_values(decisions, cfg, save_rates)
+    return candidates(values, at_risk, must, saving_actions(cfg, save_rates), plan_limit(cfg, save_rates, budget))
+
+
 def plan_actions(decisions: pd.DataFrame, cfg: ScoringConfig, save_rates: Mapping[str, float] | None = None,
                  budget: float | None = None) -> Plan:
-    """The plan for a batch (rows: churn_probability, CLV, the rule columns); budget defaults to scoring.budget."""
+    """The plan for a batch (rows: churn_probability, CLV, the rule columns); budget defaults to scoring.budget.
+    Only the candidate rows are planned (module docstring); the others get no action."""
+    values, at_risk, must = decision_values(decisions, cfg, save_rates)
+    keep = candidates(values, at_risk, must, saving_actions(cfg, save_rates), plan_limit(cfg, save_rates, budget))
+    if keep.all():
+        return _plan_all(decisions, cfg, save_rates, budget)
+    part = _plan_all(decisions[keep].reset_index(drop=True), cfg, save_rates, budget)
+    rows = np.flatnonzero(keep)
+    choice, forced = np.full(len(keep), NONE), np.zeros(len(keep), dtype=bool)
+    choice[rows], forced[rows] = part.choice, part.forced
+    return Plan(choice, part.value, part.spent, part.upper_bound, part.budget, forced, must)
+
+
+def _plan_all(decisions: pd.DataFrame, cfg: ScoringConfig, save_rates: Mapping[str, float] | None = None,
+              budget: float | None = None) -> Plan:
+    """The plan over every row of decisions (no candidate selection)."""
     rules = cfg.actions
     budget = cfg.budget if budget is None else budget
     b = np.inf if budget is None else float(budget)
@@ -292,10 +385,41 @@ def plan_table(decisions: pd.DataFrame, plan: Plan, cfg: ScoringConfig, locale: 
     return table
 
 
+def high_risk_top_decile(decisions: pd.DataFrame, high_risk: str = "high") -> np.ndarray:
+    """Rows in the high risk band and the top CLV decile (the must-act target the summary counts)."""
+    return ((decisions["churn_risk_band"] == high_risk) & (decisions["clv_decile"] == 10)).to_numpy(
+        dtype=bool, na_value=False)
+
+
+def batch_totals(decisions: pd.DataFrame, must: np.ndarray, high_risk: str = "high") -> dict[str, float]:
+    """The whole-batch counts the summary reports, of one batch or chunk (they add up over chunks)."""
+    at_risk = decisions["churn_probability"].to_numpy(dtype=float) * decisions[value_column(decisions)].to_numpy(
+        dtype=float, na_value=np.nan)
+    return {"customers": len(decisions), "revenue_at_risk_total": float(np.nansum(at_risk)),
+            "high_risk_top_decile": int(high_risk_top_decile(decisions, high_risk).sum()), "must_act": int(must.sum())}
+
+
+def reduce_chunks(chunks: Iterable[pd.DataFrame], cfg: ScoringConfig, save_rates: Mapping[str, float] | None = None,
+                  top: int | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """(the candidate rows and the top at-risk rows of every chunk, in batch order; the batch totals): what
+    plan_actions and summarise need, held for at most plan_limit rows per action plus one chunk."""
+    saving, limit, top = saving_actions(cfg, save_rates), plan_limit(cfg, save_rates), top or cfg.plan_top
+    kept, totals = None, {"customers": 0, "revenue_at_risk_total": 0.0, "high_risk_top_decile": 0, "must_act": 0}
+    for chunk in chunks:
+        frame = chunk if kept is None else pd.concat([kept, chunk], ignore_index=True)
+        values, at_risk, must = decision_values(frame, cfg, save_rates)
+        totals = {k: v + batch_totals(chunk, must[len(frame) - len(chunk):])[k] for k, v in totals.items()}
+        keep = candidates(values, at_risk, must, saving, limit)
+        keep |= _top(np.nan_to_num(at_risk, nan=-np.inf), np.ones(len(frame), dtype=bool), top)
+        kept = frame[keep].reset_index(drop=True)
+    return (kept if kept is not None else pd.DataFrame()), totals
+
+
 def summarise(decisions: pd.DataFrame, table: pd.DataFrame, plan: Plan, cfg: ScoringConfig, top: int | None = None,
-              high_risk: str = "high") -> dict:
+              high_risk: str = "high", totals: Mapping[str, float] | None = None) -> dict:
     """Per action: customers, cost, expected saved revenue, expected value, value at risk; totals; the top at-risk
-    valuable customers with their planned action; the must-act target (high risk in the top CLV decile)."""
+    valuable customers with their planned action; the must-act target (high risk in the top CLV decile). totals
+    (reduce_chunks) give the whole batch's counts when decisions holds only its candidate rows."""
     per = table.groupby("action", sort=False).agg(
         customers=("customer_id", "size"), cost=("cost", "sum"),
         expected_saved_revenue=("expected_saved_revenue", "sum"), expected_value=("expected_value", "sum"),
@@ -319,19 +443,19 @@ def summarise(decisions: pd.DataFrame, table: pd.DataFrame, plan: Plan, cfg: Sco
     top_rows = [{"customer_id": ids[i], "churn_probability": float(decisions["churn_probability"].iloc[i]),
                  "clv": float(decisions[value_column(decisions)].iloc[i]), "value_at_risk": float(at_risk[i]),
                  "action": planned.get(ids[i], "none"), "expected_value": float(ev.get(ids[i], 0.0))} for i in order]
-    target = ((decisions["churn_risk_band"] == high_risk) & (decisions["clv_decile"] == 10)).to_numpy(dtype=bool,
-                                                                                                      na_value=False)
+    target = high_risk_top_decile(decisions, high_risk)
     saving = {r.name for r in cfg.actions if r.save_rate > 0}
-    treated = np.array([planned.get(i) in saving for i in ids[target]], dtype=bool)
+    treated = int(np.array([planned.get(i) in saving for i in ids[target]], dtype=bool).sum())
+    whole = dict(totals or batch_totals(decisions, plan.must, high_risk))
     return {
-        "budget": plan.budget, "spent": plan.spent, "customers": int(len(decisions)), "planned": int(len(table)),
+        "budget": plan.budget, "spent": plan.spent, "customers": int(whole["customers"]), "planned": int(len(table)),
         "expected_value": plan.value, "upper_bound": plan.upper_bound, "gap": plan.gap,
         "expected_saved_revenue": float(table["expected_saved_revenue"].sum()),
-        "revenue_at_risk_total": float(np.nansum(at_risk)),
+        "revenue_at_risk_total": float(whole["revenue_at_risk_total"]),
         "revenue_at_risk_covered": float(table["value_at_risk"].sum()),
         "per_action": actions,
-        "high_risk_top_decile": {"customers": int(target.sum()), "with_saving_action": int(treated.sum()),
-                                 "without": int((~treated).sum())},
-        "must_act": {"customers": int(plan.must.sum()), "served": int(plan.forced.sum())},
+        "high_risk_top_decile": {"customers": int(whole["high_risk_top_decile"]), "with_saving_action": treated,
+                                 "without": int(whole["high_risk_top_decile"]) - treated},
+        "must_act": {"customers": int(whole["must_act"]), "served": int(plan.forced.sum())},
         "top_at_risk": top_rows,
     }

@@ -116,3 +116,31 @@ def test_decile_edges_from_spark_order_statistics_equal_numpy(scored) -> None:
     frame = spark.createDataFrame(pd.DataFrame({"clv": values}))
     assert np.array_equal(score_spark.spark_decile_edges(frame, "clv", len(values)),
                           np.quantile(values, np.arange(1, 10) / 10.0))
+
+
+def test_parts_are_read_in_partition_order_one_bounded_row_group_at_a_time(scored, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    spark = scored["spark"]
+    names = ["part-00010-ab-c000.snappy.parquet", "part-00009-ab-c001.snappy.parquet",
+             "part-00009-ab-c000.snappy.parquet", "_SUCCESS"]
+    for name in names:
+        (tmp_path / name).touch()
+    assert [p.name for p in score_spark.parts_in_order(tmp_path)] == [names[2], names[1], names[0]]
+    monkeypatch.setattr(score_spark, "ROW_GROUP_BYTES", 4096)
+    small = spark.createDataFrame(pd.DataFrame({"i": np.arange(3000), "pad": ["x" * 20] * 3000})).coalesce(1)
+    score_spark.bounded_row_groups(spark, lambda: small.write.parquet(str(tmp_path / "rg")))
+    assert spark.conf.get("parquet.block.size", None) is None  # the session's setting is restored
+    part = score_spark.parts_in_order(tmp_path / "rg")[0]
+    assert pq.ParquetFile(part).num_row_groups > 1
+    batches = list(score_spark.row_groups(part, 100))
+    assert max(b.num_rows for b in batches) <= 100
+    assert pa.Table.from_batches(batches).column("i").to_pylist() == list(range(3000))
+
+
+def test_csv_parts_follow_the_part_order_when_spark_packs_files_by_size(scored, tmp_path: Path) -> None:
+    spark = scored["spark"]
+    small, large = pd.DataFrame({"i": [0, 1]}), pd.DataFrame({"i": np.arange(2, 5000)})
+    pq.write_table(pa.Table.from_pandas(small, preserve_index=False), tmp_path / "part-00000-ab-c000.snappy.parquet")
+    pq.write_table(pa.Table.from_pandas(large, preserve_index=False), tmp_path / "part-00001-ab-c000.snappy.parquet")
+    ordered = score_spark.in_part_order(spark.read.parquet(str(tmp_path)))
+    assert [r["i"] for r in ordered.collect()] == list(range(5000))
