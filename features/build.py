@@ -222,10 +222,10 @@ def _labels_sql(cut: Cutoff, cfg: FeatureConfig) -> str:
                                        "label_end_day": _day_number(cut.label_end), "weekly": cfg.freq == "W"})
 
 
-def _materialise_steps(runner: Runner, cut: Cutoff, cfg: FeatureConfig) -> None:
-    """Run each per-cutoff step query into a temp table, in order (a step may read the ones before it)."""
+def step_queries(runner: Runner, cut: Cutoff, cfg: FeatureConfig) -> dict[str, str]:
+    """The per-cutoff step queries by temp table name, in run order (a step may read the ones before it)."""
     day = {"cutoff_day": _day_number(cut.cutoff)}
-    steps = {
+    return {
         "_rfm": rfm_sql(runner, cut.cutoff, cfg),
         "_orders": render(sql_text("orders").format(trend_columns=_trend_columns(cfg)), day),
         "_scores": render(sql_text("scores")),  # reads _orders and _rfm, so after them
@@ -234,17 +234,34 @@ def _materialise_steps(runner: Runner, cut: Cutoff, cfg: FeatureConfig) -> None:
         "_events": _events_sql(cfg, day["cutoff_day"]),
         "_labels": _labels_sql(cut, cfg),
     }
-    for table, query in steps.items():
-        runner.materialise(table, query)
 
 
-def prepare_steps(engine: Any, cut: Cutoff, cfg: FeatureConfig) -> Runner:
-    """The step tables of cut (and the `_segments` / `_profile` views) that final_sql reads, on engine's runner."""
+@cache
+def population_columns() -> dict[str, tuple[str, ...]]:
+    """Step table -> the columns scores.sql reads from it (its population-wide ranks need them for every customer)."""
+    tree = sqlglot.parse_one(sql_text("scores"), read="duckdb")
+    tables = {t.alias_or_name: t.name for t in tree.find_all(exp.Table)}
+    used: dict[str, set[str]] = {name: {"customer_id"} for name in tables.values()}
+    for column in tree.find_all(exp.Column):
+        if column.table in tables:
+            used[tables[column.table]].add(column.name)
+    return {name: tuple(sorted(cols)) for name, cols in used.items()}
+
+
+def prepare_inputs(engine: Any, cfg: FeatureConfig) -> Runner:
+    """engine's runner with the inputs (build.ensure_inputs) and the `_segments` / `_profile` views final_sql reads."""
     runner = ensure_inputs(engine)
     runner.register("_segments", pa.Table.from_pandas(segment_table(cfg.segment_locale), preserve_index=False))
     runner.view("_profile", "SELECT customer_id, signup_ts, region, gender, age_band, acquisition_channel "
                             "FROM customers")
-    _materialise_steps(runner, cut, cfg)
+    return runner
+
+
+def prepare_steps(engine: Any, cut: Cutoff, cfg: FeatureConfig) -> Runner:
+    """The step tables of cut (and the `_segments` / `_profile` views) that final_sql reads, on engine's runner."""
+    runner = prepare_inputs(engine, cfg)
+    for table, query in step_queries(runner, cut, cfg).items():
+        runner.materialise(table, query)
     return runner
 
 
@@ -254,18 +271,24 @@ def final_sql(cut: Cutoff, cfg: FeatureConfig) -> str:
     return render(_final_sql(cfg), params)
 
 
-def customer_range(query: str, low: str | None, high: str | None) -> str:
-    """query (DuckDB dialect) with every per-customer table it reads cut to low <= customer_id < high (None: open;
-    a NULL customer_id belongs to the last range, as ORDER BY puts it last)."""
+def range_filter(low: str | None, high: str | None) -> str | None:
+    """The SQL condition low <= customer_id < high (None: open; a NULL customer_id belongs to the last range, as
+    ORDER BY puts it last), or None when both ends are open."""
     null_last = " OR customer_id IS NULL" if high is None else ""
     bounds = [f"(customer_id >= {literal(low)}{null_last})"] if low is not None else []
     bounds += [f"customer_id < {literal(high)}"] if high is not None else []
-    if not bounds:
+    return " AND ".join(bounds) or None
+
+
+def customer_range(query: str, low: str | None, high: str | None) -> str:
+    """query (DuckDB dialect) with every per-customer table it reads cut to low <= customer_id < high (range_filter)."""
+    condition = range_filter(low, high)
+    if condition is None:
         return query
 
     def cut_table(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and node.name in CUSTOMER_TABLES:
-            return sqlglot.parse_one(f"(SELECT * FROM {node.name} WHERE {' AND '.join(bounds)}) AS "
+            return sqlglot.parse_one(f"(SELECT * FROM {node.name} WHERE {condition}) AS "
                                      f"{node.alias or node.name}", read="duckdb")
         return node
 

@@ -6,6 +6,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from functools import reduce
 from pathlib import Path
@@ -16,13 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.build import (
-    STEP_TABLES,
     FeatureConfig,
     build_features,
     customer_range,
     drop_steps,
     final_sql,
-    prepare_steps,
+    population_columns,
+    prepare_inputs,
+    range_filter,
+    step_queries,
 )
 from features.engine import DuckRunner, Runner, SparkRunner, runner_for
 from features.ingest import literal
@@ -36,7 +40,7 @@ from pipelines.progress import Progress
 from pipelines.runinfo import write_report
 
 INPUTS = ("transactions", "events", "customers")
-RANGE_CUSTOMERS = 1_000_000  # customers per range of the sorted single-cutoff write (bounds its memory)
+RANGE_CUSTOMERS = 1_000_000  # customers per range of the single-cutoff build (bounds its memory)
 ROW_GROUP = 122_880  # rows per Parquet row group, DuckDB's own size (readers stream the file by row group)
 
 
@@ -90,14 +94,12 @@ def resolve_as_of(windows: dict[str, Any], last_day: date) -> date:
 
 
 def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureConfig, cat: Catalog,
-               name: str) -> list[dict]:
+               name: str, per_range: int = RANGE_CUSTOMERS) -> list[dict]:
     """Build every cutoff of one role with DuckDB and write them, stacked, to one Parquet file at name."""
     target = cat.path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if len(cuts) == 1:  # one cutoff (score role): written sorted straight to the target, no stacking pass
-        prepare_steps(con, cuts[0], cfg)
-        write_sorted(con, final_sql(cuts[0], cfg), target, cluster=STEP_TABLES)
-        drop_steps(con)
+    if len(cuts) == 1:  # one cutoff (score role): built by customer range, written sorted straight to the target
+        write_ranged(con, cuts[0], cfg, target, per_range)
         return [cutoff_stats(con, target, cuts[0])]
     stats = []
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=owner_tag(".features-")) as tmp:
@@ -114,15 +116,53 @@ def write_role(con: duckdb.DuckDBPyConnection, cuts: list[Cutoff], cfg: FeatureC
 
 
 def range_bounds(con: duckdb.DuckDBPyConnection, per_range: int) -> list[str | None]:
-    """Customer-id bounds cutting the population (_orders) into ranges of about per_range customers (None: open)."""
-    customers = con.execute("SELECT COUNT(*) FROM _orders").fetchall()[0][0]
-    ranges = -(-customers // per_range)
+    """Customer-id bounds cutting the customers of `transactions` into ranges of about per_range (None: open)."""
+    customers = con.execute("SELECT approx_count_distinct(customer_id) FROM transactions").fetchall()[0][0]
+    ranges = max(1, round(customers / per_range))
     if ranges <= 1:
         return [None, None]
-    sample = "(SELECT customer_id FROM _orders USING SAMPLE reservoir(100000 ROWS) REPEATABLE (7))"
+    sample = "(SELECT customer_id FROM transactions USING SAMPLE reservoir(100000 ROWS) REPEATABLE (7))"
     levels = ", ".join(repr(i / ranges) for i in range(1, ranges))
     cuts = con.execute(f"SELECT quantile_disc(customer_id, [{levels}]) FROM {sample}").fetchall()[0][0]
-    return [None, *sorted(set(cuts)), None]
+    return [None, *sorted(set(cuts) - {None}), None]
+
+
+@contextmanager
+def ranged_inputs(con: duckdb.DuckDBPyConnection) -> Iterator[Callable[[str | None, str | None], None]]:
+    """While open, the input views (INPUTS) show one customer-id range, chosen by the yielded function (low, high);
+    the whole views come back on exit. The interim files are sorted by customer_id, so a range skips the other
+    ranges' Parquet row groups by their min/max statistics."""
+    for name in INPUTS:
+        con.execute(f"ALTER VIEW {name} RENAME TO _all_{name}")
+
+    def select(low: str | None, high: str | None) -> None:
+        condition = range_filter(low, high)
+        for name in INPUTS:
+            where = f" WHERE {condition}" if condition else ""
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM _all_{name}{where}")
+
+    try:
+        select(None, None)
+        yield select
+    finally:
+        for name in INPUTS:
+            con.execute(f"DROP VIEW IF EXISTS {name}")
+            con.execute(f"ALTER VIEW _all_{name} RENAME TO {name}")
+
+
+def population_scores(runner: DuckRunner, queries: dict[str, str], ranges: list[tuple[str | None, str | None]],
+                      select: Callable[[str | None, str | None], None]) -> None:
+    """Temp table _scores for every customer: its ranks are over the whole population, so the few columns scores.sql
+    reads from _orders and _rfm (build.population_columns) are gathered range by range first."""
+    for i, (low, high) in enumerate(ranges):
+        select(low, high)
+        for table, columns in population_columns().items():
+            narrow = f"SELECT {', '.join(columns)} FROM ({queries[table]})"
+            if i:
+                runner.con.execute(f"INSERT INTO {table} {narrow}")
+            else:
+                runner.materialise(table, narrow)
+    runner.materialise("_scores", queries["_scores"])
 
 
 def _file_schema(con: duckdb.DuckDBPyConnection, query: str, tmp: Path) -> pa.Schema:
@@ -136,25 +176,40 @@ def _file_schema(con: duckdb.DuckDBPyConnection, query: str, tmp: Path) -> pa.Sc
         probe.unlink(missing_ok=True)
 
 
-def write_sorted(con: duckdb.DuckDBPyConnection, query: str, target: Path, per_range: int = RANGE_CUSTOMERS,
-                 cluster: tuple[str, ...] = ()) -> None:
-    """query's rows ordered by customer_id to one Parquet file, one customer-id range at a time.
+def write_ranged(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig, target: Path,
+                 per_range: int = RANGE_CUSTOMERS) -> None:
+    """The features at cut, ordered by customer_id, to one Parquet file, built one customer-id range at a time.
 
-    Each range joins and sorts only its customers (the joins' hash tables and the sort of a 91-column table
-    over every customer do not fit a modest engine.memory_limit at 10M); pyarrow appends the ranges in order.
-    With several ranges, the tables in cluster are first stored in customer_id order, so that each range's scan
-    skips the row groups of the other ranges instead of reading every table once per range.
+    Each range's step tables come from its own customers' input rows and its final join is sorted alone, so
+    memory holds one range (10M customers do not fit a modest engine.memory_limit at once); pyarrow appends the
+    ranges in order. Only _scores (population ranks) is built for every customer, from narrow tables.
     """
-    with atomic_path(target) as tmp:
-        schema = _file_schema(con, query, tmp)
-        bounds = range_bounds(con, per_range)
-        for table in cluster if len(bounds) > 2 else ():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table} ORDER BY customer_id")
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for low, high in zip(bounds, bounds[1:], strict=False):
-                ordered = con.sql(f"{customer_range(query, low, high)} ORDER BY customer_id")
-                for batch in ordered.to_arrow_reader(ROW_GROUP):
+    runner = prepare_inputs(con, cfg)
+    queries = step_queries(runner, cut, cfg)  # rfm's period slots start at the first purchase of every customer
+    final = final_sql(cut, cfg)
+    bounds = range_bounds(con, per_range)
+    ranges = list(zip(bounds, bounds[1:], strict=False))
+    with ranged_inputs(con) as select, atomic_path(target) as tmp:
+        if len(ranges) > 1:
+            population_scores(runner, queries, ranges, select)
+            del queries["_scores"]
+        writer = None
+        try:
+            for low, high in ranges:
+                select(low, high)
+                for table, query in queries.items():
+                    runner.materialise(table, query)
+                if writer is None:
+                    schema = _file_schema(con, final, tmp)
+                    writer = pq.ParquetWriter(tmp, schema)
+                # every step table but the population-wide _scores holds this range only, and the final's inner
+                # joins keep the rows of _orders: no range filter needed (one costs 2x the final's CPU)
+                for batch in con.sql(f"{final} ORDER BY customer_id").to_arrow_reader(ROW_GROUP):
                     writer.write_batch(batch.cast(schema), row_group_size=ROW_GROUP)
+        finally:
+            if writer is not None:
+                writer.close()
+    drop_steps(con)
 
 
 def write_role_spark(runner: SparkRunner, cuts: list[Cutoff], cfg: FeatureConfig, cat: Catalog,

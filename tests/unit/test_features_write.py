@@ -1,4 +1,4 @@
-"""The score role's sorted write in customer-id ranges: same file as one sorted DuckDB write, ranges cut right."""
+"""The score role built and written in customer-id ranges: same file as one sorted DuckDB write, ranges cut right."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from features.build import STEP_TABLES, FeatureConfig, customer_range, drop_steps, final_sql, prepare_steps
+from features.build import FeatureConfig, build_features, customer_range, drop_steps, population_columns
 from features.timeline import Cutoff
-from pipelines.features import range_bounds, sql_path, write_sorted
+from pipelines.features import range_bounds, sql_path, write_ranged
 from tests.conftest import event_frame, tx_frame
 
 CUT = Cutoff("score", date(2024, 3, 31), None)
@@ -46,31 +46,34 @@ def test_customer_range_cuts_every_customer_table_and_leaves_the_rest() -> None:
     assert sorted(r[0] for r in con.execute(customer_range(query, None, "b'c")).fetchall()) == ["a", "b"]  # quoted
 
 
-def test_range_bounds_split_the_population_in_order() -> None:
+def test_range_bounds_split_the_customers_in_order() -> None:
     con = _connection()
-    prepare_steps(con, CUT, FeatureConfig())
-    assert range_bounds(con, 11) == [None, None]  # one range: no cut
-    bounds = range_bounds(con, 4)
+    assert range_bounds(con, 100) == [None, None]  # one range: no cut
+    bounds = range_bounds(con, 4)  # 12 customers with transactions: 3 ranges
     inner = bounds[1:-1]
     assert bounds[0] is None and bounds[-1] is None and inner == sorted(set(inner)) and len(inner) == 2
-    population = [r[0] for r in con.execute("SELECT customer_id FROM _orders ORDER BY 1").fetchall()]
-    assert population == [f"k{i:02d}" for i in range(1, 12)]  # z99 buys after the cutoff
-    assert all(b in population for b in inner)
+    assert all(b in [f"k{i:02d}" for i in range(1, 12)] + ["z99"] for b in inner)
 
 
-def test_ranged_write_equals_one_sorted_duckdb_write(tmp_path: Path) -> None:
+def test_population_columns_are_the_ones_scores_sql_ranks_on() -> None:
+    assert population_columns() == {"_orders": ("customer_id", "last_purchase_date", "revenue_net_total"),
+                                    "_rfm": ("customer_id", "frequency")}
+
+
+def test_ranged_build_equals_one_sorted_duckdb_write(tmp_path: Path) -> None:
     con = _connection()
     cfg = FeatureConfig()
-    prepare_steps(con, CUT, cfg)
-    query = final_sql(CUT, cfg)
     one = tmp_path / "one.parquet"
-    con.execute(f"COPY ({query} ORDER BY customer_id) TO {sql_path(one)} (FORMAT parquet)")
-    for per_range in (3, 100):
+    con.execute(f"COPY ({build_features(con, CUT, cfg).sql_query()} ORDER BY customer_id) TO {sql_path(one)} "
+                "(FORMAT parquet)")
+    drop_steps(con)
+    for per_range in (3, 100):  # 3: four ranges, each built from its own customers' rows; ranks still global
         ranged = tmp_path / f"ranged-{per_range}.parquet"
-        write_sorted(con, query, ranged, per_range=per_range, cluster=STEP_TABLES)  # 3: step tables re-sorted
+        write_ranged(con, CUT, cfg, ranged, per_range=per_range)
         expected, got = pq.read_table(one), pq.read_table(ranged)
         assert got.schema.equals(expected.schema)  # names, types and NOT NULL columns as DuckDB writes them
         assert got.equals(expected), per_range
         assert got.num_rows == 11 and got["customer_id"].to_pylist() == sorted(got["customer_id"].to_pylist())
+        assert set(got["rfm_r"].to_pylist()) == {1, 2, 3, 4, 5}  # ranked over all 11, not within a range
+        assert con.execute("SELECT COUNT(*) FROM transactions").fetchall() == [(len(TX),)]  # whole views back
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.parquet", "ranged-100.parquet", "ranged-3.parquet"]
-    drop_steps(con)
