@@ -356,6 +356,8 @@ class ScoringSchema(Strict):
     chunk_rows: PosInt
     workers: Annotated[int, Field(ge=0, description="an integer >= 0 (0 = one per core)")] = 1  # H3
     workers_min_rows: Annotated[int, Field(ge=0, description="an integer >= 0")] = 0  # s17 H2: fewer rows: no workers
+    threads: Annotated[int, Field(ge=0, description="an integer >= 0 (0 = one per core)")] = 1  # s18 H2
+    threads_min_rows: Annotated[int, Field(ge=0, description="an integer >= 0")] = 0  # s18 H2: fewer rows: 1 thread
     interval_draws: Annotated[int, Field(ge=2, description="an integer >= 2")]
     interval_grid_days: Annotated[float, Field(gt=0, description="a number > 0")] = None  # not in conf/: 7 days
     sink: str | None

@@ -165,15 +165,17 @@ def chunk_jobs(source: Path, wanted: list[str], clv: pd.DataFrame, prior: np.nda
 def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: np.ndarray | None,
                  context: dict[str, Any], sinks: Any, progress: Progress,
                  params: dict[str, Any] | None = None) -> list[pd.DataFrame]:
-    """Stream the feature table in chunks: churn with reasons, assemble (in scoring.workers processes), write in
-    order on a writer thread (chunk k is written while chunk k+1 is scored); returns the summary parts."""
+    """Stream the feature table in chunks: churn with reasons, assemble (on scoring.threads threads, or in
+    scoring.workers processes), write in order on a writer thread (chunk k is written while chunk k+1 is scored);
+    returns the summary parts."""
     from pipelines import score_pool
 
     cfg, layout = context["cfg"], context["layout"]
     edges, parts = decile_edges(clv[layout.clv_column].to_numpy()), []
     jobs = chunk_jobs(source, wanted_columns(models, cfg, context["columns"]), clv, prior, cfg.chunk_rows)
     workers = score_pool.worker_count(params or {}, -(-len(clv) // cfg.chunk_rows), len(clv))
-    scored = score_pool.scored(jobs, models, edges, context, params or {}, workers)
+    threads = score_pool.thread_count(params or {}, len(clv)) if workers <= 1 else 1
+    scored = score_pool.scored(jobs, models, edges, context, params or {}, workers, threads)
     for table, part in score_pool.write_behind(scored, sinks.write_checked):
         parts.append(part)
         progress.update(table.num_rows)

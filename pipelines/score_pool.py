@@ -43,6 +43,35 @@ def worker_count(params: dict[str, Any], chunks: int, rows: int | None = None) -
     return max(1, min(wanted, chunks))
 
 
+def thread_count(params: dict[str, Any], rows: int) -> int:
+    """scoring.threads (0 = one per core) scoring parts of a chunk side by side in this process; 1 for a batch of
+    fewer than scoring.threads_min_rows customers or with worker processes (scoring.workers > 1)."""
+    block = params.get("scoring") or {}
+    if rows < int(block.get("threads_min_rows") or 0):
+        return 1
+    return max(1, int(block.get("threads", 1)) or (os.cpu_count() or 1))
+
+
+def split_jobs(jobs: Iterable[tuple], parts: int) -> Iterator[tuple]:
+    """Each (batch, CLV rows, prior) job as `parts` consecutive jobs of (nearly) equal rows, in order."""
+    for batch, clv, prior in jobs:
+        step = max(1, -(-batch.num_rows // parts))
+        for start in range(0, max(batch.num_rows, 1), step):
+            stop = start + step
+            yield batch.slice(start, step), clv.iloc[start:stop], None if prior is None else prior[start:stop]
+
+
+def _in_order(pool: Any, jobs: Iterable[tuple], depth: int) -> Iterator[Any]:
+    """score_job of every job on the pool, at most `depth` in flight, results in job order."""
+    pending: deque[Future] = deque()
+    for job in jobs:
+        pending.append(pool.submit(score_job, job))
+        if len(pending) >= depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def _init(models: Any, edges: np.ndarray, context: dict[str, Any], params: dict[str, Any]) -> None:
     """Worker set-up: what every chunk needs (the pseudonymiser is rebuilt here: closures do not pickle)."""
     _STATE.update(models=models, edges=edges, context={**context, "pseudonymise": privacy.pseudonymiser(params)})
@@ -59,25 +88,25 @@ def score_job(job: tuple[pa.RecordBatch, pd.DataFrame, np.ndarray | None]) -> tu
 
 
 def scored(jobs: Iterable[tuple], models: Any, edges: np.ndarray, context: dict[str, Any], params: dict[str, Any],
-           workers: int) -> Iterator[tuple[pa.Table, pd.DataFrame]]:
-    """(table, summary sums) per job, in job order; in this process when workers == 1."""
+           workers: int, threads: int = 1) -> Iterator[tuple[pa.Table, pd.DataFrame]]:
+    """(table, summary sums) per job, in job order; in this process when workers == 1, each job split into
+    `threads` parts scored on that many threads (numpy and LightGBM release the GIL; TreeSHAP caches per thread)."""
     if workers <= 1:
         _STATE.update(models=models, edges=edges, context=context)
         try:
-            yield from map(score_job, jobs)
+            if threads <= 1:
+                yield from map(score_job, jobs)
+                return
+            models.churn.trees()  # compile the trees once, before the threads share them
+            with ThreadPoolExecutor(threads, thread_name_prefix="score-chunk") as pool:
+                yield from _in_order(pool, split_jobs(jobs, threads), threads)
         finally:
             _STATE.clear()
         return
     state = {k: v for k, v in context.items() if k != "pseudonymise"}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
                              initargs=(models, edges, state, params)) as pool:
-        pending: deque[Future] = deque()
-        for job in jobs:
-            pending.append(pool.submit(score_job, job))
-            if len(pending) > workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield from _in_order(pool, jobs, workers + 1)
 
 
 def write_behind(chunks: Iterable[tuple[pa.Table, Any]], write: Callable[[pa.Table], None]

@@ -15,7 +15,8 @@ the cost follows the number of distinct patterns per tree instead of the number 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -29,6 +30,9 @@ INTEGER_RANGE = 4096  # whole-number columns spanning fewer values are binned th
 BLOCK_ROWS = 32_768  # rows binned and keyed together (each tree's work stays in the CPU cache)
 QUIET = 2  # blocks without a new key after which a tree's cache is trusted (checked only through NaN in the sums)
 THREADED_ROWS = 20_000  # representative rows from which one pred_contrib call uses every core
+# LightGBM's predict sets the booster's iteration range in the booster itself (InitPredict): two threads asking
+# for different trees at once can get each other's tree. Calls for one tree at a time go through this lock.
+PREDICT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -178,11 +182,38 @@ def _plan(t: int, tree: Tree, slots: dict[int, int], bins: list[Bins]) -> Plan:
 
 @dataclass
 class Forest:
-    """The booster's trees with the bins of every feature they split on and each tree's key plan."""
+    """The booster's trees with the bins of every feature they split on and each tree's key plan.
+
+    `plans` hold the value caches; a call that finds them in use by another thread (scoring threads) takes a
+    spare set of plans with caches of its own, so no cache is shared between threads. Cached values depend only on
+    the tree and the key, so every set gives the same bits."""
 
     trees: list[Tree]
     bins: list[Bins]
     plans: list[Plan]
+    _free: list[list[Plan]] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._free.append(self.plans)
+
+    def take_plans(self) -> list[Plan]:
+        """A set of plans no other call is using (`plans` when free, else a spare, else a fresh copy)."""
+        with self._lock:
+            if self._free:
+                return self._free.pop(0)
+        return [replace(p, values=None, known=None, bias=None, quiet=0) for p in self.plans]
+
+    def give_back(self, plans: list[Plan]) -> None:
+        """Return a set of plans (with the values it cached) for the next call."""
+        with self._lock:
+            self._free.insert(0 if plans is self.plans else len(self._free), plans)
+
+    def __getstate__(self) -> dict:  # a lock does not pickle (worker processes): spares are not sent
+        return {"trees": self.trees, "bins": self.bins, "plans": self.plans}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["trees"], state["bins"], state["plans"])
 
     def __len__(self) -> int:
         return len(self.trees)
@@ -234,8 +265,9 @@ def _keys(plan: Plan, codes: list[np.ndarray], n: int) -> np.ndarray:
 def _contrib(booster: lgb.Booster, rows: np.ndarray, t: int, width: int) -> np.ndarray:
     """pred_contrib of tree t alone on some rows: (rows, width)."""
     threads = 1 if len(rows) < THREADED_ROWS else 0  # thread start-up dominates small calls
-    out = booster.predict(np.ascontiguousarray(rows), pred_contrib=True, start_iteration=t, num_iteration=1,
-                          num_threads=threads)
+    rows = np.ascontiguousarray(rows)
+    with PREDICT_LOCK:
+        out = booster.predict(rows, pred_contrib=True, start_iteration=t, num_iteration=1, num_threads=threads)
     return np.asarray(out).reshape(len(rows), width)
 
 
@@ -245,9 +277,12 @@ def _cached(booster: lgb.Booster, plan: Plan, key: np.ndarray, x: np.ndarray) ->
     if plan.values is None:
         plan.values = np.full((len(plan.features), plan.keys), np.nan)
         plan.known = np.zeros(plan.keys, dtype=bool)
-    fresh = np.bincount(key, minlength=plan.keys).astype(bool) & ~plan.known
-    plan.quiet = 0 if fresh.any() else plan.quiet + 1
-    if fresh.any():
+    fresh = np.zeros(plan.keys, dtype=bool)
+    fresh[key] = True  # a scatter releases the GIL (bincount holds it: scoring threads)
+    fresh &= ~plan.known
+    found = bool(fresh.any())
+    plan.quiet = 0 if found else plan.quiet + 1
+    if found:
         rows = np.flatnonzero(fresh[key])
         new, first = np.unique(key[rows], return_index=True)
         contrib = _contrib(booster, x[rows[first]], plan.tree, width)
@@ -273,12 +308,12 @@ def _grouped(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _add_trees(booster: lgb.Booster, forest: Forest, x: np.ndarray, codes: list[np.ndarray], out: np.ndarray,
+def _add_trees(booster: lgb.Booster, plans: list[Plan], x: np.ndarray, codes: list[np.ndarray], out: np.ndarray,
                trusting: bool) -> bool:
     """Add every tree's contributions for a block of rows to out (width, rows), tree after tree; False when a
     trusted cache (a tree that found no new key in QUIET blocks, not checked) met an unknown key (NaN)."""
     width, trusted = x.shape[1] + 1, False
-    for plan in forest.plans:
+    for plan in plans:
         key = _keys(plan, codes, len(x))
         if plan.keys and plan.keys * len(plan.features) <= CACHED_CELLS:
             if trusting and plan.quiet >= QUIET and plan.bias is not None:
@@ -297,23 +332,28 @@ def _add_trees(booster: lgb.Booster, forest: Forest, x: np.ndarray, codes: list[
     return not (trusted and np.isnan(out).any())
 
 
-def _block(booster: lgb.Booster, forest: Forest, x: np.ndarray, out: np.ndarray) -> None:
+def _block(booster: lgb.Booster, forest: Forest, plans: list[Plan], x: np.ndarray, out: np.ndarray) -> None:
     """Add every tree's contributions for a block of rows to out; the rows a trusted cache missed (NaN) again,
     with every cache checked (a row's values do not depend on the other rows)."""
     codes = [b.codes(x[:, b.feature]) for b in forest.bins]
-    if not _add_trees(booster, forest, x, codes, out, trusting=True):
+    if not _add_trees(booster, plans, x, codes, out, trusting=True):
         missed = np.flatnonzero(np.isnan(out).any(axis=0))
         again = np.zeros((out.shape[0], missed.size))
-        _add_trees(booster, forest, x[missed], [c[missed] for c in codes], again, trusting=False)
+        _add_trees(booster, plans, x[missed], [c[missed] for c in codes], again, trusting=False)
         out[:, missed] = again
 
 
 def tree_contributions(booster: lgb.Booster, x: np.ndarray, trees: Forest | None = None) -> np.ndarray:
-    """booster.predict(x, pred_contrib=True) for a binary model on a float matrix (category codes)."""
+    """booster.predict(x, pred_contrib=True) for a binary model on a float matrix (category codes); safe to call
+    from several threads on one forest (each call caches in a set of plans of its own)."""
     forest = trees if trees is not None else compile_trees(booster)
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros((x.shape[1] + 1, x.shape[0]))
-    for start in range(0, x.shape[0], BLOCK_ROWS):
-        rows = slice(start, start + BLOCK_ROWS)
-        _block(booster, forest, x[rows], out[:, rows])
+    plans = forest.take_plans()
+    try:
+        for start in range(0, x.shape[0], BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            _block(booster, forest, plans, x[rows], out[:, rows])
+    finally:
+        forest.give_back(plans)
     return out.T

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import lightgbm as lgb
@@ -92,3 +93,46 @@ def test_cache_blocks_and_renumbering_equal_pred_contrib(monkeypatch: pytest.Mon
     renumbered = compile_trees(booster)
     assert any(plan.keys == 0 for plan in renumbered.plans)
     np.testing.assert_allclose(tree_contributions(booster, _matrix(score), renumbered), expected, rtol=0, atol=1e-10)
+
+
+def test_threads_sharing_a_forest_cache_in_plans_of_their_own_and_give_the_same_bits() -> None:
+    """Two threads on one forest: each call takes a free set of plans (a spare when one is busy); the sums equal
+    one thread's bit for bit and the forest keeps `plans` plus one spare for the next calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frame, y = _data(1500, seed=8)
+    booster = lgb.train({"objective": "binary", "num_leaves": 7, "min_child_samples": 5, "verbosity": -1},
+                        lgb.Dataset(frame, y), num_boost_round=10)
+    parts = [_matrix(_data(400, seed=s)[0]) for s in (21, 22, 23, 24)]
+    serial = [tree_contributions(booster, x, compile_trees(booster)) for x in parts]
+    forest, started = compile_trees(booster), threading.Barrier(2)
+
+    def call(x: np.ndarray) -> np.ndarray:
+        plans = forest.take_plans()  # hold a set while the other thread takes one: two sets in use at once
+        started.wait(timeout=10)
+        forest.give_back(plans)
+        return tree_contributions(booster, x, forest)
+
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(call, parts))
+    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded, strict=True))
+    assert len(forest._free) == 2 and forest._free[0] is forest.plans
+    spare = forest._free[1]
+    assert spare is not forest.plans and all(p.values is None or p.values is not q.values
+                                             for p, q in zip(spare, forest.plans, strict=True))
+
+
+def test_one_tree_pred_contrib_from_two_threads_gets_its_own_tree() -> None:
+    """LightGBM keeps the asked iteration range in the booster: without treeshap's lock, threads asking for
+    different trees at once got another tree's values (18 of 2,000 calls here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frame, y = _data(1000, seed=3)
+    booster = lgb.train({"objective": "binary", "num_leaves": 7, "verbosity": -1}, lgb.Dataset(frame, y),
+                        num_boost_round=40)
+    rows = _matrix(frame.iloc[:50])
+    expected = {t: treeshap._contrib(booster, rows, t, rows.shape[1] + 1) for t in range(40)}
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(25):
+            got = pool.map(lambda t: (t, treeshap._contrib(booster, rows, t, rows.shape[1] + 1)), range(40))
+            assert all(np.array_equal(v, expected[t]) for t, v in got)

@@ -54,3 +54,21 @@ def test_worker_count_keeps_small_batches_in_the_stage_process() -> None:
     assert worker_count(params, 4, 1000) == 2
     assert worker_count(params, 1, 5000) == 1  # never more workers than chunks
     assert worker_count({"scoring": {"workers": 2}}, 6, 10) == 2  # no threshold set
+
+
+def test_thread_count_and_split_jobs_keep_rows_in_order() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.score_pool import split_jobs, thread_count
+
+    params = {"scoring": {"threads": 2, "threads_min_rows": 1000}}
+    assert thread_count(params, 999) == 1
+    assert thread_count(params, 1000) == 2
+    assert thread_count({"scoring": {"threads": 0}}, 10) >= 1  # one per core
+    batch = pa.record_batch({"i": list(range(5))})
+    clv, prior = pd.DataFrame({"v": np.arange(5) * 10}), np.arange(5) * 100
+    parts = list(split_jobs([(batch, clv, prior), (batch.slice(0, 0), clv.iloc[:0], None)], 2))
+    assert [p[0]["i"].to_pylist() for p in parts] == [[0, 1, 2], [3, 4], []]
+    assert [p[1]["v"].tolist() for p in parts[:2]] == [[0, 10, 20], [30, 40]]
+    assert [p[2].tolist() for p in parts[:2]] == [[0, 100, 200], [300, 400]] and parts[2][2] is None
