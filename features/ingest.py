@@ -26,6 +26,7 @@ from features.errors import DataError
 ROW = "__ingest_row"
 REASON = "__ingest_reason"
 TIE_LIST = 1000  # up to this many rows tying on the sort keys are fetched again by an IN list of row numbers
+TIE_RANGES = 8  # Parquet: rows tying on the sort keys are fetched again from at most this many ROW ranges
 SOURCE = "__source_"  # prefix of the source value of a contract column (stage_select(originals=True))
 REJECT_COLUMNS = ("reason", "source_file", "source_row", "raw_line")
 REJECTED_SCHEMA = pa.schema([("reason", pa.string()), ("source_file", pa.string()),
@@ -82,6 +83,7 @@ class TableSpec:
     decimal: str = "."  # decimal mark of numbers read from text (data.decimal)
     thousands: str | None = None  # thousands separator of numbers read from text (data.thousands)
     max_reject_share: float | None = None  # larger shares of unusable rows stop the ingest
+    row_groups: tuple[int, ...] = ()  # first ROW of each Parquet row group: ranges a pass may check apart
 
 
 @dataclass(frozen=True)

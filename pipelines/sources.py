@@ -194,6 +194,17 @@ def read_parquet(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> duckd
     return relation
 
 
+def row_group_starts(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, ...]:
+    """The ROW (1-based row number) of each row group's first row in a Parquet file, from its footer."""
+    sizes = con.execute("SELECT row_group_num_rows FROM (SELECT DISTINCT row_group_id, row_group_num_rows "
+                        "FROM parquet_metadata(?)) ORDER BY row_group_id", [path.as_posix()]).fetchall()
+    starts, first = [], 1
+    for (size,) in sizes:
+        starts.append(first)
+        first += size
+    return tuple(starts)
+
+
 def unreadable_page(name: str, err: BaseException) -> DataError:
     """The one-line error for a Parquet data page DuckDB cannot decode."""
     return DataError(name, None, "a readable Parquet file", f"a data page cannot be read: {_first_line(err)}")
@@ -293,7 +304,8 @@ def read_files(con: duckdb.DuckDBPyConnection, data: Mapping[str, Any], root: Pa
                          date_format=_formats(data.get("date_format")),
                          timezone=str(data.get("timezone") or "UTC"),
                          duplicate_key=duplicate_key(table, data.get("duplicate_key")),
-                         keep_extra=table == "customers")
+                         keep_extra=table == "customers",
+                         row_groups=row_group_starts(con, path) if lowered.endswith(PARQUET_SUFFIXES) else ())
         if lowered.endswith(PARQUET_SUFFIXES) and not spec.keep_extra:
             decode_unchecked(con, path, name, [c for c in found if c not in set(columns.values())])
         loaded.tables[table] = Source(spec, relation, malformed, path)

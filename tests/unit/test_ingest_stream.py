@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features import contract
+from features import contract, ingest_stream
 from features.ingest import TableSpec, check_table, map_columns
 from pipelines import ingest, paths, sources
 from tests.conftest import compose_params
@@ -157,3 +157,53 @@ def test_a_clean_source_privacy_filters_is_written_not_copied(tmp_path: Path, fi
     done = ingest.run(params, tmp_path)
     assert done["transactions"]["path"] == "streamed"  # c2 did not consent: its rows are left out
     assert pd.read_parquet(paths.rebase(paths.TRANSACTIONS, tmp_path))["customer_id"].tolist() == ["c1"]
+
+
+def _ranged(con: duckdb.DuckDBPyConnection, path: Path, groups: bool) -> tuple[str, list, list, dict]:
+    """check_table on an events Parquet file, its row groups checked as separate ranges or not."""
+    relation = sources.read_parquet(con, path, path.name)
+    spec = TableSpec(table="events", file=path.name, columns={n: n for n in contract.SCHEMAS["events"].names},
+                     row_groups=sources.row_group_starts(con, path) if groups else ())
+    done = check_table(con, relation, spec)
+    kept = done.kept.project("customer_id, epoch(ts), event_type, session_id").fetchall()
+    return done.path, kept, [(r[-4], r[-2]) for r in done.rejected.fetchall()], done.stats
+
+
+@pytest.mark.parametrize(("case", "customers", "seconds", "taken"), [
+    # row groups of two rows: (1, 2) (3, 4) (5, 6); the boundaries lie between rows 2|3 and 4|5
+    ("customer across a boundary", ["a", "b", "b", "c", "c", "c"], [0, 0, 1, 0, 1, 2], "streamed"),
+    ("repeat across a boundary", ["a", "b", "b", "c", "d", "e"], [0, 0, 0, 0, 0, 0], "streamed"),
+    ("tie at every boundary", ["a", "a", "a", "a", "a", "a"], [0, 1, 1, 2, 2, 3], "streamed"),
+    ("inverted at a boundary", ["a", "c", "b", "c", "d", "e"], [0, 0, 0, 0, 0, 0], "staged"),
+    ("time inverted at a boundary", ["a", "b", "b", "b", "b", "c"], [0, 0, 1, 2, 1, 0], "staged"),
+    ("no customer before a boundary", ["a", None, "b", "c", "d", "e"], [0, 0, 0, 0, 0, 0], "staged"),
+    ("no customer after the last boundary", ["a", "b", "c", "d", None, None], [0, 0, 0, 0, 0, 0], "streamed"),
+])
+def test_row_groups_checked_as_ranges_agree_with_one_pass_and_the_staged_path(
+        tmp_path: Path, case: str, customers: list, seconds: list, taken: str) -> None:
+    table = _events(customers, ["page_view"] * 6, seconds)
+    if case == "repeat across a boundary":  # rows 2 and 3 the same event: row 3 is the repeat
+        table = table.set_column(4, "session_id", pa.array(["s0", "s", "s", "s3", "s4", "s5"]))
+    path = tmp_path / "ev.parquet"
+    pq.write_table(table, path, row_group_size=2)
+    with sources.connect("1GB") as con:
+        con.execute("SET threads = 3")  # three ranges
+        assert sources.row_group_starts(con, path) == (1, 3, 5)
+        ranged, single = _ranged(con, path, True), _ranged(con, path, False)
+    con = duckdb.connect()  # in_clause optimizer on: the general (staged) path
+    try:
+        staged = _ranged(con, path, True)
+    finally:
+        con.close()
+    assert (ranged[0], single[0], staged[0]) == (taken, taken, "staged")
+    assert ranged[1:] == single[1:] == staged[1:]
+    expected = {"customer across a boundary": 3, "repeat across a boundary": 5, "tie at every boundary": 1}
+    assert ranged[3]["customers"] == expected.get(case, len({c for c in customers if c}))
+    if case == "repeat across a boundary":
+        assert ranged[2] == [("duplicate_row", 3)] and ranged[3]["rows_kept"] == 5
+
+
+def test_clusters_split_row_numbers_at_the_widest_gaps() -> None:
+    assert ingest_stream.clusters([5, 6, 100, 101, 3000, 3001, 50_000], 3) == [(5, 101), (3000, 3001),
+                                                                             (50_000, 50_000)]
+    assert ingest_stream.clusters([3, 1, 2], 8) == [(1, 1), (2, 2), (3, 3)]
