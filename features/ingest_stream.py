@@ -38,8 +38,9 @@ def stream(con: duckdb.DuckDBPyConnection, stage: str, select: str, key: Sequenc
            flags: Sequence[str], sources: Sequence[str]) -> Streamed | None:
     """The counts of a source in contract order (sort keys, ROW) from one streaming pass, `stage` a lazy view of
     `select` with repeats marked; None when out of order, when rows without sort keys lie amid the others, when a
-    duplicate key lacking the sort keys finds repeats, when over TIE_LIST rows repeat, or when the connection does not keep the source order
-    (preserve_insertion_order on and in_clause off, as sources.connect sets) or reads naive times in another zone."""
+    duplicate key lacking the sort keys finds repeats, when over TIE_LIST rows repeat, or when the connection does
+    not keep the source order (preserve_insertion_order on and in_clause off, as sources.connect sets) or reads naive
+    times in another zone."""
     keys = SORT_KEYS[spec.table]
     settings = first_row(con, "SELECT current_setting('preserve_insertion_order'), "
                          "current_setting('disabled_optimizers'), current_setting('TimeZone')")
