@@ -113,7 +113,8 @@ def decision_chunks(scores_path: Path, features_path: Path, cfg: ScoringConfig,
     present = [c for c in wanted if c in features.schema.names]
     columns = ["customer_id", *present]
     schema = pa.schema([features.schema.field(c) for c in columns])
-    beside = _Rows(iter(features.to_batches(columns=columns, batch_size=rows)), schema)
+    beside = _Rows(iter(features.to_batches(columns=columns, batch_size=rows, batch_readahead=0, fragment_readahead=0)),
+                   schema)  # no read-ahead: one chunk of features in memory
     whole = None
     for batch in pq.ParquetFile(scores_path).iter_batches(batch_size=rows, columns=SCORE_COLUMNS):
         frame = batch.to_pandas()
