@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 from features import contract  # noqa: E402
 from features.build import FeatureConfig, build_features, rfm  # noqa: E402
 from features.timeline import Cutoff  # noqa: E402
+from pipelines.config import compose  # noqa: E402
+from pipelines.sources import duckdb_memory  # noqa: E402
 
 START, DAYS = pd.Timestamp("2023-01-01", tz="UTC"), 730
 AS_OF = date(2024, 12, 31)
@@ -82,7 +84,7 @@ def connection(out: Path) -> duckdb.DuckDBPyConnection:
     """DuckDB with the bench files as the contract tables."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET memory_limit = '6GB'")
+    con.execute(f"SET memory_limit = '{duckdb_memory(compose([])['engine']['memory_limit'])}'")  # as the stage
     for name in ("transactions", "events"):
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{out / name}.parquet')")
     return con
@@ -131,7 +133,7 @@ def step_profile(data: Path, out: Path) -> dict:
     from features.engine import DuckRunner
 
     con = duckdb.connect()
-    con.execute("SET memory_limit = '6GB'")
+    con.execute(f"SET memory_limit = '{duckdb_memory(compose([])['engine']['memory_limit'])}'")  # as the stage
     con.execute("SET preserve_insertion_order = false")
     for name in ("transactions", "events", "customers"):
         if (data / f"{name}.parquet").exists():

@@ -31,7 +31,7 @@ from features.build import (
 from features.engine import DuckRunner, Runner, SparkRunner, runner_for
 from features.ingest import literal
 from features.timeline import Cutoff, cutoffs, within_history
-from pipelines import cleanup, paths
+from pipelines import cleanup, paths, sources
 from pipelines.catalog import ROLES, Catalog
 from pipelines.cleanup import owner_tag
 from pipelines.config import load_params
@@ -50,13 +50,14 @@ def sql_path(path: Path) -> str:
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection in UTC that spills beyond memory_limit (engine.memory_limit; None: DuckDB's default) into
+    """A DuckDB connection in UTC that spills beyond its memory limit (sources.duckdb_memory: CHURN_CLV_DUCKDB_MEMORY,
+    else engine.memory_limit; None: DuckDB's default) into
     a private folder under the temp dir (DuckDB creates it and removes it on close; a killed run's is swept)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     spill = Path(tempfile.gettempdir()) / f"{owner_tag(cleanup.FEATURES_SPILL)}{os.urandom(6).hex()}"
     con.execute(f"SET temp_directory = {sql_path(spill)}")  # not DuckDB's default .tmp/ in the working directory
-    limit = memory_limit or os.environ.get("CHURN_CLV_DUCKDB_MEMORY")
+    limit = sources.duckdb_memory(memory_limit)
     if limit:
         con.execute(f"SET memory_limit = {literal(str(limit))}")
     con.execute("SET preserve_insertion_order = false")

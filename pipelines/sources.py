@@ -62,10 +62,19 @@ class Loaded:
     truth: pd.DataFrame | None = None
 
 
+MEMORY_ENV = "CHURN_CLV_DUCKDB_MEMORY"
+
+
+def duckdb_memory(configured: str | None) -> str | None:
+    """A DuckDB stage's memory_limit: the environment variable CHURN_CLV_DUCKDB_MEMORY when set (a cap for one run,
+    e.g. on a shared box), else engine.memory_limit (conf/engine/*.yaml); None leaves DuckDB's own default."""
+    return os.environ.get(MEMORY_ENV) or (str(configured) if configured else None)
+
+
 @contextmanager
 def connect(memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB connection in UTC, order-preserving (in_clause optimizer off), spilling to a private
-    temp directory."""
+    temp directory, memory capped as duckdb_memory says."""
     with tempfile.TemporaryDirectory(prefix=owner_tag("ingest-duckdb-")) as spill:  # pid: swept if killed
         con = duckdb.connect()
         try:
@@ -74,8 +83,9 @@ def connect(memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnecti
             # an IN list rewritten into a join puts rows out of source order (features.ingest streams sources)
             con.execute("SET disabled_optimizers = 'in_clause'")
             con.execute(f"SET temp_directory = {literal(spill)}")
-            limit = memory_limit or os.environ.get("CHURN_CLV_DUCKDB_MEMORY", "6GB")
-            con.execute(f"SET memory_limit = {literal(limit)}")
+            limit = duckdb_memory(memory_limit)
+            if limit:
+                con.execute(f"SET memory_limit = {literal(limit)}")
             yield con
         finally:
             con.close()

@@ -591,3 +591,14 @@ def test_a_sorted_parquet_source_of_many_row_groups_keeps_its_order(tmp_path: Pa
     assert report["events"]["path"] == "streamed"  # no channel column: not the contract's schema, not copied
     kept = read(tmp_path, paths.EVENTS)
     assert kept["customer_id"].is_monotonic_increasing and kept["ts"].is_monotonic_increasing and len(kept) == n
+
+
+def test_the_memory_variable_overrides_engine_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines import sources
+
+    monkeypatch.delenv(sources.MEMORY_ENV, raising=False)
+    assert (sources.duckdb_memory("4.5GB"), sources.duckdb_memory(None)) == ("4.5GB", None)
+    monkeypatch.setenv(sources.MEMORY_ENV, "1GB")
+    assert sources.duckdb_memory("4.5GB") == "1GB"
+    with sources.connect("4.5GB") as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("1.0 GB", "953.6 MiB")
