@@ -404,14 +404,17 @@ def reduce_chunks(chunks: Iterable[pd.DataFrame], cfg: ScoringConfig, save_rates
     """(the candidate rows and the top at-risk rows of every chunk, in batch order; the batch totals): what
     plan_actions and summarise need, held for at most plan_limit rows per action plus one chunk."""
     saving, limit, top = saving_actions(cfg, save_rates), plan_limit(cfg, save_rates), top or cfg.plan_top
-    kept, totals = None, {"customers": 0, "revenue_at_risk_total": 0.0, "high_risk_top_decile": 0, "must_act": 0}
+    kept, arrays = None, None  # the kept rows and their (values, value at risk, must-act mask)
+    totals = {"customers": 0, "revenue_at_risk_total": 0.0, "high_risk_top_decile": 0, "must_act": 0}
     for chunk in chunks:
+        new = decision_values(chunk, cfg, save_rates)
+        totals = {k: v + batch_totals(chunk, new[2])[k] for k, v in totals.items()}
         frame = chunk if kept is None else pd.concat([kept, chunk], ignore_index=True)
-        values, at_risk, must = decision_values(frame, cfg, save_rates)
-        totals = {k: v + batch_totals(chunk, must[len(frame) - len(chunk):])[k] for k, v in totals.items()}
+        arrays = new if arrays is None else tuple(np.concatenate([a, b]) for a, b in zip(arrays, new, strict=True))
+        values, at_risk, must = arrays
         keep = candidates(values, at_risk, must, saving, limit)
         keep |= _top(np.nan_to_num(at_risk, nan=-np.inf), np.ones(len(frame), dtype=bool), top)
-        kept = frame[keep].reset_index(drop=True)
+        kept, arrays = frame[keep].reset_index(drop=True), tuple(a[keep] for a in arrays)
     return (kept if kept is not None else pd.DataFrame()), totals
 
 
