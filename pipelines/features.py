@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from functools import reduce
 from pathlib import Path
@@ -38,6 +38,7 @@ from pipelines.config import load_params
 from pipelines.io import atomic_path
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
+from pipelines.score_pool import write_behind
 
 INPUTS = ("transactions", "events", "customers")
 RANGE_CUSTOMERS = 1_000_000  # customers per range of the single-cutoff build (bounds its memory)
@@ -183,33 +184,35 @@ def write_ranged(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig
 
     Each range's step tables come from its own customers' input rows and its final join is sorted alone, so
     memory holds one range (10M customers do not fit a modest engine.memory_limit at once); pyarrow appends the
-    ranges in order. Only _scores (population ranks) is built for every customer, from narrow tables.
+    ranges in order, each on a writer thread beside the next range's build. Only _scores (population ranks) is
+    built for every customer, from narrow tables.
     """
     runner = prepare_inputs(con, cfg)
     queries = step_queries(runner, cut, cfg)  # rfm's period slots start at the first purchase of every customer
     final = final_sql(cut, cfg)
     bounds = range_bounds(con, per_range)
     ranges = list(zip(bounds, bounds[1:], strict=False))
-    with ranged_inputs(con) as select, atomic_path(target) as tmp:
+    with ranged_inputs(con) as select, atomic_path(target) as tmp, ExitStack() as files:
         if len(ranges) > 1:
             population_scores(runner, queries, ranges, select)
             del queries["_scores"]
-        writer = None
-        try:
+        sink: dict[str, Any] = {}
+
+        def built() -> Iterator[tuple[pa.Table, None]]:
+            """Each range's rows, sorted, as one Arrow table (the Parquet writer opened at the first)."""
             for low, high in ranges:
                 select(low, high)
                 for table, query in queries.items():
                     runner.materialise(table, query)
-                if writer is None:
-                    schema = _file_schema(con, final, tmp)
-                    writer = pq.ParquetWriter(tmp, schema)
+                if not sink:
+                    sink["schema"] = _file_schema(con, final, tmp)
+                    sink["writer"] = files.enter_context(pq.ParquetWriter(tmp, sink["schema"]))
                 # every step table but the population-wide _scores holds this range only, and the final's inner
                 # joins keep the rows of _orders: no range filter needed (one costs 2x the final's CPU)
-                for batch in con.sql(f"{final} ORDER BY customer_id").to_arrow_reader(ROW_GROUP):
-                    writer.write_batch(batch.cast(schema), row_group_size=ROW_GROUP)
-        finally:
-            if writer is not None:
-                writer.close()
+                yield con.sql(f"{final} ORDER BY customer_id").to_arrow_table().cast(sink["schema"]), None
+
+        for _ in write_behind(built(), lambda rows: sink["writer"].write_table(rows, row_group_size=ROW_GROUP)):
+            pass  # range k is written on a thread while range k+1 is built
     drop_steps(con)
 
 
