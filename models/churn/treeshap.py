@@ -191,8 +191,8 @@ class Forest:
     trees: list[Tree]
     bins: list[Bins]
     plans: list[Plan]
-    _free: list[list[Plan]] = field(default_factory=list, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _free: list[list[Plan]] = field(default_factory=list, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._free.append(self.plans)
