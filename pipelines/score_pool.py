@@ -1,13 +1,18 @@
-"""engine=duckdb: chunks of customers scored in worker processes (scoring.workers), handed back in input order.
+"""engine=duckdb: chunks of customers scored on threads (scoring.threads) or in worker processes (scoring.workers),
+handed back in input order.
 
-Opt-in (default 1 = no workers); with workers > 1, batches under scoring.workers_min_rows (2M) customers still
-stay in the stage's process, because each spawned worker pays ~5 s CPU of imports and its own tree compile and
-TreeSHAP caches (1M, 4 chunks of 250k: CPU 102.8 -> 127.8 s, process tree 4.13 GiB). At 10M, 2 workers x 250k
-rows: 967 CPU s and a 5.85 GiB process-tree peak (stage 3.50, workers 1.06 + 1.26), over the 5.5 GiB budget
-(bench/README.md "Score at 10M scale (session 17)").
+Threads (default 2 from scoring.threads_min_rows customers): each chunk is split into that many consecutive parts
+scored side by side in the stage's own process (no second copy of the models or the CLV frame). TreeSHAP's numpy
+work and LightGBM's predict release the GIL; each thread caches TreeSHAP values in a plan set of its own, so the
+outputs are the same bits as on one thread.
 
-The churn reason codes (TreeSHAP per tree pattern) and the row assembly are single-threaded Python/numpy work;
-with one worker process per core the chunks are scored side by side while this process writes the sinks. Each
+Worker processes are opt-in (scoring.workers, default 1 = none); with workers > 1, batches under
+scoring.workers_min_rows (2M) customers still stay in the stage's process, because each spawned worker pays ~5 s CPU
+of imports and its own tree compile and TreeSHAP caches (1M, 4 chunks of 250k: CPU 102.8 -> 127.8 s, process tree
+4.13 GiB). At 10M, 2 workers x 250k rows: 967 CPU s and a 5.85 GiB process-tree peak (stage 3.50, workers 1.06 +
+1.26), over the 5.5 GiB budget (bench/README.md "Score at 10M scale (session 17)").
+
+Worker processes: with one per core the chunks are scored side by side while this process writes the sinks. Each
 worker gets the models, decile edges and settings once (spawned, so no OpenMP/DuckDB state is forked); a chunk
 travels as an Arrow batch and comes back as the contract-checked Arrow table plus its summary sums. At most
 workers + 1 chunks are in flight, so memory stays bounded by the chunk size.
