@@ -26,7 +26,7 @@ from features.errors import DataError
 ROW = "__ingest_row"
 REASON = "__ingest_reason"
 TIE_LIST = 1000  # up to this many rows tying on the sort keys are fetched again by an IN list of row numbers
-TIE_RANGES = 8  # Parquet: rows tying on the sort keys are fetched again from at most this many ROW ranges
+TIE_RANGES = 64  # Parquet: rows tying on the sort keys in up to this many runs are fetched again run by run
 SOURCE = "__source_"  # prefix of the source value of a contract column (stage_select(originals=True))
 REJECT_COLUMNS = ("reason", "source_file", "source_row", "raw_line")
 REJECTED_SCHEMA = pa.schema([("reason", pa.string()), ("source_file", pa.string()),

@@ -33,6 +33,8 @@ from features.ingest import (
     quote,
 )
 
+MARK_RANGES = 8  # repeats are marked by a test of at most this many ROW ranges (each with its IN list)
+
 
 def stream(con: duckdb.DuckDBPyConnection, stage: str, select: str, key: Sequence[str], spec: TableSpec,
            flags: Sequence[str], sources: Sequence[str]) -> Streamed | None:
@@ -61,7 +63,7 @@ def stream(con: duckdb.DuckDBPyConnection, stage: str, select: str, key: Sequenc
         if n_dup:  # constant tests (no join) keep the rows in source order
             within = " OR ".join(
                 f"({ROW} BETWEEN {lo} AND {hi} AND {ROW} IN ({', '.join(str(r) for r in repeated if lo <= r <= hi)}))"
-                for lo, hi in clusters(repeated))
+                for lo, hi in clusters(repeated, MARK_RANGES))
             marked = (f"SELECT * REPLACE (CASE WHEN {within} THEN 'duplicate_row' "
                       f"ELSE {REASON} END AS {REASON}) FROM ({select}) AS unmarked")
             row = with_repeats(spec, row, flags, n_dup, dup_nulled)
@@ -180,20 +182,22 @@ def tied_repeats(con: duckdb.DuckDBPyConnection, select: str, key: Sequence[str]
     cols = ", ".join(map(quote, key))
     some = " OR ".join(f"{quote(name)} IS NOT NULL" for name in key)
     nulled = "".join(f", {quote('__nulled_' + n)}" for n in flags)
-    # Parquet: a ROW range per cluster of ties lets the scan skip the row groups without any (zone maps; an IN list
-    # next to it would stop that); else a short IN list is tested on ROW before any value is parsed (a semi-join
-    # parses every row first)
-    if row_groups:
-        among = [f"{ROW} BETWEEN {lo} AND {hi} AND {ROW} IN (SELECT r FROM {tied})" for lo, hi in clusters(ties)]
+    # Parquet: one exact ROW range per run of consecutive tie rows is filtered in the scan, which skips the other
+    # row groups (zone maps; an IN list next to it would stop that); else a short IN list is tested on ROW before any
+    # value is parsed (a semi-join parses every row first)
+    spans = runs(ties)
+    if row_groups and len(spans) <= TIE_RANGES:
+        among = [f"{ROW} BETWEEN {lo} AND {hi}" for lo, hi in spans]
     else:
         among = [f"{ROW} IN ({', '.join(str(int(r)) for r in ties)})" if len(ties) <= TIE_LIST
                  else f"{ROW} IN (SELECT r FROM {tied})"]
     try:
+        # only the ROW test in the scan's WHERE: a test of a parsed value next to it stops the row group skipping
         con.execute(f"CREATE TEMP TABLE {rows} AS " + " UNION ALL ".join(
-            f"SELECT {ROW}, {cols}{nulled} FROM ({select}) AS parsed WHERE {where} AND {REASON} IS NULL AND ({some})"
-            for where in among))
+            f"SELECT {ROW}, {cols}{nulled}, {REASON} FROM ({select}) AS parsed WHERE {where}" for where in among))
         con.execute(f"""CREATE TEMP TABLE {dups} AS SELECT {ROW} AS r{nulled} FROM (
-            SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {ROW}) AS __n FROM {rows}) WHERE __n > 1""")
+            SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {ROW}) AS __n FROM {rows}
+            WHERE {REASON} IS NULL AND ({some})) WHERE __n > 1""")
     finally:
         con.execute(f"DROP TABLE IF EXISTS {tied}; DROP TABLE IF EXISTS {rows}")
     counts = ", ".join(["count(*)", *(f"count(*) FILTER (WHERE {quote('__nulled_' + n)})" for n in flags)])
@@ -201,7 +205,18 @@ def tied_repeats(con: duckdb.DuckDBPyConnection, select: str, key: Sequence[str]
     return row[0], list(row[1:])
 
 
-def clusters(rows: Sequence[int], most: int = TIE_RANGES) -> list[tuple[int, int]]:
+def runs(rows: Sequence[int]) -> list[tuple[int, int]]:
+    """The (first, last) of each run of consecutive row numbers."""
+    spans: list[tuple[int, int]] = []
+    for r in sorted(set(rows)):
+        if spans and r == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], r)
+        else:
+            spans.append((r, r))
+    return spans
+
+
+def clusters(rows: Sequence[int], most: int) -> list[tuple[int, int]]:
     """At most `most` (first, last) ranges covering the row numbers, split at the widest gaps between them."""
     rows = sorted(rows)
     gaps = sorted(range(1, len(rows)), key=lambda i: rows[i] - rows[i - 1], reverse=True)[:most - 1]

@@ -207,3 +207,4 @@ def test_clusters_split_row_numbers_at_the_widest_gaps() -> None:
     assert ingest_stream.clusters([5, 6, 100, 101, 3000, 3001, 50_000], 3) == [(5, 101), (3000, 3001),
                                                                              (50_000, 50_000)]
     assert ingest_stream.clusters([3, 1, 2], 8) == [(1, 1), (2, 2), (3, 3)]
+    assert ingest_stream.runs([7, 3, 4, 5, 9, 4]) == [(3, 5), (7, 7), (9, 9)]
