@@ -35,10 +35,9 @@ from pipelines import cleanup, paths, sources
 from pipelines.catalog import ROLES, Catalog
 from pipelines.cleanup import owner_tag
 from pipelines.config import load_params
-from pipelines.io import atomic_path
+from pipelines.io import atomic_path, write_behind
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
-from pipelines.score_pool import write_behind
 
 INPUTS = ("transactions", "events", "customers")
 RANGE_CUSTOMERS = 1_000_000  # customers per range of the single-cutoff build (bounds its memory)

@@ -6,7 +6,8 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,20 @@ def check_not_locked(path: Path) -> None:
         who = f"process {holder.group(2)} ({holder.group(1)})" if holder else "another process"
         raise ValueError(f"{path}: open in {who}; close that connection (DuckDB shell, notebook, BI tool) and "
                          "run again") from exc
+
+
+def write_behind(chunks: Iterable[tuple[pa.Table, Any]], write: Callable[[pa.Table], None]
+                 ) -> Iterator[tuple[pa.Table, Any]]:
+    """Each (table, part) of chunks once write(table) is handed to a writer thread, so the next chunk is made while
+    this one is written (the Arrow, DuckDB and Parquet writers release the GIL). Writes run one at a time in chunk
+    order; write k-1 has finished (its error raised here) before write k starts, and every write before the
+    generator ends."""
+    with ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writer:
+        pending: Future | None = None
+        for table, part in chunks:
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write, table)
+            yield table, part
+        if pending is not None:
+            pending.result()

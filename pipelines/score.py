@@ -35,7 +35,7 @@ from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary
 from pipelines import action_plan, insights, paths
 from pipelines.config import load_params
-from pipelines.io import check_not_locked
+from pipelines.io import check_not_locked, write_behind
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
 from pipelines.scoring_models import ScoringModels, from_artifacts, from_registry
@@ -176,7 +176,7 @@ def score_chunks(source: Path, models: ScoringModels, clv: pd.DataFrame, prior: 
     workers = score_pool.worker_count(params or {}, -(-len(clv) // cfg.chunk_rows), len(clv))
     threads = score_pool.thread_count(params or {}, len(clv)) if workers <= 1 else 1
     scored = score_pool.scored(jobs, models, edges, context, params or {}, workers, threads)
-    for table, part in score_pool.write_behind(scored, sinks.write_checked):
+    for table, part in write_behind(scored, sinks.write_checked):
         parts.append(part)
         progress.update(table.num_rows)
     return parts

@@ -23,7 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -112,19 +112,3 @@ def scored(jobs: Iterable[tuple], models: Any, edges: np.ndarray, context: dict[
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
                              initargs=(models, edges, state, params)) as pool:
         yield from _in_order(pool, jobs, workers + 1)
-
-
-def write_behind(chunks: Iterable[tuple[pa.Table, Any]], write: Callable[[pa.Table], None]
-                 ) -> Iterator[tuple[pa.Table, Any]]:
-    """Each (table, part) of chunks once write(table) is handed to a writer thread, so the next chunk is scored while
-    this one is written (the sinks release the GIL). Writes run one at a time in chunk order; write k-1 has
-    finished (its error raised here) before write k starts, and every write before the generator ends."""
-    with ThreadPoolExecutor(1, thread_name_prefix="score-sinks") as writer:
-        pending: Future | None = None
-        for table, part in chunks:
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(write, table)
-            yield table, part
-        if pending is not None:
-            pending.result()

@@ -1,4 +1,4 @@
-"""pipelines.score_pool.write_behind: chunks written in order on a thread while the next one is made."""
+"""pipelines.io.write_behind: chunks written in order on a thread while the next one is made."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pyarrow as pa
 import pytest
 
-from pipelines.score_pool import write_behind
+from pipelines.io import write_behind
 
 
 def chunks(n: int, made: list[int]):
