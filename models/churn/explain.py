@@ -13,7 +13,7 @@ from models.churn.features import PRIOR_COLUMN
 from models.churn.model import ChurnModel
 from models.churn.prior import prior_offset, prior_probability
 from models.churn.reasons import code, sentence
-from models.churn.treeshap import tree_contributions
+from models.churn.treeshap import PREDICT_LOCK, tree_contributions
 
 DIRECTIONS = ("abs", "raises")
 
@@ -35,7 +35,8 @@ def contributions(model: ChurnModel, frame: pd.DataFrame, grouped: bool = True) 
     if grouped:
         full = tree_contributions(model.booster, values, model.trees())
     else:
-        full = np.asarray(model.booster.predict(model.inputs(frame), pred_contrib=True))
+        with PREDICT_LOCK:
+            full = np.asarray(model.booster.predict(model.inputs(frame), pred_contrib=True))
     shap, bias = full[:, :-1], full[:, -1]
     categorical = np.array([f in model.spec.categories for f in names], dtype=bool)
     offset = prior_offset(frame, model.spec)

@@ -21,7 +21,7 @@ from models.churn.config import ChurnConfig
 from models.churn.features import LABEL, FeatureSpec, design_matrix, fit_spec, model_frame
 from models.churn.prior import prior_offset, prior_probability
 from models.churn.split import TimeSplit, grouped_folds, stratified_cap, time_split
-from models.churn.treeshap import Forest, compile_trees
+from models.churn.treeshap import PREDICT_LOCK, Forest, compile_trees
 
 
 @register
@@ -58,7 +58,8 @@ class ChurnModel(ChurnScorer):
 
     def raw_score_from(self, values: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
         """Log-odds from the value matrix (category codes as the booster numbered them) and prior offset."""
-        score = self.booster.predict(values, raw_score=True)
+        with PREDICT_LOCK:  # scoring threads share the booster (treeshap.PREDICT_LOCK)
+            score = self.booster.predict(values, raw_score=True)
         return score if offset is None else score + offset
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:

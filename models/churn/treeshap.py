@@ -31,7 +31,8 @@ BLOCK_ROWS = 32_768  # rows binned and keyed together (each tree's work stays in
 QUIET = 2  # blocks without a new key after which a tree's cache is trusted (checked only through NaN in the sums)
 THREADED_ROWS = 20_000  # representative rows from which one pred_contrib call uses every core
 # LightGBM's predict sets the booster's iteration range in the booster itself (InitPredict): two threads asking
-# for different trees at once can get each other's tree. Calls for one tree at a time go through this lock.
+# for different trees at once can get each other's tree, and a whole-model predict beside a one-tree predict on the
+# same booster crashed the process (segfault, LightGBM 4.7). Every predict of a shared booster takes this lock.
 PREDICT_LOCK = threading.Lock()
 
 
