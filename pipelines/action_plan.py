@@ -71,11 +71,16 @@ def slugs(values: pd.Series, names: dict[str, str], what: str) -> pd.Series:
     return pd.Series(np.asarray(keys, dtype=object)[codes], index=values.index, dtype=values.dtype)
 
 
+def lined_up(frame: pd.DataFrame, extra: pd.DataFrame) -> bool:
+    """Do both list the same customer_ids in the same order?"""
+    ids, other = frame["customer_id"], extra["customer_id"]
+    return len(ids) == len(other) and bool(np.asarray(ids.array == other.array, dtype=bool).all())
+
+
 def attach(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
     """frame with extra's columns joined on customer_id; by position when both list the same ids in the same order
     (the score stage writes its rows in feature-file order), else a one-to-one left merge."""
-    ids, other = frame["customer_id"], extra["customer_id"]
-    if len(ids) == len(other) and bool(np.asarray(ids.array == other.array, dtype=bool).all()):
+    if lined_up(frame, extra):
         columns = [c for c in extra.columns if c != "customer_id"]
         return frame.assign(**{c: extra[c].set_axis(frame.index) for c in columns})
     return frame.merge(extra, on="customer_id", how="left", validate="one_to_one")
@@ -115,6 +120,11 @@ def decision_chunks(scores_path: Path, features_path: Path, cfg: ScoringConfig,
     schema = pa.schema([features.schema.field(c) for c in columns])
     beside = _Rows(iter(features.to_batches(columns=columns, batch_size=rows, batch_readahead=0, fragment_readahead=0)),
                    schema)  # no read-ahead: one chunk of features in memory
+    def keyed(table: pa.Table) -> pd.DataFrame:
+        """Feature rows with their customer_id as the scores write it (text, pseudonymised when on)."""
+        extra = table.to_pandas()
+        return pseudonymise(extra.assign(customer_id=extra["customer_id"].astype(str)))
+
     whole = None
     for batch in pq.ParquetFile(scores_path).iter_batches(batch_size=rows, columns=SCORE_COLUMNS):
         frame = batch.to_pandas()
@@ -122,17 +132,13 @@ def decision_chunks(scores_path: Path, features_path: Path, cfg: ScoringConfig,
         frame["rfm_segment"] = slugs(frame["rfm_segment"], segment_names, f"{scores_path} rfm_segment")
         if present:
             if whole is None:
-                extra = beside.take(len(frame)).to_pandas()
-                extra = pseudonymise(extra.assign(customer_id=extra["customer_id"].astype(str)))
-                same = len(extra) == len(frame) and bool(
-                    np.asarray(frame["customer_id"].array == extra["customer_id"].array, dtype=bool).all())
-                if same:
+                extra = keyed(beside.take(len(frame)))
+                if lined_up(frame, extra):
                     frame = attach(frame, extra)
                 else:  # rows not in the same order: the whole feature table, joined on customer_id
-                    whole = features.to_table(columns=columns).to_pandas()
-                    whole = pseudonymise(whole.assign(customer_id=whole["customer_id"].astype(str)))
+                    whole = keyed(features.to_table(columns=columns))
             if whole is not None:
-                frame = frame.merge(whole, on="customer_id", how="left", validate="one_to_one")
+                frame = attach(frame, whole)
         yield frame[frame["clv"].notna()].reset_index(drop=True)
 
 

@@ -170,3 +170,16 @@ def test_feature_columns_are_attached_by_position_or_else_by_customer_id() -> No
     assert shuffled["orders_total"].tolist() == [9, pd.NA, 2]
     missing = action_plan.attach(frame, extra.iloc[[0, 2]])
     assert missing["orders_total"].isna().tolist() == [False, True, False]
+
+
+def test_decision_chunks_join_features_in_another_order_by_customer_id(tmp_path: Path, base: dict) -> None:
+    """Chunks of 2 rows whose features sit in other chunks (a, c | b, d): the whole feature table is joined on
+    customer_id (a join within each chunk would miss b and c); a customer without a CLV is left out."""
+    batch(tmp_path, [300.0, 400.0, 30.0, None])
+    features = tmp_path / "data" / "features" / "score.parquet"
+    pd.read_parquet(features).iloc[[0, 2, 1, 3]].to_parquet(features)
+    cfg = action_plan.ScoringConfig.from_params(base["scoring"])
+    chunks = list(action_plan.decision_chunks(tmp_path / "outputs" / "customer_scores.parquet", features, cfg, rows=2))
+    assert [c["customer_id"].tolist() for c in chunks] == [["a", "b"], ["c"]]
+    joined = pd.concat(chunks)
+    assert joined["orders_total"].tolist() == [9, 12, 2] and joined["tenure_days"].tolist() == [500, 700, 300]
