@@ -4,7 +4,9 @@
 
 Runs pipelines.ingest_spark.run (data=files on the folder's Parquet files, as bench_score's ingest step) in one
 local[2] JVM; each phase (source load, stage build and stats per table, privacy, each write and content digest)
-runs under its own Spark job group, so the jobs it starts are counted. --reps 2 runs the ingest twice in the same
+runs under its own Spark job group, so the jobs it starts are counted (a kept table's write includes its
+content digest, observed while writing). Each run's line ends with the load average and peak RSS (JVM VmHWM,
+Python ru_maxrss). --reps 2 runs the ingest twice in the same
 JVM: the second run shows the cost without JVM start, class loading and JIT warm-up.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -20,6 +23,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+
+def peak_kib(pid: int) -> int:
+    """A process's peak resident set (VmHWM) in KiB."""
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     wrap(checks, "_stats", lambda eng, spec, *a: f"stats {spec.table}")
     wrap(ingest_spark, "_protect", "privacy")
     wrap(ingest_spark, "_write", lambda cat, sp, name, frame: f"write {name}")
-    wrap(ingest_spark, "content_digest", "content_digest")
     for rep in range(args.reps):
         t, c, p = time.time(), jvm_cpu(), time.process_time()
         report = ingest_spark.run(params, args.root)
         print(f"run {rep + 1}: wall {time.time() - t:.1f} s, JVM CPU {jvm_cpu() - c:.1f} s, Python CPU "
               f"{time.process_time() - p:.1f} s, kept {[report[n]['rows_kept'] for n in ('transactions', 'events')]}"
-              f", load average {os.getloadavg()[0]:.1f}", flush=True)
+              f", load average {os.getloadavg()[0]:.1f}, peak RSS JVM {peak_kib(jvm) / 2**20:.2f} GiB + Python "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB", flush=True)
     spark.stop()
     return 0
 

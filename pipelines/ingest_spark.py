@@ -5,8 +5,8 @@ synthetic are loaded on the driver and handed over), checked by features.ingest.
 (the same SQL, transpiled), and written by the catalog as Spark Parquet folders at the dataset locations
 (data/interim/<table>.parquet, data/interim/rejected/<table>.parquet, or under catalog.base on a lake).
 reports/ingest.json has the same counts; a table's `fingerprint` is a digest of its rows computed on Spark
-(count and the sum of xxhash64 over every column), not of file bytes, since Spark's part files differ from
-DuckDB's single file.
+(count and the sum of xxhash64 over every column, observed while the kept rows are written), not of file bytes,
+since Spark's part files differ from DuckDB's single file.
 """
 
 from __future__ import annotations
@@ -25,14 +25,33 @@ from pipelines import cleanup, paths, sources_spark
 from pipelines.catalog import Catalog
 
 
-def content_digest(frame: Any) -> str:
-    """sha256 of a table's row count and the sum of xxhash64 over all its columns (independent of row order)."""
+def digest_columns(frame: Any) -> list[Any]:
+    """The aggregates a content digest is made of: the row count and the sum of xxhash64 over every column."""
     from pyspark.sql import functions as F
 
     columns = [F.col(f"`{c}`") for c in frame.columns]
-    row = frame.select(F.count(F.lit(1)).alias("n"),
-                       F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("h")).first()
-    return hashlib.sha256(f"{row['n']}:{row['h'] or 0}:{','.join(frame.columns)}".encode()).hexdigest()
+    return [F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64(*columns).cast("decimal(38,0)")).alias("h")]
+
+
+def digest(n: int, h: Any, columns: list[str]) -> str:
+    """sha256 of a table's row count, its xxhash64 sum and its column names (independent of row order)."""
+    return hashlib.sha256(f"{n}:{h or 0}:{','.join(columns)}".encode()).hexdigest()
+
+
+def content_digest(frame: Any) -> str:
+    """The content digest of a DataFrame, from one aggregate query over it."""
+    row = frame.select(*digest_columns(frame)).first()
+    return digest(row["n"], row["h"], frame.columns)
+
+
+def _write_digested(cat: Catalog, spark: Any, name: str, frame: Any) -> str:
+    """Write a DataFrame (as _write); its content digest, observed while the rows are written (no re-read)."""
+    from pyspark.sql import Observation
+
+    seen = Observation(f"digest_{name}")
+    _write(cat, spark, name, frame.observe(seen, *digest_columns(frame)))
+    row = seen.get
+    return digest(row["n"], row["h"], frame.columns)
 
 
 def _empty(spark: Any, schema: pa.Schema) -> Any:
@@ -71,7 +90,11 @@ def run(params: Mapping[str, Any], root: Path, report: dict[str, Any] | None = N
             kept = done.kept if done else _empty(spark, contract.SCHEMAS[name])
             rejected = done.rejected if done else _empty(spark, REJECTED_SCHEMA)
             stats = dict(done.stats) if done else empty_stats(name)
-            stats["fingerprint"] = content_digest(spark.read.parquet(_write(cat, spark, name, kept)))
+            if done:
+                stats["fingerprint"] = _write_digested(cat, spark, name, kept)
+            else:
+                _write(cat, spark, name, kept)
+                stats["fingerprint"] = digest(0, None, kept.columns)
             _write(cat, spark, f"rejected_{name}", rejected)
             stats["file"] = src.spec.file if src else None
             stats["input_sha256"] = file_sha256(src.path) if src and src.path is not None else None

@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.ingest_spark import java_pattern, to_spark
+from features.ingest import ROW, TableSpec, check, duplicate_key
+from features.ingest_spark import SparkEngine, java_pattern, to_spark
 from pipelines import ingest, paths
+from pipelines.ingest_spark import content_digest
 from tests.conftest import compose_params
 from tests.unit.test_campaign_ingest import CAMPAIGNS
 from tests.unit.test_ingest import EV_ROWS, TX_ROWS
@@ -81,6 +83,31 @@ def test_spark_ingest_equals_duckdb(tmp_path: Path, spark) -> None:
         "amount_out_of_range", "after_as_of", "duplicate_row", "malformed_row"}
     assert tx["rows_read"] == tx["rows_kept"] + tx["rows_rejected"] == 20
     assert spark_report["privacy"] == duck_report["privacy"]
+    for name in paths.TABLES:  # the digest observed while writing is the one of the rows as written
+        written = spark.read.parquet(str(paths.rebase(paths.INTERIM_FILES[name], tmp_path / "spark")))
+        assert spark_report[name]["fingerprint"] == content_digest(written), name
+
+
+def test_spark_stage_shuffles_once_for_duplicates_and_kept_order(spark) -> None:
+    # the range exchange on customer_id under the cached stage serves the duplicate window and the kept ORDER BY
+    rows = [("c2", "2024-01-02", "search", 1.0), ("c1", "2024-01-03", "search", 2.0),
+            ("c2", "2024-01-02", "search", 1.0), ("c1", "2024-01-01", "page_view", None),
+            (None, "2024-01-04", "search", 3.0), ("c1", "2024-01-01", "page_view", None)]
+    source = spark.createDataFrame(rows, "customer_id string, ts string, event_type string, value double")
+    source = source.selectExpr(f"CAST(monotonically_increasing_id() + 1 AS BIGINT) AS {ROW}", "*")
+    spec = TableSpec(table="events", file="ev.csv", columns={c: c for c in source.columns if c != ROW},
+                     duplicate_key=duplicate_key("events", None))
+    engine = SparkEngine(spark)
+    try:
+        done = check(engine, source, spec)
+        plan = done.kept._jdf.queryExecution().executedPlan().toString()
+        kept = [tuple(r) for r in done.kept.select("customer_id", "event_type").collect()]
+        assert kept == [("c1", "page_view"), ("c1", "search"), ("c2", "search")]
+        assert done.stats["rejected_by_reason"]["duplicate_row"] == 2 and done.stats["customers"] == 2
+        above_cache, cached = plan.split("InMemoryRelation", 1)
+        assert "Exchange" not in above_cache and "rangepartitioning(customer_id" in cached, plan
+    finally:
+        engine.release()
 
 
 
