@@ -32,9 +32,9 @@ import bench_score  # noqa: E402  (bench layout, composed params)
 MIB = 2**20
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
-WRAPPED = {"pipelines.score_spark": ("read_features", "check_input", "in_input_order", "spark_decile_edges",
-                                     "prior_model", "score_parts", "check_rows", "spark_summary", "write_csv_parts",
-                                     "stream_local"),
+WRAPPED = {"pipelines.score_spark": ("read_features", "check_input", "in_input_order", "cached_edges",
+                                     "spark_decile_edges", "prior_model", "score_parts", "check_rows", "spark_summary",
+                                     "write_csv_parts", "stream_local"),
            "pipelines.insights": ("tables",), "pipelines.action_plan": ("run",), "pipelines.score": ("load_models",)}
 
 

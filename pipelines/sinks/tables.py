@@ -21,6 +21,7 @@ from pipelines.sinks.crm_csv import DB_TIMESTAMP, formatter, render_csv
 from pipelines.sinks.evolve import evolve, insert_order, key_sql
 
 SCORES, SUMMARY = "customer_scores", "segment_summary"
+BULK_LOAD = {"threads": 1, "memory_limit": "64MB"}  # DuckDB reading Parquet itself: flat memory at any row count
 SA_TYPES = {"text": sa.Text, "date": sa.Date, "timestamp": sa.DateTime, "integer": sa.Integer}
 
 
@@ -72,6 +73,22 @@ class DuckDBSink:
     def write(self, chunk: pa.Table) -> None:
         """Append a customer_scores chunk."""
         self.insert(SCORES, chunk)
+
+    def load_parquet(self, table: str, files: list[Path], constants: dict[str, object]) -> None:
+        """Insert Parquet files holding the table's contract columns but `constants` (one value for every row, e.g.
+        scored_at) by one INSERT ... SELECT FROM read_parquet, in the open transaction.
+
+        DuckDB writes the rows of a big insert to the database file as it goes, and with BULK_LOAD (one thread, a
+        64 MB buffer pool; kept for the rest of the connection) its memory stays flat at any row count, where
+        chunks appended from Python hold every uncommitted row until the commit."""
+        columns = {c.name: c for c in self.tables[table]}
+        names = ", ".join(name for name in columns if name not in constants)
+        given = ", ".join(f"CAST(? AS {columns[name].sql_type}) AS {name}" for name in constants)
+        for setting, value in BULK_LOAD.items():
+            self.con.execute(f"SET {setting} = '{value}'")
+        self.con.execute(f"INSERT INTO {table} SELECT {ordered_list(self.order[table])} FROM "
+                         f"(SELECT {names}, {given} FROM read_parquet(?))",
+                         [*constants.values(), [str(f) for f in files]])
 
     def write_summary(self, summary: pa.Table) -> None:
         """Insert the segment_summary of the batch."""

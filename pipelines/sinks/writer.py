@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
@@ -130,24 +131,49 @@ class ScoreSinks:
             raise RuntimeError(f"ScoreSinks.write: the writer is {self.state}")
         self.write_checked(checked_table(chunk, self.layout, self.as_of))
 
-    def write_files_table(self, files: pa.Table, scored_at: pd.Timestamp) -> None:
+    def write_files_table(self, files: pa.Table, scored_at: pd.Timestamp, warehouse: bool = True) -> None:
         """Append a chunk already checked by checked_table (engine=spark: on the executors), given in the file
-        columns (no scored_at, e.g. read back from Spark's Parquet parts); scored_at is added for the tables."""
+        columns (no scored_at, e.g. read back from Spark's Parquet parts); scored_at is added for the tables.
+        warehouse=False leaves the warehouse out (it takes the rows from the same Parquet files: load_warehouse)."""
         if self.state != "open":
             raise RuntimeError(f"ScoreSinks.write_files_table: the writer is {self.state}")
-        names = [c.name for c in self.file_cols]
-        if files.column_names != names:
-            raise ValueError(f"{SCORES}: columns {files.column_names} differ from the file contract {names}")
+        self.check_file_columns(files.column_names, "columns")
         naive = pd.Timestamp(scored_at).tz_convert("UTC").tz_localize(None).as_unit("us").to_datetime64()
         stamp = pa.array(np.full(files.num_rows, naive)).cast(ARROW_TYPES["timestamp"])
-        arrays = {name: files.column(name) for name in names} | {"scored_at": stamp}
+        arrays = {name: files.column(name) for name in files.column_names} | {"scored_at": stamp}
         schema = arrow_schema(self.columns)
         self.write_checked(pa.Table.from_arrays([arrays[c.name].cast(schema.field(c.name).type)
-                                                 for c in self.columns], schema=schema))
+                                                 for c in self.columns], schema=schema),
+                           skip=() if warehouse else ("duckdb",))
 
-    def write_checked(self, table: pa.Table) -> None:
-        """Append a chunk made by checked_table (contract-typed Arrow) to every sink (the files get it without the
-        TABLE_ONLY columns)."""
+    def check_file_columns(self, names: list[str], what: str) -> None:
+        """ValueError (one line) unless `names` are the file contract's columns in order."""
+        wanted = [c.name for c in self.file_cols]
+        if names != wanted:
+            raise ValueError(f"{SCORES}: {what} {names} differ from the file contract {wanted}")
+
+    def load_warehouse(self, files: list[Path], scored_at: pd.Timestamp) -> None:
+        """The warehouse's customer_scores rows of the batch read by DuckDB itself from Parquet files in the file
+        columns (engine=spark: its parts, already fed to the other sinks by write_files_table(warehouse=False)), in
+        one INSERT; its memory stays flat at any row count. finish() checks its row count like every sink's."""
+        if self.state != "open":
+            raise RuntimeError(f"ScoreSinks.load_warehouse: the writer is {self.state}")
+        for path in files:
+            self.check_file_columns(pq.read_schema(path).names, f"columns of {Path(path).name}")
+        naive = pd.Timestamp(scored_at).tz_convert("UTC").tz_localize(None).to_pydatetime()
+        if not files:
+            return
+        try:
+            for sink in self.sinks:
+                if sink.name == "duckdb":
+                    sink.load_parquet(SCORES, list(files), {"scored_at": naive})
+        except BaseException:
+            self.state = "failed"
+            raise
+
+    def write_checked(self, table: pa.Table, skip: tuple[str, ...] = ()) -> None:
+        """Append a chunk made by checked_table (contract-typed Arrow) to every sink but those named in `skip` (the
+        files get it without the TABLE_ONLY columns)."""
         if self.state != "open":
             raise RuntimeError(f"ScoreSinks.write_checked: the writer is {self.state}")
         if not table.schema.equals(arrow_schema(self.columns)):
@@ -155,7 +181,8 @@ class ScoreSinks:
         files = table.select([c.name for c in self.file_cols])
         try:
             for sink in self.sinks:
-                sink.write(table if sink.name in TABLE_SINKS else files)
+                if sink.name not in skip:
+                    sink.write(table if sink.name in TABLE_SINKS else files)
         except BaseException:
             self.state = "failed"  # some sinks may hold the chunk, others not
             raise

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -88,6 +89,15 @@ def test_both_engines_write_the_same_scores(scored) -> None:
     assert local["clv_decile"].nunique() == 10 and (local["reason_code_1"] != "").all()
     a, b = scored["summary"]
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), rtol=1e-12)
+
+
+def test_the_warehouse_loaded_from_the_parts_holds_the_same_rows(scored) -> None:
+    tables = []
+    for side in ("duckdb", "spark"):  # spark: DuckDB read the parts itself (ScoreSinks.load_warehouse)
+        with duckdb.connect(str(scored["tmp"] / side / "warehouse.duckdb"), read_only=True) as con:
+            tables.append(con.execute("SELECT * FROM customer_scores ORDER BY customer_id").fetchdf())
+    assert len(tables[1]) == scored["rows"]
+    pd.testing.assert_frame_equal(tables[1], tables[0])
 
 
 def test_the_crm_csv_is_the_same_and_spark_parts_hold_its_rows(scored) -> None:
