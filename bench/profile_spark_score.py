@@ -44,8 +44,12 @@ def rss() -> int:
         return int(fh.read().split()[1]) * PAGE
 
 
+SEEN: dict[int, float] = {}  # CPU seconds last seen per descendant (Python workers exit unreaped by us)
+
+
 def tree_cpu() -> float:
-    """CPU seconds of this process, its live descendants (JVM, Python workers) and its reaped children."""
+    """CPU seconds of this process and of every descendant seen so far (JVM, Python workers; a finished one counts
+    with its last reading, so call this often: the sampler does, 5x a second)."""
     parents, cpu = {}, {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -62,10 +66,10 @@ def tree_cpu() -> float:
         new = {pid for pid, parent in parents.items() if parent in mine} - mine
         mine |= new
         grew = bool(new)
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = sum(cpu[pid] for pid in mine if pid != os.getpid())
+    for pid in mine - {os.getpid()}:
+        SEEN[pid] = max(SEEN.get(pid, 0.0), cpu[pid])
     own = resource.getrusage(resource.RUSAGE_SELF)
-    return total + own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    return own.ru_utime + own.ru_stime + sum(SEEN.values())
 
 
 def high_water(reset: bool) -> int | None:
@@ -123,6 +127,7 @@ class Phases:
 
     def _sample(self) -> None:
         while not self.stop.wait(0.2):
+            tree_cpu()  # keeps the last reading of workers that exit
             row = self.rows[self.stack[-1]]
             row["peak_mib"] = max(row["peak_mib"], rss() / MIB)
 
