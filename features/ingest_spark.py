@@ -125,11 +125,12 @@ def to_spark(sql: str) -> str:
 
 def duplicates_select(source: str, columns: Sequence[str], key: Sequence[str]) -> str:
     """SELECT of `source` with reason duplicate_row on every usable row repeating an earlier one on `key`
-    (rows whose key is entirely null are not repeats; the first in source-row order is kept)."""
+    (rows whose key is entirely null are not repeats; the first in source-row order is kept). The key leads the
+    window's partitioning so the sort under it compares on customer_id's prefix, not on a boolean."""
     cols = ", ".join(map(quote, key))
     usable = f"({REASON} IS NULL AND ({' OR '.join(f'{quote(k)} IS NOT NULL' for k in key)}))"
     others = ", ".join(quote(c) for c in columns if c != REASON)
-    return (f"SELECT {others}, CASE WHEN {usable} AND row_number() OVER (PARTITION BY {usable}, {cols} "
+    return (f"SELECT {others}, CASE WHEN {usable} AND row_number() OVER (PARTITION BY {cols}, {usable} "
             f"ORDER BY {ROW}) > 1 THEN 'duplicate_row' ELSE {REASON} END AS {REASON} FROM {source}")
 
 
