@@ -125,10 +125,8 @@ class SparkRunner:
 
     dialect = "spark"
 
-    def __init__(self, spark: Any, scratch: str | None = None) -> None:
+    def __init__(self, spark: Any) -> None:
         self.spark = spark
-        self.scratch = scratch  # folder (URI) for materialised step tables; None: steps are views
-        self._written = 0
 
     def translate(self, query: str) -> str:
         """The Spark SQL text of a DuckDB-dialect query."""
@@ -148,25 +146,9 @@ class SparkRunner:
         return [tuple(row) for row in self.sql(query).collect()]
 
     def materialise(self, name: str, query: str) -> None:
-        """Temp view `name` over the query's result, written once as Parquet under scratch (each call its own
-        folder: a query analysed before the view is replaced keeps reading its own rows, so cutoffs can be
-        stacked); without scratch, a view Spark plans into every query that reads it."""
-        if self.scratch is None:
-            self.view(name, query)
-            return
-        folder = f"{self.scratch.rstrip('/')}/step{self._written:03d}{name}"
-        self._written += 1
-        self.sql(query).write.mode("error").parquet(folder)
-        self.spark.read.parquet(folder).createOrReplaceTempView(name)
-
-    def release(self) -> None:
-        """Delete the scratch folder of the materialised step tables (after the last query that reads them)."""
-        if self.scratch is None:
-            return
-        jvm, jsc = self.spark.sparkContext._jvm, self.spark.sparkContext._jsc
-        folder = jvm.org.apache.hadoop.fs.Path(self.scratch)
-        folder.getFileSystem(jsc.hadoopConfiguration()).delete(folder, True)
-        self._written = 0
+        """Temp view `name` over the query: Spark plans the steps into the final query (a query analysed while
+        the view exists keeps its plan when the view is later replaced, so cutoffs can be stacked)."""
+        self.view(name, query)
 
     def view(self, name: str, query: str) -> None:
         """A temp view `name` over the query."""
@@ -188,7 +170,7 @@ class SparkRunner:
         return {f.name: f.dataType.simpleString() for f in self.spark.table(name).schema.fields}
 
     def drop(self, name: str) -> None:
-        """Drop temp view `name` if it exists (a materialised table's files stay until release)."""
+        """Drop temp view `name` if it exists."""
         self.spark.catalog.dropTempView(name)
 
 

@@ -32,7 +32,7 @@ from features.engine import DuckRunner, Runner, SparkRunner, runner_for
 from features.ingest import literal
 from features.timeline import Cutoff, cutoffs, within_history
 from pipelines import cleanup, paths, sources
-from pipelines.catalog import ROLES, Catalog, is_uri
+from pipelines.catalog import ROLES, Catalog
 from pipelines.cleanup import owner_tag
 from pipelines.config import load_params
 from pipelines.io import atomic_path, write_behind
@@ -215,30 +215,13 @@ def write_ranged(con: duckdb.DuckDBPyConnection, cut: Cutoff, cfg: FeatureConfig
     drop_steps(con)
 
 
-def step_folder(cat: Catalog, name: str) -> str:
-    """A new hidden folder (URI) beside name's location for the Spark step tables of one build; a killed run's
-    local one is removed by the next run (cleanup.before_stage: .features-<pid>-...)."""
-    where = cat.location(name)
-    leaf = f"{owner_tag('.features-')}steps-{os.urandom(6).hex()}"
-    if is_uri(where):
-        return f"{where.rstrip('/').rsplit('/', 1)[0]}/{leaf}"
-    return (Path(where).resolve().parent / leaf).as_uri()
-
-
 def write_role_spark(runner: SparkRunner, cuts: list[Cutoff], cfg: FeatureConfig, cat: Catalog,
                      name: str) -> list[dict]:
-    """Build every cutoff of one role on Spark and write them, stacked and sorted, as Parquet parts at name.
-
-    Each cutoff's step tables are written once as Parquet (SparkRunner.materialise) and read by its final query,
-    instead of being recomputed wherever a view of them is read; they are deleted after the stacked write."""
-    steps = SparkRunner(runner.spark, step_folder(cat, name))
-    try:
-        frames = [build_features(steps, cut, cfg) for cut in cuts]  # analysed now: later view swaps keep them
-        drop_steps(steps)
-        stacked = reduce(lambda a, b: a.unionByName(b), frames).orderBy("cutoff", "customer_id")
-        cat.write(name, stacked)
-    finally:
-        steps.release()
+    """Build every cutoff of one role on Spark and write them, stacked and sorted, as Parquet parts at name."""
+    frames = [build_features(runner, cut, cfg) for cut in cuts]  # analysed now: later view swaps do not touch them
+    drop_steps(runner)
+    stacked = reduce(lambda a, b: a.unionByName(b), frames).orderBy("cutoff", "customer_id")
+    cat.write(name, stacked)
     runner.spark.read.parquet(cat.location(name)).createOrReplaceTempView("_written")
     rows = runner.rows("SELECT cutoff, COUNT(*), AVG(churned), SUM(future_revenue) FROM _written GROUP BY cutoff")
     runner.spark.catalog.dropTempView("_written")
