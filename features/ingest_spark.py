@@ -34,7 +34,7 @@ DIRECTIVES = {
 }
 COMPOSITES = {"T": "%H:%M:%S", "R": "%H:%M", "F": "%Y-%m-%d", "D": "%m/%d/%y"}
 NUMERIC = {"Y", "y", "m", "d", "e", "H", "I", "M", "S", "f", "j"}
-PARTITION_BYTES = 16 << 20  # estimated stage bytes per range partition (37M events at 1M customers: ~45)
+PARTITION_BYTES = 16 << 20  # stage bytes (estimated) per range partition; 8 in all ran out of a 2g heap at 1M
 MAX_PARTITIONS = 4096
 SPARK_TYPES = {"StringType": "VARCHAR", "ByteType": "TINYINT", "ShortType": "SMALLINT", "IntegerType": "INTEGER",
                "LongType": "BIGINT", "FloatType": "FLOAT", "DoubleType": "DOUBLE", "DecimalType": "DECIMAL",
