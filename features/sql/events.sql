@@ -13,8 +13,8 @@ history AS (
         customer_id,
         MIN(age_days) FILTER (WHERE event_type <> 'email_sent') AS days_since_last_event,  -- sends are ours, not theirs
         CAST(COUNT_IF(event_type = 'support_ticket') AS BIGINT) AS support_tickets_total,  -- COUNT_IF: HUGEINT on DuckDB
-        CAST(AVG(CAST(value AS DECIMAL(38, 9))) FILTER (WHERE event_type = 'support_ticket') AS DOUBLE) AS support_ticket_rating_mean,
-        CAST(AVG(CAST(value AS DECIMAL(38, 9))) FILTER (WHERE event_type = 'review') AS DOUBLE) AS review_rating_mean
+        CAST(SUM(CAST(value AS DECIMAL(38, 9))) FILTER (WHERE event_type = 'support_ticket') AS DOUBLE) / NULLIF(COUNT(value) FILTER (WHERE event_type = 'support_ticket'), 0) AS support_ticket_rating_mean,
+        CAST(SUM(CAST(value AS DECIMAL(38, 9))) FILTER (WHERE event_type = 'review') AS DOUBLE) / NULLIF(COUNT(value) FILTER (WHERE event_type = 'review'), 0) AS review_rating_mean
     FROM ev
     WHERE age_days >= 0
     GROUP BY customer_id
