@@ -75,6 +75,7 @@ def time_ordered(folder: Path) -> Path:
 def connection(folder: Path, threads: int | None) -> duckdb.DuckDBPyConnection:
     """DuckDB with views over the Parquet files (nothing cached between queries but the OS page cache)."""
     con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")  # as the score stage's funnel connection
     if threads:
         con.execute(f"SET threads = {threads}")
     for name in ("events", "transactions", "segments"):

@@ -74,7 +74,11 @@ def transpile(query: str, target: str, schema: Callable[[], dict[str, dict[str, 
         if schema is None:
             raise ValueError("`* EXCLUDE` needs the column lists of the tables the query reads")
         tree = qualify_columns(tree, schema=schema(), expand_stars=True)
-    return tree.sql(dialect=target)
+    out = tree.sql(dialect=target)
+    if "PERCENTILE_APPROX" in out.upper() and "APPROX" not in query.upper():
+        raise ValueError(f"an exact percentile would run approximately on {target} (SQLGlot's PERCENTILE_CONT ... "
+                         "WITHIN GROUP): write MEDIAN(x)")
+    return out
 
 
 class DuckRunner:
@@ -94,9 +98,20 @@ class DuckRunner:
         """The query's rows as tuples."""
         return self.con.execute(query).fetchall()
 
-    def materialise(self, name: str, query: str) -> None:
-        """The query's result as temp table `name` (replaced when it exists)."""
+    def materialise(self, name: str, query: str, reused: bool = False) -> None:
+        """The query's result as temp table `name` (replaced when it exists); `reused` changes nothing here."""
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+
+    def stack(self, name: str, queries: list[str]) -> None:
+        """The queries' rows as temp table `name`, loaded one query after the other (no UNION ALL plan)."""
+        first, *more = queries
+        self.materialise(name, first)
+        for query in more:
+            self.con.execute(f"INSERT INTO {name} {query}")
+
+    def frame(self, query: str) -> Any:
+        """The query's result as a pandas DataFrame (small results)."""
+        return self.con.execute(query).df()
 
     def view(self, name: str, query: str) -> None:
         """A temp view `name` over the query."""
@@ -145,10 +160,23 @@ class SparkRunner:
         """The query's rows as tuples (small results only: they come to the driver)."""
         return [tuple(row) for row in self.sql(query).collect()]
 
-    def materialise(self, name: str, query: str) -> None:
+    def materialise(self, name: str, query: str, reused: bool = False) -> None:
         """Temp view `name` over the query: Spark plans the steps into the final query (a query analysed while
-        the view exists keeps its plan when the view is later replaced, so cutoffs can be stacked)."""
+        the view exists keeps its plan when the view is later replaced, so cutoffs can be stacked). `reused`: a
+        table the next queries read several times is computed once now and cached (memory, then disk) until
+        drop()."""
         self.view(name, query)
+        if reused:
+            self.spark.catalog.cacheTable(name)
+            self.spark.table(name).count()
+
+    def stack(self, name: str, queries: list[str]) -> None:
+        """Temp view `name` over the queries' rows (UNION ALL, by position)."""
+        self.view(name, " UNION ALL ".join(f"({query})" for query in queries))
+
+    def frame(self, query: str) -> Any:
+        """The query's result as a pandas DataFrame on the driver (small results only)."""
+        return self.sql(query).toPandas()
 
     def view(self, name: str, query: str) -> None:
         """A temp view `name` over the query."""
@@ -170,7 +198,7 @@ class SparkRunner:
         return {f.name: f.dataType.simpleString() for f in self.spark.table(name).schema.fields}
 
     def drop(self, name: str) -> None:
-        """Drop temp view `name` if it exists."""
+        """Drop temp view `name` if it exists (and its cached rows)."""
         self.spark.catalog.dropTempView(name)
 
 

@@ -8,7 +8,9 @@ convert by as_of (no right-censoring). Step `purchase` is read from the transact
 amount), every other step is an `event_type`. Breakdowns: the entry event's channel and the RFM segment at
 as_of (`no_purchase` for customers not yet buying). Set-based SQL: one filtered pass over the events (and the
 transactions) into a temp table, the entrants, one join of their rows inside the window, then small per-step
-joins; the aggregation is features/sql/funnel.sql.
+joins; the aggregation is features/sql/funnel.sql. The SQL is DuckDB dialect and runs unchanged on Spark
+(features.engine's runners: temp tables there are views planned into the final query, except the three that
+later queries read more than once, which Spark computes once and caches).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from features.build import PURCHASE, sql_text
+from features.engine import render, runner_for
 
 PURCHASE_STEP = "purchase"
 DEFAULT_STEPS = ("product_view", "add_to_cart", "checkout_start", PURCHASE_STEP)
@@ -30,7 +32,9 @@ COLUMNS = ["dimension", "dimension_value", "step_index", "step", "customers", "s
 _STEP = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _ROWS = "_funnel_rows"
+NO_SEGMENTS = "(SELECT CAST(NULL AS VARCHAR) AS customer_id, CAST(NULL AS VARCHAR) AS rfm_segment WHERE 1 = 0)"
 US_PER_DAY = 86_400_000_000
+_IN_PERIOD = "epoch_us(ts) > $start AND epoch_us(ts) < $horizon"  # epoch microseconds: one meaning on every engine
 
 
 @dataclass(frozen=True)
@@ -95,11 +99,11 @@ def _rows_sql(cfg: FunnelConfig, events: str, transactions: str) -> list[str]:
         listed = ", ".join(f"'{s}'" for _, s in event_steps)
         code = " ".join(f"WHEN '{s}' THEN {k}" for k, s in event_steps)
         parts.append(f"SELECT customer_id, CASE event_type {code} END AS k, channel, epoch_us(ts) AS t "
-                     f"FROM {events} WHERE event_type IN ({listed}) AND ts > $start AND ts < $horizon")
+                     f"FROM {events} WHERE event_type IN ({listed}) AND {_IN_PERIOD}")
     if PURCHASE_STEP in cfg.steps:
         k = cfg.steps.index(PURCHASE_STEP) + 1
         parts.append(f"SELECT customer_id, {k} AS k, channel, epoch_us(ts) AS t FROM {transactions} "
-                     f"WHERE {PURCHASE} AND ts > $start AND ts < $horizon")
+                     f"WHERE {PURCHASE} AND {_IN_PERIOD}")
     return parts
 
 
@@ -111,8 +115,9 @@ WINDOW_SQL = (f"SELECT r.customer_id, r.k, r.t FROM {_ROWS} AS r JOIN _funnel_en
               "ON r.customer_id = e.customer_id WHERE r.k > 1 AND r.t >= e.t_1 AND r.t <= e.t_1 + $window")
 
 
-def journeys_sql(cfg: FunnelConfig) -> str:
-    """One row per entrant: customer_id, entry_channel, t_1 .. t_K (NULL after the last step reached)."""
+def journeys_sql(cfg: FunnelConfig, segments: str) -> str:
+    """One row per entrant: customer_id, entry_channel, rfm_segment (`no_purchase` without one), t_1 .. t_K (NULL
+    after the last step reached)."""
     ctes = ["s2 AS (SELECT customer_id, MIN(t) AS t_2 FROM _funnel_window WHERE k = 2 GROUP BY customer_id)"]
     for k in range(3, len(cfg.steps) + 1):  # step k: its first row at or after step k-1 (inside the window)
         ctes.append(f"s{k} AS (SELECT w.customer_id, MIN(w.t) AS t_{k} FROM _funnel_window AS w "
@@ -121,15 +126,16 @@ def journeys_sql(cfg: FunnelConfig) -> str:
     later = range(2, len(cfg.steps) + 1)
     times = ", ".join(f"s{k}.t_{k}" for k in later)
     joins = " ".join(f"LEFT JOIN s{k} ON s{k}.customer_id = e.customer_id" for k in later)
-    return (f"WITH {', '.join(ctes)} SELECT e.customer_id, e.entry_channel, e.t_1, {times} "
-            f"FROM _funnel_entries AS e {joins}")
+    return (f"WITH {', '.join(ctes)} SELECT e.customer_id, e.entry_channel, "
+            f"COALESCE(seg.rfm_segment, 'no_purchase') AS rfm_segment, e.t_1, {times} "
+            f"FROM _funnel_entries AS e {joins} LEFT JOIN {segments} AS seg ON seg.customer_id = e.customer_id")
 
 
 def _reached_union(cfg: FunnelConfig) -> str:
     """UNION ALL of (customer, channel, segment, step_index, hours since entry) per reached step."""
     return "\n    UNION ALL\n    ".join(
         f"SELECT customer_id, entry_channel, rfm_segment, {k} AS step_index, "
-        f"CAST(t_{k} - t_1 AS DOUBLE) / 3600000000.0 AS hours FROM journeys WHERE t_{k} IS NOT NULL"
+        f"CAST(t_{k} - t_1 AS DOUBLE) / 3600000000.0 AS hours FROM _funnel_journeys WHERE t_{k} IS NOT NULL"
         for k in range(1, len(cfg.steps) + 1))
 
 
@@ -139,35 +145,29 @@ def _steps_values(cfg: FunnelConfig) -> str:
     return f"SELECT * FROM (VALUES {values}) AS v(step_index, step)"
 
 
-def funnel(con: duckdb.DuckDBPyConnection, cfg: FunnelConfig, as_of: date, events: str = "events",
-           transactions: str = "transactions", segments: str | None = None) -> pd.DataFrame:
-    """The funnel table (COLUMNS) at as_of from tables/views on con; empty when nobody entered the funnel.
+def funnel(engine: Any, cfg: FunnelConfig, as_of: date, events: str = "events", transactions: str = "transactions",
+           segments: str | None = None) -> pd.DataFrame:
+    """The funnel table (COLUMNS) at as_of from tables/views on engine (a DuckDB connection, a SparkSession or a
+    features.engine runner); empty when nobody entered the funnel.
 
     `segments` names a relation (customer_id, rfm_segment); None: every entrant is `no_purchase`.
     """
-    con.execute("SET TimeZone = 'UTC'")
-    [(ordered,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
-    con.execute("SET preserve_insertion_order = false")  # the temp tables need no order: parallel inserts
+    runner = runner_for(engine)
     start, entry_end, horizon = entry_period(as_of, cfg)
+    values = {"start": _epoch_us(start), "horizon": _epoch_us(horizon), "entry_end": _epoch_us(entry_end),
+              "window": cfg.window_us}
     events, transactions = _check_name(events), _check_name(transactions)
-    seg = _check_name(segments) if segments else "(SELECT NULL AS customer_id, NULL AS rfm_segment WHERE 1 = 0)"
+    seg = _check_name(segments) if segments else NO_SEGMENTS
     try:
-        first, *more = _rows_sql(cfg, events, transactions)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS {first}", {"start": start, "horizon": horizon})
-        for select in more:
-            con.execute(f"INSERT INTO {_ROWS} {select}", {"start": start, "horizon": horizon})
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_entries AS {ENTRIES_SQL}",
-                    {"entry_end": _epoch_us(entry_end)})
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_window AS {WINDOW_SQL}", {"window": cfg.window_us})
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _funnel_journeys AS {journeys_sql(cfg)}")
-        query = sql_text("funnel").format(journeys="_funnel_journeys", segments=seg,
-                                          reached_union=_reached_union(cfg), steps=_steps_values(cfg))
-        frame = con.execute(query).df()
+        runner.stack(_ROWS, [render(select, values) for select in _rows_sql(cfg, events, transactions)])
+        runner.materialise("_funnel_entries", render(ENTRIES_SQL, values), reused=True)  # read twice
+        runner.materialise("_funnel_window", render(WINDOW_SQL, values), reused=True)  # read once per step
+        runner.materialise("_funnel_journeys", journeys_sql(cfg, seg), reused=True)  # read once per step
+        query = sql_text("funnel").format(reached_union=_reached_union(cfg), steps=_steps_values(cfg))
+        frame = runner.frame(query)
     finally:
-        for table in (_ROWS, "_funnel_entries", "_funnel_window", "_funnel_journeys"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-        con.execute(f"SET preserve_insertion_order = {bool(ordered)}")
+        for table in ("_funnel_journeys", "_funnel_window", "_funnel_entries", _ROWS):
+            runner.drop(table)
     for col in ("step_index", "customers", "drop_off"):
         frame[col] = frame[col].astype("int64")
     return frame[COLUMNS]
-

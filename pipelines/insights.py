@@ -74,24 +74,53 @@ def funnel_columns() -> list[Column]:
                    nullable=True)]
 
 
-def funnel_frame(params: dict[str, Any], cat: Catalog, source: Path, key: dict[str, Any]) -> pd.DataFrame:
-    """The funnel at as_of from the interim events and transactions (empty without events)."""
+def funnel_frame(params: dict[str, Any], cat: Catalog, source: Path | str, key: dict[str, Any],
+                 spark: Any = None) -> pd.DataFrame:
+    """The funnel at as_of from the interim events and transactions (empty without events); with a SparkSession
+    it runs on Spark (the driver gets the result rows only), else on an in-memory DuckDB connection."""
     cfg = FunnelConfig.from_params((params.get("scoring") or {}).get("funnel"))
-    events, transactions = cat.path("events"), cat.path("transactions")
     names = [c.name for c in funnel_columns()]
-    if not events.exists() or ds.dataset(events, format="parquet").count_rows() == 0:
+    if spark is not None:
+        table = _funnel_on_spark(spark, cat, cfg, source, key["as_of"])
+    else:
+        table = _funnel_on_duckdb(cat, cfg, Path(source), key["as_of"])
+    if table is None:
         return pd.DataFrame(columns=names)
-    con = duckdb.connect()
-    try:
-        for name, path in (("events", events), ("transactions", transactions)):
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {parquet_scan(path)}")
-        con.execute(f"CREATE VIEW segments AS SELECT customer_id, rfm_segment FROM {parquet_scan(source)}")
-        table = funnel(con, cfg, key["as_of"], "events", "transactions", "segments")
-    finally:
-        con.close()
     start, end, _ = entry_period(key["as_of"], cfg)
     front = {**key, "entry_from": start.date(), "entry_to": end.date(), "window_days": float(cfg.window_days)}
     return table.assign(**front)[names]
+
+
+def _funnel_on_duckdb(cat: Catalog, cfg: FunnelConfig, source: Path, as_of: date) -> pd.DataFrame | None:
+    """features.funnel on a fresh in-memory DuckDB connection over the local files (None without events)."""
+    events, transactions = cat.path("events"), cat.path("transactions")
+    if not events.exists() or ds.dataset(events, format="parquet").count_rows() == 0:
+        return None
+    con = duckdb.connect()
+    try:
+        con.execute("SET preserve_insertion_order = false")  # the funnel's temp tables need no order
+        for name, path in (("events", events), ("transactions", transactions)):
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {parquet_scan(path)}")
+        con.execute(f"CREATE VIEW segments AS SELECT customer_id, rfm_segment FROM {parquet_scan(source)}")
+        return funnel(con, cfg, as_of, "events", "transactions", "segments")
+    finally:
+        con.close()
+
+
+def _funnel_on_spark(spark: Any, cat: Catalog, cfg: FunnelConfig, source: Path | str, as_of: date
+                     ) -> pd.DataFrame | None:
+    """features.funnel on Spark over the catalog's events and transactions (None without an events table)."""
+    if not cat.exists("events"):
+        return None
+    views = {"events": "_funnel_events", "transactions": "_funnel_transactions"}
+    try:
+        for name, view in views.items():
+            cat.spark_frame(name, spark=spark).createOrReplaceTempView(view)
+        spark.read.parquet(str(source)).select("customer_id", "rfm_segment").createOrReplaceTempView("_funnel_segments")
+        return funnel(spark, cfg, as_of, views["events"], views["transactions"], "_funnel_segments")
+    finally:
+        for view in (*views.values(), "_funnel_segments"):
+            spark.catalog.dropTempView(view)
 
 
 def previous_batch(warehouse: Path, key: dict[str, Any]) -> tuple[date | None, str | None]:

@@ -416,7 +416,8 @@ def score(params: dict[str, Any], root: Path, source: Path, models: ScoringModel
     write_csv_parts(written_scores, layout, cat.location("scores_csv_parts"))
     parts_dir = cat.path("scores_parts")  # the local outputs are fed from local parts
     outputs = paths.rebase(paths.OUTPUTS, root)  # DuckDB on the driver reads CLV from the parts, not from pandas
-    extra = insights.tables(params, context["work"], source, parts_dir, layout, as_of, outputs)
+    funnel = insights.funnel_frame(params, cat, source, insights.batch_key(layout, as_of), spark)  # on the cluster
+    extra = insights.tables(params, context["work"], source, parts_dir, layout, as_of, outputs, funnel)
     written, chunks = stream_local(outputs, parts_dir, context, summary, extra, insights.table_columns(), rows_in)
     return {"as_of": as_of, "rows_in": rows_in, "rows_out": rows_in, "chunks": chunks, "sinks": written,
             "summary": summary, "spark": {"spark_outputs": {n: cat.location(n) for n in ("scores_parts",

@@ -1,16 +1,10 @@
 -- Conversion funnel over ordered steps, per entry channel and per RFM segment (features/funnel.py fills the
--- placeholders in braces; the rest is plain SQL: GROUPING SETS, window functions, PERCENTILE_CONT ... WITHIN GROUP).
--- Inputs: journeys holds one row per customer who entered the funnel (customer_id, entry_channel,
--- t_1 .. t_K in epoch microseconds, t_k NULL when step k was not reached within the window), segments
--- holds (customer_id, rfm_segment) at as_of; customers without a segment (no purchase yet) count as
--- 'no_purchase'. Output: one row per (dimension, value, step): customers reaching the step, conversions,
+-- placeholders in braces; the rest is plain SQL: GROUPING SETS, window functions, MEDIAN).
+-- Input: _funnel_journeys holds one row per customer who entered the funnel (customer_id, entry_channel,
+-- rfm_segment at as_of or 'no_purchase', t_1 .. t_K in epoch microseconds, t_k NULL when step k was not reached
+-- within the window). Output: one row per (dimension, value, step): customers reaching the step, conversions,
 -- drop-off and the hours from the entry to the step (mean, median) for those who reached it.
-WITH journeys AS (
-    SELECT j.*, COALESCE(s.rfm_segment, 'no_purchase') AS rfm_segment
-    FROM {journeys} AS j
-    LEFT JOIN {segments} AS s ON s.customer_id = j.customer_id
-),
-reached AS (  -- one row per customer and step reached; hours since the entry
+WITH reached AS (  -- one row per customer and step reached; hours since the entry
     {reached_union}
 ),
 grouped AS (
@@ -22,7 +16,8 @@ grouped AS (
         step_index,
         COUNT(*) AS customers,
         AVG(hours) AS mean_hours_from_entry,
-        PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY hours) AS median_hours_from_entry
+        MEDIAN(hours) AS median_hours_from_entry  -- exact, interpolated on both engines (SQLGlot turns
+        -- PERCENTILE_CONT ... WITHIN GROUP into Spark's PERCENTILE_APPROX)
     FROM reached
     GROUP BY GROUPING SETS ((step_index), (step_index, entry_channel), (step_index, rfm_segment))
 ),

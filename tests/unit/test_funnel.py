@@ -119,3 +119,37 @@ def test_no_events_means_no_entrants() -> None:
 def test_bad_config_is_one_clear_error(block: dict) -> None:
     with pytest.raises(ValueError, match="scoring.funnel"):
         FunnelConfig.from_params(block)
+
+
+@pytest.mark.parametrize("cfg, seg", [(CFG, "seg"), (FunnelConfig(("add_to_cart", "purchase"), 2, 10), None)])
+def test_spark_runs_the_same_sql_to_the_same_table(spark, cfg: FunnelConfig, seg: str | None) -> None:
+    """The DuckDB-dialect funnel SQL on a SparkSession gives DuckDB's table (temp tables become views there)."""
+    import pyarrow as pa
+
+    from features.engine import SparkRunner
+
+    events, tx = frames()
+    runner = SparkRunner(spark)
+    for name, frame in (("sp_ev", events), ("sp_tx", tx), ("sp_seg", SEGMENTS)):
+        runner.register(name, pa.Table.from_pandas(frame, preserve_index=False))
+    try:
+        got = funnel(spark, cfg, AS_OF, "sp_ev", "sp_tx", seg and "sp_seg")
+    finally:
+        for name in ("sp_ev", "sp_tx", "sp_seg"):
+            runner.drop(name)
+    con = duckdb.connect()
+    for name, frame in (("ev", events), ("tx", tx), ("seg", SEGMENTS)):
+        con.register(name, frame)
+    want = funnel(con, cfg, AS_OF, "ev", "tx", seg)
+    assert len(want) > 4 and not {t.name for t in spark.catalog.listTables()} & {"_funnel_rows", "_funnel_window"}
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+
+
+def test_an_exact_percentile_never_becomes_spark_approximate_quietly() -> None:
+    """SQLGlot writes PERCENTILE_CONT ... WITHIN GROUP as Spark's PERCENTILE_APPROX: refused; MEDIAN is exact."""
+    from features.engine import transpile
+
+    with pytest.raises(ValueError, match="approximately on spark"):
+        transpile("SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY h) FROM t", "spark")
+    assert transpile("SELECT MEDIAN(h) FROM t", "spark") == "SELECT MEDIAN(h) FROM t"
+    assert "PERCENTILE_APPROX" in transpile("SELECT APPROX_QUANTILE(h, 0.5) FROM t", "spark")

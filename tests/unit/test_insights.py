@@ -148,3 +148,15 @@ def test_migration_reads_clv_from_a_folder_of_parts_like_from_a_frame(tmp_path: 
     from_parts = insights.migration_frame(Catalog(tmp_path), warehouse, source, parts, LAYOUT, key)
     assert len(from_frame) == 4
     pd.testing.assert_frame_equal(from_parts, from_frame)
+
+
+def test_the_funnel_on_spark_equals_the_driver_duckdb_funnel(spark, tmp_path: Path) -> None:
+    """engine=spark runs the funnel on the cluster (only the result rows reach the driver): the same table."""
+    source = write_inputs(tmp_path)
+    params = {"scoring": {"funnel": {"window_days": 2, "lookback_days": 10}}}
+    key, cat = insights.batch_key(LAYOUT, AS_OF), Catalog(tmp_path)
+    want = insights.funnel_frame(params, cat, source, key)
+    got = insights.funnel_frame(params, cat, source, key, spark)
+    assert want["customers"].sum() > 0 and list(got.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+    assert insights.funnel_frame(params, Catalog(tmp_path / "no-events"), source, key, spark).empty
