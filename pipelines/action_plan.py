@@ -28,6 +28,7 @@ from models.scoring.plan import plan_actions, plan_table, reduce_chunks, summari
 from models.scoring.schema import Column, ScoreLayout
 from pipelines.catalog import Catalog, dataset
 from pipelines.config import load_params
+from pipelines.io import parquet_batches
 from pipelines.runinfo import write_report
 
 TABLE = "action_plan"
@@ -118,15 +119,14 @@ def decision_chunks(scores_path: Path, features_path: Path, cfg: ScoringConfig,
     present = [c for c in wanted if c in features.schema.names]
     columns = ["customer_id", *present]
     schema = pa.schema([features.schema.field(c) for c in columns])
-    beside = _Rows(iter(features.to_batches(columns=columns, batch_size=rows, batch_readahead=0, fragment_readahead=0)),
-                   schema)  # no read-ahead: one chunk of features in memory
+    beside = _Rows(iter(parquet_batches(features_path, columns, rows)), schema)  # one chunk of features in memory
     def keyed(table: pa.Table) -> pd.DataFrame:
         """Feature rows with their customer_id as the scores write it (text, pseudonymised when on)."""
         extra = table.to_pandas()
         return pseudonymise(extra.assign(customer_id=extra["customer_id"].astype(str)))
 
     whole = None
-    for batch in pq.ParquetFile(scores_path).iter_batches(batch_size=rows, columns=SCORE_COLUMNS):
+    for batch in parquet_batches(scores_path, SCORE_COLUMNS, rows):
         frame = batch.to_pandas()
         frame["churn_risk_band"] = slugs(frame["churn_risk_band"], band_names, f"{scores_path} churn_risk_band")
         frame["rfm_segment"] = slugs(frame["rfm_segment"], segment_names, f"{scores_path} rfm_segment")

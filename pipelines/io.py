@@ -15,9 +15,20 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 TEMP_SUFFIX = ".tmp"
+
+
+def parquet_batches(source: Path, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of up to `rows` rows of a Parquet file or folder of parts, in order, one row group in memory
+    at a time (pyarrow pre-buffers every requested column chunk of a file by default: memory grew with the file)."""
+    if Path(source).is_dir():
+        return pads.dataset(source, format="parquet").to_batches(
+            columns=columns, batch_size=rows, use_threads=False, batch_readahead=0, fragment_readahead=0,
+            fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=False))
+    return pq.ParquetFile(source, pre_buffer=False).iter_batches(batch_size=rows, columns=columns)
 
 
 def temp_files(target: Path) -> list[Path]:

@@ -31,7 +31,7 @@ from pipelines.campaigns_section import GLOSSARY as CAMPAIGN_GLOSSARY
 from pipelines.campaigns_section import campaigns_section
 from pipelines.catalog import Catalog, dataset
 from pipelines.config import load_params
-from pipelines.io import atomic_path
+from pipelines.io import atomic_path, parquet_batches
 from pipelines.report_plots import CLV_PLOTS, clv_figure, data_uri, png_bytes
 
 CHURN_FIGURES = {
@@ -89,7 +89,7 @@ def scores_summary(path: Path, layout: ScoreLayout, batch_rows: int = BATCH_ROWS
     missing = [c for c in wanted if c not in scores.schema.names]
     if missing:
         raise ValueError(f"{path}: columns {missing} missing (customer_scores contract, models/scoring/schema.py)")
-    batches = scores.to_batches(batch_size=batch_rows, columns=wanted)
+    batches = parquet_batches(path, wanted, batch_rows)
     return finish_summary((summary_parts(b.to_pandas(), layout) for b in batches), layout)
 
 

@@ -35,7 +35,7 @@ from models.scoring.schema import ScoreLayout
 from models.scoring.summary import finish_summary
 from pipelines import action_plan, insights, paths
 from pipelines.config import load_params
-from pipelines.io import check_not_locked, write_behind
+from pipelines.io import check_not_locked, parquet_batches, write_behind
 from pipelines.progress import Progress
 from pipelines.runinfo import write_report
 from pipelines.scoring_models import ScoringModels, from_artifacts, from_registry
@@ -93,9 +93,7 @@ def feature_schema(source: Path) -> pa.Schema:
 
 def feature_batches(source: Path, columns: list[str], rows: int) -> Any:
     """The feature table's record batches of up to `rows` rows, in file (and part) order."""
-    if Path(source).is_dir():
-        return pads.dataset(source, format="parquet").to_batches(columns=columns, batch_size=rows, use_threads=False)
-    return pq.ParquetFile(source).iter_batches(batch_size=rows, columns=columns)
+    return parquet_batches(source, columns, rows)
 
 
 def check_schema(source: Path, columns: list[str], models: ScoringModels) -> None:
