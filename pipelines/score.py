@@ -91,11 +91,6 @@ def feature_schema(source: Path) -> pa.Schema:
     return pads.dataset(source, format="parquet").schema
 
 
-def feature_batches(source: Path, columns: list[str], rows: int) -> Any:
-    """The feature table's record batches of up to `rows` rows, in file (and part) order."""
-    return parquet_batches(source, columns, rows)
-
-
 def check_schema(source: Path, columns: list[str], models: ScoringModels) -> None:
     """ChurnInputError naming the feature columns the model lacks (extra) and the file lacks (missing)."""
     spec = models.churn.spec
@@ -154,7 +149,7 @@ def chunk_jobs(source: Path, wanted: list[str], clv: pd.DataFrame, prior: np.nda
                rows: int) -> Iterator[tuple[pa.RecordBatch, pd.DataFrame, np.ndarray | None]]:
     """(features batch, its CLV rows, its prior) per chunk of the feature table, in file order."""
     start = 0
-    for batch in feature_batches(source, wanted, rows):
+    for batch in parquet_batches(source, wanted, rows):
         stop = start + batch.num_rows
         yield batch, clv.iloc[start:stop], None if prior is None else prior[start:stop]
         start = stop
