@@ -190,7 +190,7 @@ def prior_model(spark_frame: Any, models: ScoringModels, as_of: Any, unit: float
     from models.clv.spark_stats import spark_stats
 
     try:
-        stats = spark_stats(spark_frame, "score features")[str(as_of)]
+        stats = spark_stats(spark_frame, "score features", spend=False)[str(as_of)]
         return fit_clv_stats(stats, kind, time_unit_days=unit, seed=seed)
     except (ValueError, RuntimeError, FloatingPointError) as exc:
         raise ChurnInputError(f"churn prior {kind} could not be fitted at as_of: {type(exc).__name__}: {exc}") from exc

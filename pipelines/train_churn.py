@@ -98,7 +98,7 @@ def read_frames_spark(params: dict[str, Any], root: Path, cfg: ChurnConfig) -> t
     progress.note("engine=spark: BTYD statistics per cutoff and the stratified training sample")
     stats: dict[str, Any] = {}
     for role, table in tables.items():
-        stats.update(spark_stats(table, catalog.location(f"features_{role}")))
+        stats.update(spark_stats(table, catalog.location(f"features_{role}"), spend=False))  # priors: purchases
     sample = stratified_sample(tables["train"], cfg.max_train_rows, cfg.seed)
     frames = {"train": to_pandas(sample.frame), **{r: to_pandas(tables[r]) for r in ("eval", "score")}}
     info = {"engine": "spark", "rows": sample.rows, "sampled_rows": sample.sampled,

@@ -58,13 +58,14 @@ def btyd_prior(
     seed: int = 0,
     stats: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, dict[str, str]]:
-    """P(no purchase in horizon) per row from a BTYD model fitted per cutoff (NaN + reason on failure).
+    """P(no purchase in horizon) per row from a BTYD purchase model fitted per cutoff (NaN + reason on failure).
 
-    stats: compressed statistics per cutoff (models.clv.stats.RfmStats, e.g. aggregated by Spark over every
-    customer while frame holds a sample): the fit reads them instead of the frame's rows.
+    Only the purchase model is fitted: the probability does not read spend, so Gamma-Gamma is neither fitted nor
+    able to fail the prior. stats: compressed statistics per cutoff (models.clv.stats.RfmStats, e.g. aggregated by
+    Spark over every customer while frame holds a sample): the fit reads them instead of the frame's rows.
     """
-    from models.clv import fit_clv
     from models.clv.model import fit_clv_stats
+    from models.clv.stats import compress
 
     if kind not in btyd_kinds():
         raise ChurnInputError(f"churn.prior must be one of {('none', *btyd_kinds())}, got {kind!r}")
@@ -74,10 +75,8 @@ def btyd_prior(
     for cutoff, rows in frame.groupby(frame["cutoff"].astype(str), sort=True).indices.items():
         rfm = frame.iloc[rows][["customer_id", "frequency", "recency", "T", "monetary_value"]]
         try:
-            if stats is not None and cutoff in stats:
-                fitted = fit_clv_stats(stats[cutoff], kind, time_unit_days=time_unit_days, seed=seed)
-            else:
-                fitted = fit_clv(rfm, kind, time_unit_days=time_unit_days, seed=seed)
+            rows_stats = stats[cutoff] if stats is not None and cutoff in stats else compress(rfm, spend=False)
+            fitted = fit_clv_stats(rows_stats.purchases_only(), kind, time_unit_days=time_unit_days, seed=seed)
             out[positions[rows]] = fitted.predict(rfm, horizon_days)[f"p_no_purchase_{int(horizon_days)}d"]
         except (ValueError, RuntimeError, FloatingPointError) as exc:
             failures[cutoff] = f"{type(exc).__name__}: {exc}"

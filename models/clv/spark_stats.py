@@ -24,9 +24,13 @@ def _ordered(rows: pd.DataFrame, keys: tuple[str, ...]) -> dict[str, tuple[np.nd
     return out
 
 
-def spark_stats(frame: Any, where: str) -> dict[str, RfmStats]:
+def spark_stats(frame: Any, where: str, spend: bool = True) -> dict[str, RfmStats]:
     """{cutoff (ISO text): RfmStats} of a Spark feature table (columns customer_id, cutoff, frequency, recency, T,
-    monetary_value), validated like models.clv.inputs.rfm_arrays; where names the table in errors."""
+    monetary_value), validated like models.clv.inputs.rfm_arrays; where names the table in errors.
+
+    spend=False: the purchase rows only (what a BTYD prior reads). The spend rows are unique (x, m) pairs of repeat
+    buyers; m is a mean of amounts, so their number grows with the customers and they are not collected.
+    """
     from pyspark.sql import functions as F
 
     df = frame.select(F.col("cutoff").cast("string").alias("cutoff"), "customer_id", *PURCHASE_KEYS,
@@ -39,8 +43,8 @@ def spark_stats(frame: Any, where: str) -> dict[str, RfmStats]:
         F.sum(F.when(repeat & ~(F.col("monetary_value") > 0), 1).otherwise(0)).alias("excluded")))
     purchases = _ordered(collect(df.groupBy("cutoff", *PURCHASE_KEYS).agg(
         F.count(F.lit(1)).alias("n"), F.min("customer_id").alias("first_id"))), PURCHASE_KEYS)
-    spend = _ordered(collect(df.where(repeat & (F.col("monetary_value") > 0)).groupBy("cutoff", *SPEND_KEYS).agg(
-        F.count(F.lit(1)).alias("n"), F.min("customer_id").alias("first_id"))), SPEND_KEYS)
+    paying = _ordered(collect(df.where(repeat & (F.col("monetary_value") > 0)).groupBy("cutoff", *SPEND_KEYS).agg(
+        F.count(F.lit(1)).alias("n"), F.min("customer_id").alias("first_id"))), SPEND_KEYS) if spend else {}
     out = {}
     for row in meta.itertuples(index=False):
         cutoff, name = str(row.cutoff), f"{where} (cutoff {row.cutoff})"
@@ -50,11 +54,11 @@ def spark_stats(frame: Any, where: str) -> dict[str, RfmStats]:
             raise ValueError(f"{name}: rfm column 'monetary_value' has {row.rows - row.with_amount} NaN/inf/"
                              "non-numeric value(s)")
         x, tx, age, counts = purchases[cutoff]
-        if row.with_amount == 0:  # no amounts: the purchase model only
+        if row.with_amount == 0 or not spend:  # no amounts, or not asked for: the purchase model only
             out[cutoff] = check_stats(RfmStats(x, tx, age, counts), name)
             continue
         empty = (np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
-        sx, sm, scounts = spend.get(cutoff, empty)
+        sx, sm, scounts = paying.get(cutoff, empty)
         out[cutoff] = check_stats(RfmStats(x, tx, age, counts, sx, sm, scounts, int(row.excluded)), name)
     return out
 

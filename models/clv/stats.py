@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -39,13 +39,18 @@ class RfmStats:
         """Repeat buyers with monetary_value > 0 (0 without amounts)."""
         return 0 if self.spend_counts is None else int(self.spend_counts.sum())
 
+    def purchases_only(self) -> RfmStats:
+        """The purchase rows alone (what a BTYD purchase model reads; the spend rows dropped)."""
+        return replace(self, spend_x=None, spend_m=None, spend_counts=None, n_excluded=0)
 
-def compress(rfm: pd.DataFrame) -> RfmStats:
-    """The statistics of an RFM frame (validated like every fit input); row order = first appearance."""
+
+def compress(rfm: pd.DataFrame, spend: bool = True) -> RfmStats:
+    """The statistics of an RFM frame (validated like every fit input); row order = first appearance; spend=False:
+    the purchase rows only."""
     cols = rfm_arrays(rfm)
     x, tx, age, m = cols["frequency"], cols["recency"], cols["T"], cols["monetary_value"]
     (ux, utx, uage), _, counts = unique_rows(x, tx, age)
-    if spend_missing(rfm):
+    if not spend or spend_missing(rfm):
         return RfmStats(ux, utx, uage, counts)
     repeat = x > 0
     used = repeat & (m > 0)

@@ -11,7 +11,7 @@ import pytest
 
 from models.clv import FitError, fit_clv
 from models.clv.btyd import get
-from models.clv.btyd.fit import maximise
+from models.clv.btyd.fit import LOG_BOUND, NEAR_BOUND, _projected_gradient, maximise
 from models.clv.fitting import fit_purchase_model, purchase_spec
 from models.clv.inputs import unique_rows
 from models.clv.simulate import simulate
@@ -91,6 +91,14 @@ def homogeneous_rate_customers(seed: int) -> pd.DataFrame:
     params = {"r": 1e5, "alpha": 1e6, "a": 2.0, "b": 8.0}
     sim = simulate("bgnbd", params, np.full(400, 52.0), 0.0, seed, SPEND)
     return sim.drop(columns="future_purchases")
+
+
+def test_parameters_running_off_past_near_bound_do_not_count_as_unconverged() -> None:
+    u, grad = np.array([12.3, 10.7, 0.85, -11.0]), np.array([-2e-5, -2e-6, 5e-9, 3e-5])  # r, alpha out; b to 0
+    assert _projected_gradient(grad, u) == 3e-5  # inside the hard bounds every component still counts
+    assert _projected_gradient(grad, u, NEAR_BOUND) == 5e-9  # beyond NEAR_BOUND, pushing outwards: at the bound
+    assert _projected_gradient(-grad, u, NEAR_BOUND) == 3e-5  # pulled back inside: still counts
+    assert _projected_gradient(np.array([-1.0]), np.array([LOG_BOUND])) == 0.0
 
 
 def test_one_rate_for_everyone_is_a_reported_boundary_solution(caplog) -> None:

@@ -58,6 +58,23 @@ def test_spark_statistics_equal_pandas_and_fit_identically(spark, amounts: bool)
         assert a.spend.params == b.spend.params and a.spend.n_excluded == b.spend.n_excluded > 0
 
 
+def test_purchase_statistics_alone_leave_the_spend_rows_on_the_cluster(spark) -> None:
+    table = rfm_table()
+    stats = spark_stats(spark.createDataFrame(table), "features/score.parquet", spend=False)
+    for cutoff, rows in table.groupby(table["cutoff"].astype(str)):
+        local, remote = compress(rows, spend=False), stats[cutoff]
+        assert remote.spend_x is remote.spend_m is remote.spend_counts is None and remote.n_excluded == 0
+        dropped = compress(rows).purchases_only()
+        for field in ("x", "tx", "age", "counts"):
+            assert np.array_equal(getattr(local, field), getattr(remote, field)), field
+            assert np.array_equal(getattr(local, field), getattr(dropped, field)), field
+        assert local.spend_counts is dropped.spend_counts is None
+    cutoff = str(CUTOFFS[1])
+    full = fit_clv(table[table["cutoff"].astype(str) == cutoff], "bgnbd", time_unit_days=7.0, seed=1)
+    alone = fit_clv_stats(stats[cutoff], "bgnbd", time_unit_days=7.0, seed=1)
+    assert alone.spend is None and alone.purchases.params == full.purchases.params  # the same purchase fit
+
+
 def test_bad_statistics_are_one_line(spark) -> None:
     table = rfm_table(n=40)
     table.loc[5, "recency"] = table.loc[5, "T"] + 1

@@ -100,9 +100,10 @@ def inverse_hessian(f: Callable[[Any], Any], u: np.ndarray) -> np.ndarray | None
     return (inv + inv.T) / 2
 
 
-def _projected_gradient(grad: np.ndarray, u: np.ndarray) -> float:
-    """Largest gradient component that could still move u inside the bounds."""
-    free = ~(((u <= -LOG_BOUND + 1e-9) & (grad > 0)) | ((u >= LOG_BOUND - 1e-9) & (grad < 0)))
+def _projected_gradient(grad: np.ndarray, u: np.ndarray, edge: float = LOG_BOUND - 1e-9) -> float:
+    """Largest gradient component that could still move u inside the bounds; components beyond +-edge that push
+    further out count as at the bound."""
+    free = ~(((u <= -edge) & (grad > 0)) | ((u >= edge) & (grad < 0)))
     return float(np.abs(grad[free]).max()) if free.any() else 0.0
 
 
@@ -124,7 +125,10 @@ def maximise(spec: Spec, rowll: RowLoglik, weights: np.ndarray, penalizer: float
     pg = _projected_gradient(np.asarray(out.jac, dtype=float), out.x)
     # the objective is -sum(w ll) / sum(w) + penalty: the total log-likelihood follows without another pass
     ll = -(float(out.fun) - penalizer * float(np.sum(np.exp(out.x) ** 2))) * float(weights.sum())
-    ok = bool(out.fun < 1e100 and np.isfinite(ll) and (out.success or pg <= USABLE_GTOL))
+    # a stop for lost precision is usable when the parameters still moving are those running off to 0 or infinity
+    # (beyond NEAR_BOUND, where the likelihood is flat to rounding: how far they got depends on the CPU's libm)
+    usable = _projected_gradient(np.asarray(out.jac, dtype=float), out.x, NEAR_BOUND) <= USABLE_GTOL
+    ok = bool(out.fun < 1e100 and np.isfinite(ll) and (out.success or usable))
     message = "converged" if ok else ("non-finite log-likelihood" if out.fun >= 1e100 or not np.isfinite(ll)
                                       else f"optimiser stopped: {out.message} (gradient {pg:.2g})")
     low = {n for n, v in zip(spec.names, out.x, strict=True) if v <= -NEAR_BOUND}
