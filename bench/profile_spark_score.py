@@ -35,7 +35,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 WRAPPED = {"pipelines.score_spark": ("read_features", "check_input", "in_input_order", "cached_edges",
                                      "spark_decile_edges", "prior_model", "score_parts", "check_rows", "spark_summary",
                                      "write_csv_parts", "stream_local"),
-           "pipelines.insights": ("tables",), "pipelines.action_plan": ("run",), "pipelines.score": ("load_models",)}
+           "pipelines.insights": ("funnel_frame", "tables"), "pipelines.action_plan": ("run",),
+           "pipelines.score": ("load_models",), "pipelines.sinks.writer:ScoreSinks": ("load_warehouse", "finish")}
 
 
 def rss() -> int:
@@ -159,10 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.tracemalloc:
         tracemalloc.start(12)
     phases = Phases(args.tracemalloc)
-    for module, names in WRAPPED.items():
+    for where, names in WRAPPED.items():
+        module, _, cls = where.partition(":")
         mod = importlib.import_module(module)
+        owner = getattr(mod, cls) if cls else mod
         for name in names:
-            setattr(mod, name, phases.wrap(f"{module.rsplit('.', 1)[1]}.{name}", getattr(mod, name)))
+            setattr(owner, name, phases.wrap(f"{cls or module.rsplit('.', 1)[1]}.{name}", getattr(owner, name)))
     from pipelines import score
 
     started = time.perf_counter()

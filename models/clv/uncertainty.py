@@ -143,17 +143,19 @@ def laplace_draws(model: ClvModel, rfm: pd.DataFrame, n_draws: int, seed: int) -
         errors.update({n: float(params[n] * s) for n, s in zip(names, se_log, strict=True)})  # delta method
         with np.errstate(over="ignore", invalid="ignore"):
             out[part] = np.exp(rng.multivariate_normal(centre, cov, size=n_draws, method="eigh"))
-    usable = np.isfinite(out["purchases"]).all(axis=1) & np.isfinite(out["spend"]).all(axis=1)
+    usable = np.ones(n_draws, dtype=bool)
+    for drawn in out.values():  # finite and > 0: exp() of a far-off log-parameter overflows or underflows to 0
+        usable &= (np.isfinite(drawn) & (drawn > 0)).all(axis=1)
     if model.spend is not None:
         usable &= out["spend"][:, SPEND_PARAMS.index("q")] > 1.0  # else the mean spend is undefined
     if usable.sum() < MIN_USABLE_SHARE * n_draws:
-        notes.append(f"only {int(usable.sum())} of {n_draws} parameter draws are usable (finite, q > 1): the "
+        notes.append(f"only {int(usable.sum())} of {n_draws} parameter draws are usable (finite, > 0, q > 1): the "
                      "log-likelihood is too flat on this data, so every draw is the fitted point (intervals show "
                      "customer-level randomness only, no parameter uncertainty)")
         point = {part: np.tile(np.exp(centres[part]), (n_draws, 1)) for part in ("purchases", "spend")}
         return ParameterDraws(model.model, point["purchases"], point["spend"], errors, notes)
     if not usable.all():
-        notes.append(f"{int((~usable).sum())} of {n_draws} parameter draws dropped (non-finite or q <= 1)")
+        notes.append(f"{int((~usable).sum())} of {n_draws} parameter draws dropped (non-finite, 0 or q <= 1)")
     return ParameterDraws(model.model, out["purchases"][usable], out["spend"][usable], errors, notes)
 
 

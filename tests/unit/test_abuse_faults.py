@@ -74,6 +74,22 @@ def test_flat_likelihoods_give_point_draws_with_a_warning_not_a_crash(monkeypatc
     assert np.allclose(draws.purchases, [5.5, 90.6, 0.8, 4.0]) and "draws fixed at the fit" in draws.warnings[0]
 
 
+def test_draws_that_underflow_to_zero_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from models.clv import uncertainty
+
+    model, rfm = small_clv_model()
+    # one flat direction (b's log-sd 400): ~3 % of the draws of b land below exp(-745) and come out exactly 0.0,
+    # finite but not a parameter (ClvModel.from_params raised on them in the backtest's intervals)
+    cov = {4: np.diag([1e-4, 1e-4, 1e-4, 400.0**2]), 3: np.eye(3) * 1e-4}
+    monkeypatch.setattr(uncertainty, "laplace_covariance", lambda h, name: (cov[len(h)], []))
+    draws = uncertainty.laplace_draws(model, rfm, 200, seed=1)
+    assert 0 < 200 - draws.n_draws < 200 * (1 - uncertainty.MIN_USABLE_SHARE)  # some dropped, most kept
+    assert (draws.purchases > 0).all() and np.isfinite(draws.purchases).all()
+    assert "dropped (non-finite, 0 or q <= 1)" in draws.warnings[-1]
+
+
 def test_train_clv_fit_failures_print_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from models.clv import FitError
     from pipelines import train_clv
